@@ -1,0 +1,65 @@
+"""Tools for learners: watch a word get merged, see token boundaries, measure compression."""
+import regex
+
+_COLORS = [43, 46, 45, 42, 44, 41]  # ANSI background colours, cycled token by token
+
+
+def token_text(data):
+    """Readable text of a token's bytes: control characters escaped, broken UTF-8 as \\xNN."""
+    text = data.decode("utf-8", errors="backslashreplace")
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
+def merge_steps(tok, text):
+    """Each state of `text` while it is encoded, chunk by chunk, one merge at a time.
+
+    Returns a list of (chunk, states); states[0] is the chunk's byte tokens and each next state
+    has one more merge applied (the earliest-learned pair present, at its leftmost place), so a
+    learner sees BPE work: [b'l', b'o', b'w'] -> [b'lo', b'w'] -> [b'low'].
+    """
+    out = []
+    for chunk in regex.findall(tok.pattern, text):
+        ids = [tok.byte_ids[b] for b in chunk.encode("utf-8")]
+        states = [ids]
+        while True:
+            step = _one_merge(states[-1], tok.pair_ids)
+            if step is None:
+                break
+            states.append(step)
+        out.append((chunk, [[tok.token_bytes(i) for i in state] for state in states]))
+    return out
+
+
+def _one_merge(ids, pair_ids):
+    best, at = None, -1
+    for i in range(len(ids) - 1):
+        new = pair_ids.get((ids[i], ids[i + 1]))
+        if new is not None and (best is None or new < best):
+            best, at = new, i
+    return None if best is None else ids[:at] + [best] + ids[at + 2:]
+
+
+def format_steps(tok, text):
+    """`merge_steps` as printable lines: one line per state, tokens separated by '|'."""
+    lines = []
+    for chunk, states in merge_steps(tok, text):
+        lines.append(f"chunk {chunk!r}: {len(states) - 1} merge(s)")
+        for state in states:
+            lines.append("  " + "|".join(token_text(t) for t in state))
+    return "\n".join(lines)
+
+
+def show_tokens(tok, text, color=True, allowed_special="all"):
+    """`text` with its token boundaries visible: coloured backgrounds, or '|' between tokens."""
+    ids = tok.encode(text, allowed_special=allowed_special)
+    pieces = [token_text(tok.token_bytes(i)) for i in ids]
+    if not color:
+        return "|".join(pieces)
+    return "".join(f"\x1b[30;{_COLORS[k % len(_COLORS)]}m{p}\x1b[0m" for k, p in enumerate(pieces))
+
+
+def bytes_per_token(tok, text):
+    """UTF-8 bytes of `text` divided by its number of tokens: higher means better compression."""
+    ids = tok.encode_ordinary(text)
+    return len(text.encode("utf-8")) / max(len(ids), 1)
+

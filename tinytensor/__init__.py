@@ -1,0 +1,27 @@
+"""tinytensor: a small deep-learning engine on NumPy (or CuPy) with reverse-mode autograd.
+
+    import tinytensor as tt
+    x = tt.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    x.grad            # array([2., 4., 6.], dtype=float32)
+"""
+from . import backend, random
+from .tensor import Tensor, is_grad_enabled, no_grad, tensor, topological_order
+from .ops import methods as _methods  # noqa: F401  (attaches operators to Tensor)
+from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
+from .random import manual_seed
+from .gradcheck import GradcheckError, gradcheck
+from .serialize import load, save
+from .ops.elementwise import abs, exp, log, masked_fill, relu, sigmoid, sqrt, tanh, where
+from .ops.matmul import matmul
+from .ops.reduce import max, mean, min, sum, var
+from .ops.shape import concatenate, reshape, split, squeeze, stack, transpose, unsqueeze
+from .ops.softmax import log_softmax, softmax
+from . import functional, nn, optim
+
+cat = concatenate
+float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"
+cuda_available = backend.cuda_available
+
+__version__ = "0.1.0"

@@ -1,0 +1,72 @@
+"""Where the arrays live: NumPy on "cpu", CuPy on "cuda".
+
+Every op asks the data which array module to use (``xp_of``), never a bare ``np.``, so the same
+code runs on both. Importing tinytensor never imports CuPy; it is looked up the first time a
+"cuda" tensor is asked for.
+"""
+import numpy as np
+
+_cupy = None
+
+
+def cupy_module():
+    """The cupy module, importing it on first use; a clear error when it or a GPU is missing."""
+    global _cupy
+    if _cupy is None:
+        try:
+            import cupy
+        except ImportError as exc:
+            raise RuntimeError("device 'cuda' needs CuPy: pip install 'tinytensor[gpu]' "
+                               "(and an NVIDIA GPU with its driver)") from exc
+        _cupy = cupy
+    return _cupy
+
+
+def cuda_available():
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        return cupy_module().cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def check_device(device):
+    """Normalise a device name ("cpu", "cuda", "cuda:0") and reject anything else."""
+    if device is None:
+        return "cpu"
+    device = str(device)
+    if device == "cpu" or device == "cuda" or device.startswith("cuda:"):
+        return "cpu" if device == "cpu" else "cuda"
+    raise ValueError(f"unknown device {device!r}: use 'cpu' or 'cuda'")
+
+
+def xp_of(array):
+    """The array module (numpy or cupy) that owns ``array``."""
+    if isinstance(array, np.ndarray) or np.isscalar(array) or _cupy is None:
+        return np
+    return _cupy.get_array_module(array)
+
+
+def xp_for(device):
+    """The array module that serves ``device``."""
+    return np if check_device(device) == "cpu" else cupy_module()
+
+
+def device_of(array):
+    """"cpu" for NumPy data, "cuda" for CuPy data."""
+    return "cpu" if xp_of(array) is np else "cuda"
+
+
+def to_device(array, device):
+    """Move ``array`` to ``device`` (a copy only when it really moves)."""
+    device = check_device(device)
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return array.get()
+    return cupy_module().asarray(array)
+
+
+def to_numpy(array):
+    """A host NumPy array for ``array`` wherever it lives."""
+    return array if isinstance(array, np.ndarray) else to_device(array, "cpu")

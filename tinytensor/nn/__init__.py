@@ -1,0 +1,6 @@
+"""Layers: Module (the base class), Parameter, and the building blocks of a GPT."""
+from .module import Module, Parameter
+from .layers import Dropout, Embedding, GELU, LayerNorm, Linear, ModuleList, ReLU, Sequential, Tanh
+
+__all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "ModuleList", "Sequential",
+           "GELU", "ReLU", "Tanh"]

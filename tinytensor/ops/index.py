@@ -1,0 +1,41 @@
+"""Indexing: ``x[index]`` with basic slicing and integer (or boolean) array indexing."""
+from .. import backend
+from ..tensor import Tensor
+
+
+def _plain_index(index, xp):
+    """Replace tensors and lists inside an index with arrays; report whether any advanced index is used."""
+    parts = index if isinstance(index, tuple) else (index,)
+    out, advanced = [], False
+    for part in parts:
+        if isinstance(part, Tensor):
+            part = part.data
+        if isinstance(part, list):
+            part = xp.asarray(part)
+        if hasattr(part, "dtype") and getattr(part, "ndim", 0) >= 0 and not isinstance(part, (int, slice)):
+            if part.dtype.kind not in "biu":
+                raise IndexError(f"index arrays must be integers or booleans, not {part.dtype}")
+            advanced = advanced or part.ndim > 0 or part.dtype.kind == "b"
+        out.append(part)
+    return tuple(out), advanced
+
+
+def getitem(x, index):
+    """Select elements. Repeated integer indices pick an element twice and their gradients add up."""
+    xp = backend.xp_of(x.data)
+    index, advanced = _plain_index(index, xp)
+    try:
+        out = x.data[index]
+    except IndexError as exc:
+        raise IndexError(f"index into a tensor of shape {x.shape}: {exc}") from None
+    if advanced:
+        out = out.copy()   # fancy indexing already copies; make that explicit for CuPy too
+
+    def backward(g):  # scatter g back to where each element came from; repeats accumulate
+        grad = xp.zeros(x.shape, dtype=g.dtype)
+        if advanced:
+            xp.add.at(grad, index, g)
+        else:
+            grad[index] = g
+        return (grad,)
+    return Tensor._make(out, (x,), backward, "getitem")

@@ -1,0 +1,62 @@
+"""Cross-entropy fused with log-softmax: the loss of a language model over its whole vocabulary."""
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+
+
+def _targets_array(targets, xp):
+    data = targets.data if isinstance(targets, Tensor) else targets
+    data = xp.asarray(data)
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: targets must be integer class ids, not {data.dtype} "
+                        "(use .astype('int64') if they are whole numbers)")
+    return data
+
+
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    """Mean (or sum, or per-position) of -log softmax(logits)[target].
+
+    ``logits`` is (N, C) or (B, T, C); ``targets`` holds class ids of shape (N,) or (B, T). Positions
+    whose target equals ``ignore_index`` add nothing to the loss or the count. With ``reduction="mean"``
+    and every position ignored the result is NaN, as in PyTorch.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    xp = backend.xp_of(logits.data)
+    t = _targets_array(targets, xp)
+    if logits.ndim not in (2, 3) or t.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]} (logits (N, C) or (B, T, C)), got {t.shape}")
+    C = logits.shape[-1]
+    x = logits.data.reshape(-1, C)                       # (N, C)
+    t = t.reshape(-1)                                    # (N,)
+    keep = t != ignore_index
+    bad = keep & ((t < 0) | (t >= C))
+    if bool(bad.any()):
+        raise IndexError(f"cross_entropy: target id {int(t[bad][0])} is out of range for {C} classes")
+    safe_t = xp.where(keep, t, 0)
+    rows = xp.arange(x.shape[0])
+    m = x.max(axis=1, keepdims=True)
+    lse = m[:, 0] + xp.log(xp.exp(x - m).sum(axis=1))    # log sum exp, per row
+    losses = (lse - x[rows, safe_t]) * keep               # (N,)
+    count = int(keep.sum())
+    if reduction == "mean":
+        out = losses.sum() / x.dtype.type(count) if count else xp.asarray(np.nan, dtype=x.dtype)
+    elif reduction == "sum":
+        out = losses.sum()
+    else:
+        out = losses.reshape(logits.shape[:-1])
+    out = out.astype(x.dtype, copy=False)
+
+    def backward(g):  # d loss_i / d x_ij = softmax_ij - [j == t_i], for kept rows
+        grad = x - lse[:, None]
+        xp.exp(grad, out=grad)                            # softmax, recomputed instead of stored
+        grad[rows, safe_t] -= 1
+        if reduction == "none":
+            scale = g.reshape(-1) * keep
+        else:
+            scale = keep * (g / count if reduction == "mean" and count else g)
+        grad *= scale.astype(x.dtype, copy=False)[:, None]
+        return (grad.reshape(logits.shape),)
+    return Tensor._make(out, (logits,), backward, "cross_entropy")

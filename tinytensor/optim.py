@@ -1,0 +1,160 @@
+"""Optimizers written out by hand: SGD with momentum, AdamW with decoupled weight decay, and grad clipping."""
+import math
+
+import numpy as np
+
+from . import backend
+
+
+def _groups(params_or_groups, defaults):
+    """Normalise a parameter list, or a list of {"params": [...], option: value} dicts, into groups."""
+    items = list(params_or_groups)
+    if not items:
+        raise ValueError("optimizer got an empty parameter list")
+    if not isinstance(items[0], dict):
+        items = [{"params": items}]
+    groups = []
+    for g in items:
+        group = dict(defaults)
+        group.update(g)
+        group["params"] = list(g["params"])
+        groups.append(group)
+    return groups
+
+
+class Optimizer:
+    """What every optimizer shares: parameter groups, zero_grad, and a state dict for resuming."""
+
+    def __init__(self, params_or_groups, defaults):
+        self.param_groups = _groups(params_or_groups, defaults)
+        self.state = {}      # index of a parameter (in group order) -> dict of arrays and counters
+
+    def _indexed(self):
+        i = 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                yield i, group, p
+                i += 1
+
+    def zero_grad(self):
+        """Forget every parameter's gradient (sets ``.grad`` to None)."""
+        for _, _, p in self._indexed():
+            p.grad = None
+
+    def state_dict(self):
+        """{"param_groups": [hyperparameters...], "state": {index: {name: array or number}}}; host copies."""
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        state = {i: {k: (backend.to_numpy(v).copy() if hasattr(v, "shape") else v) for k, v in s.items()}
+                 for i, s in self.state.items()}
+        return {"param_groups": groups, "state": state}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and moments saved by ``state_dict``; shapes must match."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"optimizer state has {len(groups)} parameter groups, this optimizer {len(self.param_groups)}")
+        for mine, saved in zip(self.param_groups, groups):
+            mine.update({k: (tuple(v) if k == "betas" else v) for k, v in saved.items() if k != "params"})
+        params = {i: p for i, _, p in self._indexed()}
+        self.state = {}
+        for key, entry in state_dict["state"].items():
+            i = int(key)
+            if i not in params:
+                raise ValueError(f"optimizer state names parameter {i}, but there are only {len(params)}")
+            p = params[i]
+            restored = {}
+            for k, v in entry.items():
+                if k == "step":
+                    v = int(v)
+                elif hasattr(v, "shape"):
+                    if tuple(v.shape) != p.shape:
+                        raise ValueError(f"optimizer state for parameter {i}: {k} has shape {tuple(v.shape)}, "
+                                         f"parameter has {p.shape}")
+                    v = backend.to_device(np.asarray(backend.to_numpy(v), dtype=p.dtype), p.device)
+                restored[k] = v
+            self.state[i] = restored
+
+
+class SGD(Optimizer):
+    """p -= lr * v, with v = momentum * v + grad (plain gradient descent when momentum is 0)."""
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        if lr <= 0:
+            raise ValueError(f"SGD: lr must be positive, got {lr}")
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    def step(self):
+        for i, group, p in self._indexed():
+            if p.grad is None:
+                continue
+            g = p.grad
+            if group["weight_decay"]:
+                g = g + p.data * p.dtype.type(group["weight_decay"])
+            if group["momentum"]:
+                state = self.state.setdefault(i, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = g.copy()
+                else:
+                    buf *= p.dtype.type(group["momentum"])
+                    buf += g
+                g = buf
+            p.data -= p.dtype.type(group["lr"]) * g
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as in PyTorch.
+
+    For each parameter: m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    p -= lr * wd * p;  p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    A flat parameter list decays every parameter; pass groups to exempt some (biases, norms).
+    """
+
+    def __init__(self, params_or_groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        if lr < 0 or eps < 0 or not all(0.0 <= b < 1.0 for b in betas) or weight_decay < 0:
+            raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
+        super().__init__(params_or_groups, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+
+    def step(self):
+        for i, group, p in self._indexed():
+            if p.grad is None:
+                continue
+            xp = backend.xp_of(p.data)
+            state = self.state.get(i)
+            if state is None:
+                state = self.state[i] = {"step": 0, "exp_avg": xp.zeros_like(p.data), "exp_avg_sq": xp.zeros_like(p.data)}
+            state["step"] += 1
+            t = state["step"]
+            b1, b2 = group["betas"]
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            one = p.dtype.type
+            m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
+            m *= one(b1)
+            m += one(1 - b1) * g                       # first moment
+            v *= one(b2)
+            v += one(1 - b2) * (g * g)                 # second moment
+            if wd:
+                p.data *= one(1 - lr * wd)             # decoupled weight decay
+            step_size = lr / (1 - b1 ** t)
+            denom = xp.sqrt(v)
+            denom *= one(1 / math.sqrt(1 - b2 ** t))
+            denom += one(eps)
+            p.data -= one(step_size) * (m / denom)
+
+
+def clip_grad_norm(params, max_norm):
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``; returns the norm before."""
+    params = list(params)
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = math.sqrt(sum(float((g * g).sum()) for g in grads))
+    if total > max_norm and total > 0:
+        scale = max_norm / (total + 1e-6)
+        for p in params:
+            if p.grad is not None:
+                p.grad = p.grad * p.grad.dtype.type(scale)     # a new array: grads may be shared
+    return total
+
+
+clip_grad_norm_ = clip_grad_norm
