@@ -50,9 +50,10 @@ def gpt2(encoder_json, vocab_bpe=None):
         encoder_json, vocab_bpe = os.path.join(folder, "encoder.json"), os.path.join(folder, "vocab.bpe")
     encoder = _read_encoder(os.fspath(encoder_json))
     pairs = _read_merges(os.fspath(vocab_bpe))
-    char_to_byte = {c: b for b, c in bytes_to_unicode().items()}
+    byte_to_char = bytes_to_unicode()
+    char_to_byte = {c: b for b, c in byte_to_char.items()}
     try:
-        byte_ids = [encoder[bytes_to_unicode()[b]] for b in range(256)]
+        byte_ids = [encoder[byte_to_char[b]] for b in range(256)]
     except KeyError as e:
         raise ValueError(f"{encoder_json}: no id for the single-byte token {e.args[0]!r}") from None
     merges = []

@@ -40,7 +40,8 @@ class Tokenizer:
         byte_ids: the id of each byte 0..255 (a permutation of 0..255); default: byte b is id b.
 
     Attributes: `pattern`, `merges`, `special_tokens` (dict name -> id), `eot_id` (the id of
-    "<|endoftext|>" or None), `n_vocab` (largest id + 1), `byte_ids`.
+    "<|endoftext|>" or None), `n_vocab` (largest id + 1), `byte_ids`, `pair_ids` (dict
+    (left_id, right_id) -> new_id, the merges as a lookup table).
     """
 
     def __init__(self, pattern, merges, special_tokens=None, byte_ids=None):
@@ -97,7 +98,10 @@ class Tokenizer:
     # ---- encoding -------------------------------------------------------------------------------
     def _encode_chunk(self, chunk):
         """Ids of one chunk (a str the pattern matched), merges applied."""
-        data = chunk.encode("utf-8")
+        try:
+            data = chunk.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: encode it as U+FFFD, as tiktoken does
+            data = chunk.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
         ids = list(data) if self._identity_bytes else [self.byte_ids[b] for b in data]
         return merge_chunk(ids, self.pair_ids) if len(ids) > 1 else ids
 

@@ -12,6 +12,7 @@ from .ops import methods as _methods  # noqa: F401  (attaches operators to Tenso
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
 from .random import manual_seed
 from .gradcheck import GradcheckError, gradcheck
+from .anomaly import AnomalyError, detect_anomaly
 from .serialize import load, save
 from .ops.elementwise import abs, exp, log, masked_fill, relu, sigmoid, sqrt, tanh, where
 from .ops.matmul import matmul
@@ -19,6 +20,9 @@ from .ops.reduce import max, mean, min, sum, var
 from .ops.shape import concatenate, reshape, split, squeeze, stack, transpose, unsqueeze
 from .ops.softmax import log_softmax, softmax
 from . import functional, nn, optim
+from .graphviz import draw, to_dot
+from .memory import graph_stats, op_counter
+from .trace import trace  # the context manager (from tinytensor.trace import TracePrinter still works)
 
 cat = concatenate
 float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"

@@ -50,6 +50,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     for i in checked:
         x = inputs[i]
         analytic = backend.to_numpy(x.grad) if x.grad is not None else np.zeros(x.shape)
+        if analytic.shape != x.shape:
+            raise GradcheckError(f"gradcheck: input {i} (shape {x.shape}) got a gradient of shape {analytic.shape}")
         flat = x.data.reshape(-1)    # a view: nudging it nudges x
         for j in range(flat.size):
             original = flat[j].item()

@@ -70,7 +70,7 @@ class Optimizer:
                     if tuple(v.shape) != p.shape:
                         raise ValueError(f"optimizer state for parameter {i}: {k} has shape {tuple(v.shape)}, "
                                          f"parameter has {p.shape}")
-                    v = backend.to_device(np.asarray(backend.to_numpy(v), dtype=p.dtype), p.device)
+                    v = backend.to_device(np.array(backend.to_numpy(v), dtype=p.dtype), p.device)   # a copy: steps update it in place
                 restored[k] = v
             self.state[i] = restored
 

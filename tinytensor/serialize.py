@@ -25,7 +25,7 @@ def save(tensors, path, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, value in tensors.items():
         array = backend.to_numpy(value.data if hasattr(value, "requires_grad") else value)
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")     # (not ascontiguousarray: it turns 0-d into shape (1,))
         if array.dtype not in NAMES:
             raise TypeError(f"save: tensor {name!r} has dtype {array.dtype}, which safetensors cannot hold here")
         array = array.astype(array.dtype.newbyteorder("<"), copy=False)

@@ -10,7 +10,8 @@ import numpy as np
 from . import backend
 
 _grad_enabled = True
-_hooks = []   # callables run on every new op result: (tensor, op_name, parents) -> None (anomaly mode, counters)
+_hooks = []            # callables run on every new op result: (tensor, op_name, parents) -> None
+_backward_hooks = []   # callables run after each op's backward: (node, grad_out, input_grads) -> None
 
 
 class no_grad:
@@ -69,7 +70,7 @@ def _to_array(data, dtype, device):
             dtype = np.int64
         elif kind not in "biu":
             raise TypeError(f"tensor(): cannot make a tensor of dtype {array.dtype}")
-    if array.dtype != dtype:
+    if dtype is not None and array.dtype != dtype:    # (dtype None here: keep ints and bools as they are)
         array = array.astype(dtype)
     return backend.to_device(array, device)
 
@@ -104,6 +105,8 @@ class Tensor:
     def _make(cls, data, parents, backward, op):
         """Wrap an op's result; remember the inputs and the backward only when a gradient is needed."""
         out = cls.__new__(cls)
+        if isinstance(data, np.generic):    # NumPy turns 0-d results into scalars; keep .data an array
+            data = np.asarray(data)
         out.data, out.grad, out._op, out._retain = data, None, op, False
         out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
         if out.requires_grad:
@@ -249,11 +252,15 @@ class Tensor:
                 continue
             if node._backward is None or node._retain:
                 node.grad = g if node.grad is None else node.grad + g
+                if isinstance(node.grad, np.generic):    # a 0-d gradient may come back as a NumPy scalar
+                    node.grad = np.asarray(node.grad)
                 if node._backward is None:
                     if printer:
                         printer.leaf(node, g)
                     continue
             input_grads = node._backward(g)
+            for hook in _backward_hooks:
+                hook(node, g, input_grads)
             if printer:
                 printer.step(node, g, input_grads)
             for parent, pg in zip(node._parents, input_grads):

@@ -110,7 +110,8 @@ class Module:
             if unexpected:
                 parts.append(f"unexpected: {', '.join(unexpected)}")
             raise KeyError(f"load_state_dict: {'; '.join(parts)}")
-        for name, p in own.items():
+        values = {}
+        for name, p in own.items():       # check every shape first, so a bad dict changes nothing
             if name not in state:
                 continue
             value = state[name]
@@ -118,7 +119,10 @@ class Module:
             if tuple(value.shape) != p.shape:
                 raise ValueError(f"load_state_dict: {name} has shape {tuple(value.shape)} in the state dict "
                                  f"but {p.shape} in the model")
-            p.data = backend.to_device(np.asarray(backend.to_numpy(value), dtype=p.dtype), p.device)
+            values[name] = value
+        for name, value in values.items():   # copies: later in-place updates must not reach the caller's arrays
+            p = own[name]
+            p.data = backend.to_device(np.array(backend.to_numpy(value), dtype=p.dtype), p.device)
         return {"missing": missing, "unexpected": unexpected}
 
     def __repr__(self):

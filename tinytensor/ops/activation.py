@@ -12,7 +12,7 @@ def gelu(x):
     xp = backend.xp_of(x.data)
     d = x.data
     c = d.dtype.type(_C)
-    inner = d * d
+    inner = xp.asarray(d * d)                    # an array even for 0-d x (d * d is then a NumPy scalar)
     inner *= d.dtype.type(0.044715)
     inner += 1
     inner *= d

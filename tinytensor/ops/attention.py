@@ -23,36 +23,50 @@ def causal_mask(T, S, xp):
     return _masks[key]
 
 
+def causal_bias(T, S, dtype, xp):
+    """(T, S) additive mask: 0 where query i may see key j, -inf where it may not. Built once per shape."""
+    key = ("bias", T, S, str(dtype), xp.__name__)
+    if key not in _masks:
+        _masks[key] = xp.where(causal_mask(T, S, xp), xp.asarray(-np.inf, dtype=dtype), xp.asarray(0, dtype=dtype))
+    return _masks[key]
+
+
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
     """q (B, H, T, D), k and v (B, H, S, D) -> (B, H, T, D)."""
     if q.ndim < 2 or k.shape != v.shape or q.shape[-1] != k.shape[-1] or q.shape[:-2] != k.shape[:-2]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape}; "
                          "expected (B, H, T, D), (B, H, S, D), (B, H, S, D)")
+    if not q.dtype == k.dtype == v.dtype:
+        raise TypeError(f"scaled_dot_product_attention: q, k, v are {q.dtype}, {k.dtype}, {v.dtype}; "
+                        "they need one dtype")
     xp = backend.xp_of(q.data)
     T, S, D = q.shape[-2], k.shape[-2], q.shape[-1]
     if causal and S < T:
         raise ValueError(f"scaled_dot_product_attention: causal attention needs at least as many keys ({S}) as queries ({T})")
     scale = q.dtype.type(1.0 / math.sqrt(D))
-    scores = q.data @ xp.swapaxes(k.data, -1, -2)       # (B, H, T, S)
+    # NumPy's batched matmul only calls BLAS on contiguous matrices: slices of a fused qkv are not
+    qd, kd, vd = (xp.ascontiguousarray(t.data) for t in (q, k, v))
+    scores = qd @ xp.swapaxes(kd, -1, -2)               # (B, H, T, S)
     scores *= scale
     if causal:
-        scores[..., causal_mask(T, S, xp)] = -np.inf
+        scores += causal_bias(T, S, q.dtype, xp)        # -inf above the diagonal
     scores -= scores.max(axis=-1, keepdims=True)
     p = xp.exp(scores, out=scores)
     p /= p.sum(axis=-1, keepdims=True)                  # attention weights (B, H, T, S)
     drop = dropout_mask(p.shape, dropout_p, p.dtype, backend.device_of(p)) if dropout_p and training else None
     pd = p * drop if drop is not None else p
-    out = pd @ v.data                                   # (B, H, T, D)
+    out = pd @ vd                                       # (B, H, T, D)
 
     def backward(g):
+        g = xp.ascontiguousarray(g)
         gv = xp.swapaxes(pd, -1, -2) @ g                # out = pd v  =>  dv = pd^T g
-        gp = g @ xp.swapaxes(v.data, -1, -2)            # dpd = g v^T
+        gp = g @ xp.swapaxes(vd, -1, -2)                # dpd = g v^T
         if drop is not None:
             gp *= drop
         gp -= (gp * p).sum(axis=-1, keepdims=True)      # softmax backward: ds = p (dp - sum(dp p))
         gp *= p
         gp *= scale
-        gq = gp @ k.data                                # scores = q k^T  =>  dq = ds k, dk = ds^T q
-        gk = xp.swapaxes(gp, -1, -2) @ q.data
+        gq = gp @ kd                                    # scores = q k^T  =>  dq = ds k, dk = ds^T q
+        gk = xp.swapaxes(gp, -1, -2) @ qd
         return gq, gk, gv
     return Tensor._make(out, (q, k, v), backward, "scaled_dot_product_attention")

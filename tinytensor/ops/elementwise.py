@@ -169,6 +169,11 @@ def where(cond, a, b):
     a, b = _binary(a, b, "where")
     xp = backend.xp_of(a.data)
     cond_data = xp.asarray(cond_data, dtype=bool)
+    try:
+        np.broadcast_shapes(cond_data.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: condition of shape {cond_data.shape} and inputs of shapes {a.shape} and "
+                         f"{b.shape} cannot be broadcast together") from None
     out = xp.where(cond_data, a.data, b.data)
 
     def backward(g):  # the gradient flows to whichever input was picked

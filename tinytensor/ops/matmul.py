@@ -26,10 +26,10 @@ def matmul(a, b):
         A = a.data if a.ndim > 1 else a.data[None, :]          # (1, k) for a vector
         B = b.data if b.ndim > 1 else b.data[:, None]          # (k, 1) for a vector
         G = g
-        if a.ndim == 1:
-            G = G[..., None, :]
         if b.ndim == 1:
-            G = G[..., :, None]
+            G = G[..., None]            # (..., n) -> (..., n, 1); a 0-d g (vector @ vector) -> (1,)
+        if a.ndim == 1:
+            G = G[..., None, :]         # (..., m) -> (..., 1, m)
         ga = gb = None
         if a.requires_grad:
             if B.ndim == 2 and G.ndim > 2:

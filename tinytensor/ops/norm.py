@@ -14,6 +14,9 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
                              f"expected ({D},)")
     weight = as_tensor(weight, x) if weight is not None else None
     bias = as_tensor(bias, x) if bias is not None else None
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.dtype != x.dtype:
+            raise TypeError(f"layer_norm: input is {x.dtype} but {name} is {p.dtype}; convert one with .astype()")
     d = x.data
     mu = d.mean(axis=-1, keepdims=True)
     xhat = d - mu

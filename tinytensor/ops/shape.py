@@ -25,7 +25,8 @@ def transpose(x, *axes):
         axes = tuple(axes[0])
     if not axes:
         axes = tuple(reversed(range(x.ndim)))
-    if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+    if any(not -x.ndim <= a < max(x.ndim, 1) for a in axes) or \
+            sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: {axes} is not a permutation of the axes of a tensor of shape {x.shape}")
     inverse = tuple(np.argsort([a % x.ndim for a in axes]))
 

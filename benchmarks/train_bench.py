@@ -1,0 +1,212 @@
+"""Time full GPT training steps (forward, cross-entropy, backward, AdamW) against PyTorch eager.
+
+    python benchmarks/train_bench.py                 # all three shapes
+    python benchmarks/train_bench.py --shapes tiny --steps 7 --profile
+
+For each shape it alternates one step of ours and one of PyTorch's (when torch is installed), reports
+median tokens/s and the ratio, the flops/s of both against a float32 NumPy matmul measured in the same
+run (the CPU's practical ceiling), peak memory of each framework in a fresh subprocess, and optionally
+a per-op profile of our step (forward and backward, from cProfile).
+"""
+import argparse
+import cProfile
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SHAPES = {  # name: (vocab, context, emb, layers, heads, batch, tokens per row)
+    "tiny": (512, 128, 128, 4, 4, 16, 128),
+    "small": (8192, 256, 384, 6, 6, 8, 256),
+    "gpt2": (50257, 1024, 768, 12, 12, 4, 256),
+}
+
+
+def step_flops(vocab, context, emb, layers, heads, batch, T):
+    """About 6 flops per parameter per token for the matmuls, plus attention's QK^T and PV (x3 for backward)."""
+    params = layers * 12 * emb * emb + vocab * emb      # the matmul weights (embedding lookups are free)
+    attention = layers * 2 * 2 * T * T * emb * 3 // 2   # causal: QK^T and PV over (T x T), forward+backward
+    return 6 * params * batch * T + attention * batch
+
+
+def matmul_ceiling(n=1024, repeats=7):
+    """Median flops/s of a float32 (n x n) @ (n x n) NumPy product: what BLAS gives on this machine."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def make_ours(shape, seed=0):
+    import gpt
+    import tinytensor as tt
+    import tinytensor.functional as F
+    from tinytensor import optim
+    vocab, context, emb, layers, heads, batch, T = shape
+    tt.manual_seed(seed)
+    model = gpt.GPT(gpt.GPTConfig(vocab_size=vocab, context_length=context, emb_dim=emb, n_layers=layers,
+                                  n_heads=heads, drop_rate=0.0, qkv_bias=True))
+    opt = optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, vocab, (batch, T))
+    y = rng.integers(0, vocab, (batch, T))
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss.item()
+    return step
+
+
+def make_torch(shape, seed=0):
+    import torch
+    from torch_gpt import TorchGPT
+    vocab, context, emb, layers, heads, batch, T = shape
+    torch.manual_seed(seed)
+    model = TorchGPT(vocab, context, emb, layers, heads)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, vocab, (batch, T), generator=g)
+    y = torch.randint(0, vocab, (batch, T), generator=g)
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(x).view(-1, vocab), y.view(-1))
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+    return step
+
+
+def torch_available():
+    try:
+        import torch
+        torch.set_num_threads(os.cpu_count() or 1)
+        return True
+    except ImportError:
+        return False
+
+
+def peak_memory_mb(framework, name):
+    """Peak resident memory (MB) of 3 steps in a fresh process, above the process right after its imports.
+
+    The kernel's high-water mark is reset after the imports (writing 5 to /proc/self/clear_refs), so the
+    figure holds the model, optimizer state, activations and gradients, not the libraries.
+    """
+    code = (f"import sys; sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[1])]!r}\n"
+            f"import train_bench as b, gpt, tinytensor\n"
+            f"{'b.torch_available(); import torch_gpt' if framework == 'torch' else 'pass'}\n"
+            f"def status(key):\n"
+            f"    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key))\n"
+            f"open('/proc/self/clear_refs', 'w').write('5')\n"
+            f"base = status('VmRSS:')\n"
+            f"step = b.make_{framework}(b.SHAPES[{name!r}])\n"
+            f"for _ in range(3): step()\n"
+            f"print((status('VmHWM:') - base) / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def profile_ours(shape, steps=2):
+    """Seconds per step in each op's forward and backward, from cProfile over ``steps`` steps."""
+    step = make_ours(shape)
+    step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(steps):
+        step()
+    prof.disable()
+    rows = {}
+    for (filename, _, func), (_, _, tottime, cumtime, _) in pstats.Stats(prof).stats.items():
+        path = Path(filename)
+        if "tinytensor" not in path.parts:
+            continue
+        family = path.stem if path.parent.name == "ops" else None
+        if family is None and path.name == "optim.py" and func == "step":
+            rows[("AdamW", "step")] = cumtime / steps
+        elif family and func == "backward":
+            rows[(family, "backward")] = rows.get((family, "backward"), 0) + cumtime / steps
+        elif family and not func.startswith("_") and func not in ("backward",):
+            key = (f"{family}.{func}", "forward")
+            rows[key] = rows.get(key, 0) + tottime / steps
+    return sorted(rows.items(), key=lambda kv: -kv[1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", default="tiny,small,gpt2", help="comma-separated: tiny, small, gpt2")
+    parser.add_argument("--steps", type=int, default=7, help="timed steps per framework (after 1 warm-up)")
+    parser.add_argument("--profile", action="store_true", help="print a per-op profile of our step")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+    have_torch = torch_available()
+    ceiling = matmul_ceiling()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"numpy {np.__version__}" + (f", torch {__import__('torch').__version__}" if have_torch else ", no torch"))
+    print(f"float32 matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s")
+    results = {}
+    for name in args.shapes.split(","):
+        shape = SHAPES[name]
+        tokens = shape[5] * shape[6]
+        flops = step_flops(*shape)
+        ours = make_ours(shape)
+        theirs = make_torch(shape) if have_torch else None
+        ours()
+        if theirs:
+            theirs()
+        t_ours, t_theirs = [], []
+        for _ in range(args.steps):
+            t = time.perf_counter()
+            ours()
+            t_ours.append(time.perf_counter() - t)
+            if theirs:
+                t = time.perf_counter()
+                theirs()
+                t_theirs.append(time.perf_counter() - t)
+        row = {"tokens_per_s": tokens / statistics.median(t_ours),
+               "ceiling_fraction": flops / statistics.median(t_ours) / ceiling}
+        line = (f"{name:6s} ours {row['tokens_per_s']:9.0f} tok/s ({row['ceiling_fraction']:.0%} of matmul ceiling)")
+        if theirs:
+            row["torch_tokens_per_s"] = tokens / statistics.median(t_theirs)
+            row["ratio"] = row["tokens_per_s"] / row["torch_tokens_per_s"]
+            row["torch_ceiling_fraction"] = flops / statistics.median(t_theirs) / ceiling
+            line += (f" | torch {row['torch_tokens_per_s']:9.0f} tok/s ({row['torch_ceiling_fraction']:.0%})"
+                     f" | ratio {row['ratio']:.2f}x")
+        print(line, flush=True)
+        del ours, theirs
+        if not args.no_memory:
+            row["peak_mb"] = peak_memory_mb("ours", name)
+            mem = f"       peak memory: ours {row['peak_mb']:.0f} MB"
+            if have_torch:
+                row["torch_peak_mb"] = peak_memory_mb("torch", name)
+                row["memory_ratio"] = row["peak_mb"] / row["torch_peak_mb"]
+                mem += f", torch {row['torch_peak_mb']:.0f} MB, ratio {row['memory_ratio']:.2f}x"
+            print(mem, flush=True)
+        if args.profile:
+            print(f"       per-op profile of our step ({name}), seconds per step:")
+            for (op, phase), seconds in profile_ours(shape)[:15]:
+                print(f"         {op:40s} {phase:9s} {seconds * 1000:8.1f} ms")
+        results[name] = row
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

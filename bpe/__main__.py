@@ -1,0 +1,145 @@
+"""Command line: python -m bpe {train, encode, decode, show, stats} (each has --help)."""
+import argparse
+import sys
+
+from .gpt2_files import gpt2
+from .patterns import GPT2_PATTERN, GPT4_PATTERN
+from .show import bytes_per_token, format_steps, show_tokens
+from .tokenizer import Tokenizer
+from .train import Progress, train
+
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+
+
+def read_text(path):
+    """A UTF-8 file's text; a clear ValueError naming the file when it is not UTF-8."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); "
+                         f"convert it first, e.g. with iconv") from None
+
+
+def load_tokenizer(args):
+    if args.gpt2:
+        return gpt2(args.gpt2)
+    if args.tokenizer:
+        return Tokenizer.load(args.tokenizer)
+    raise ValueError("say which tokenizer: --tokenizer FILE (from 'train') or --gpt2 DIR "
+                     "(a folder with GPT-2's encoder.json and vocab.bpe)")
+
+
+def input_text(args):
+    if args.input is not None:
+        return read_text(args.input)
+    if args.text is not None:
+        return args.text
+    return sys.stdin.read()
+
+
+def cmd_train(args):
+    text = read_text(args.input)
+    pattern = PATTERNS.get(args.pattern, args.pattern)
+    tok = train(text, args.vocab_size, pattern, args.special, algorithm=args.algorithm,
+                progress=Progress(sys.stderr))
+    tok.save(args.out)
+    print(f"saved {tok} to {args.out}", file=sys.stderr)
+
+
+def cmd_encode(args):
+    tok = load_tokenizer(args)
+    allowed = "all" if args.allow_special else ()
+    print(" ".join(map(str, tok.encode(input_text(args), allowed_special=allowed))))
+
+
+def cmd_decode(args):
+    tok = load_tokenizer(args)
+    words = args.ids if args.ids else sys.stdin.read().split()
+    ids = []
+    for w in words:
+        try:
+            ids.append(int(w))
+        except ValueError:
+            raise ValueError(f"{w!r} is not a token id (expected integers)") from None
+    sys.stdout.write(tok.decode(ids))
+    if sys.stdout.isatty():
+        sys.stdout.write("\n")
+
+
+def cmd_show(args):
+    tok = load_tokenizer(args)
+    text = input_text(args)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    print(show_tokens(tok, text, color=color))
+    n = len(tok.encode(text, allowed_special="all"))
+    print(f"{n} tokens, {len(text.encode('utf-8'))} bytes, "
+          f"{len(text.encode('utf-8')) / max(n, 1):.2f} bytes/token")
+    if args.steps:
+        print(format_steps(tok, text))
+
+
+def cmd_stats(args):
+    tok = load_tokenizer(args)
+    text = input_text(args)
+    print(f"{bytes_per_token(tok, text):.3f} bytes/token ({tok})")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m bpe", description="A byte-level BPE tokenizer.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="learn merges from a UTF-8 text file")
+    p.add_argument("--input", required=True, help="UTF-8 text file to learn from")
+    p.add_argument("--vocab-size", type=int, required=True, help="ids in all: 256 + merges + specials")
+    p.add_argument("--out", required=True, help="tokenizer file to write")
+    p.add_argument("--pattern", default="gpt2", help="gpt2, gpt4, or a regex (default gpt2)")
+    p.add_argument("--special", action="append", default=[], metavar="NAME",
+                   help="a special token, e.g. '<|endoftext|>' (repeatable)")
+    p.add_argument("--algorithm", choices=["incremental", "naive"], default="incremental")
+    p.set_defaults(run=cmd_train)
+
+    def tokenizer_args(p, text=True):
+        p.add_argument("--tokenizer", metavar="FILE", help="a file written by 'train'")
+        p.add_argument("--gpt2", metavar="DIR", help="a folder with GPT-2's encoder.json and vocab.bpe")
+        if text:
+            p.add_argument("text", nargs="?", help="text (default: --input FILE, else stdin)")
+            p.add_argument("--input", metavar="FILE", help="read the text from this UTF-8 file")
+
+    p = sub.add_parser("encode", help="print the ids of a text")
+    tokenizer_args(p)
+    p.add_argument("--allow-special", action="store_true", help="let special-token text become its id")
+    p.set_defaults(run=cmd_encode)
+
+    p = sub.add_parser("decode", help="print the text of ids")
+    tokenizer_args(p, text=False)
+    p.add_argument("ids", nargs="*", help="token ids (default: read from stdin)")
+    p.set_defaults(run=cmd_decode)
+
+    p = sub.add_parser("show", help="show token boundaries (and, with --steps, each merge)")
+    tokenizer_args(p)
+    p.add_argument("--steps", action="store_true", help="print every merge of every chunk")
+    p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help="coloured tokens, or '|' between them (default: colour on a terminal)")
+    p.set_defaults(run=cmd_show)
+
+    p = sub.add_parser("stats", help="bytes per token of a corpus")
+    tokenizer_args(p)
+    p.set_defaults(run=cmd_stats)
+    return parser
+
+
+def main(argv=None):
+    """Run the CLI; errors print one line and exit with status 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, TypeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Instruction fine-tuning: teach a pretrained GPT to answer Alpaca-style prompts.
+
+The loss is the ordinary next-token cross-entropy over prompt + response + one end-of-text, with the
+padding (and, with ``mask_prompt``, the prompt) left out through ``ignore_index`` (see
+``data_instruct.collate``). After training, the model answers the held-out prompts greedily and each
+answer is compared with the expected output: exact match, after stripping surrounding whitespace.
+"""
+import math
+import time
+
+import numpy as np
+
+import tinytensor as tt
+import tinytensor.functional as F
+from tinytensor import optim
+
+from . import data_instruct
+
+
+def batch_loss(model, inputs, targets):
+    """Mean cross-entropy over the targets that are not ``ignore_index``."""
+    return F.cross_entropy(model(inputs), targets)
+
+
+@tt.no_grad()
+def evaluate_loss(model, items, batch_size, pad_id, **collate_kw):
+    """Token-weighted mean loss over ``items`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for inputs, targets in data_instruct.batches(items, batch_size, pad_id, **collate_kw):
+        n = int((targets != data_instruct.IGNORE_INDEX).sum())
+        if n:
+            total += float(F.cross_entropy(model(inputs), targets, reduction="sum").item())
+            count += n
+    model.train(was_training)
+    return total / count if count else float("nan")
+
+
+def lr_at(step, total, lr, warmup):
+    """Linear warm-up over ``warmup`` steps, then cosine decay to lr / 10 at ``total``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8, weight_decay=0.1, seed=0,
+          max_length=None, mask_prompt=False, warmup=20, max_seconds=None, eval_every=None, log=print,
+          max_grad_norm=1.0):
+    """Fine-tune on [(ids, prompt_len)] items. Returns a dict with the losses and the time taken.
+
+    ``max_seconds`` stops early (after the step that crosses it), so a run fits a time budget.
+    """
+    collate_kw = dict(max_length=max_length, mask_prompt=mask_prompt)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    rng = np.random.default_rng(seed)
+    steps_per_epoch = math.ceil(len(train_items) / batch_size)
+    total = epochs * steps_per_epoch
+    eval_every = eval_every or steps_per_epoch
+    step, start, recent, history, stopped = 0, time.perf_counter(), [], [], False
+    model.train()
+    for epoch in range(1, epochs + 1):
+        for inputs, targets in data_instruct.batches(train_items, batch_size, pad_id, shuffle=True, rng=rng,
+                                                     **collate_kw):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, lr, warmup)
+            step += 1
+            if not (targets != data_instruct.IGNORE_INDEX).any():
+                continue               # everything cut away by max_length: nothing to learn from
+            loss = batch_loss(model, inputs, targets)
+            opt.zero_grad()
+            loss.backward()
+            if max_grad_norm:
+                optim.clip_grad_norm(params, max_grad_norm)
+            opt.step()
+            recent.append(loss.item())
+            elapsed = time.perf_counter() - start
+            if step % eval_every == 0 or step == total:
+                val = evaluate_loss(model, val_items, batch_size * 2, pad_id, **collate_kw) if val_items else None
+                train_loss = float(np.mean(recent)) if recent else None
+                history.append({"step": step, "epoch": epoch, "train_loss": train_loss,
+                                "val_loss": val, "seconds": round(elapsed, 1)})
+                log(f"step {step}/{total} (epoch {epoch}): train loss {train_loss if train_loss is None else round(train_loss, 4)}  "
+                    f"val loss {val if val is None else round(val, 4)}  ({elapsed:.0f} s)")
+                recent = []
+            if max_seconds is not None and elapsed > max_seconds:
+                stopped = True
+                log(f"stopping after {step} steps: the time limit of {max_seconds:.0f} s is reached")
+                break
+        if stopped:
+            break
+    val = evaluate_loss(model, val_items, batch_size * 2, pad_id, **collate_kw) if val_items else None
+    train_seconds = time.perf_counter() - start
+    return {"steps": step, "planned_steps": total, "val_loss": val, "train_seconds": round(train_seconds, 1),
+            "history": history, "stopped_early": stopped}
+
+
+@tt.no_grad()
+def respond(model, tokenizer, entry, eos_id, max_new_tokens=32):
+    """The model's greedy answer to one entry (text after the response header, up to end-of-text)."""
+    from ..generate import generate
+    model.eval()
+    prompt = data_instruct._encode(tokenizer, data_instruct.format_prompt(entry))
+    room = model.cfg.context_length - len(prompt)
+    if room < 1:
+        prompt = prompt[-(model.cfg.context_length - 1):]
+        room = 1
+    out = generate(model, np.array([prompt], dtype=np.int64), max_new_tokens=min(max_new_tokens, room),
+                       temperature=0.0, eos_id=eos_id)
+    new = [int(t) for t in np.asarray(out)[0, len(prompt):]]
+    if eos_id in new:
+        new = new[:new.index(eos_id)]
+    return tokenizer.decode(new)
+
+
+def is_correct(response, expected):
+    return response.strip() == str(expected).strip()
+
+
+def answer_all(model, tokenizer, entries, eos_id, max_new_tokens=32, log=None):
+    """Rows for responses.jsonl (each entry plus "response" and "correct") and the accuracy report."""
+    rows = []
+    for i, e in enumerate(entries):
+        r = respond(model, tokenizer, e, eos_id, max_new_tokens)
+        rows.append({**e, "response": r, "correct": is_correct(r, e["output"])})
+        if log and (i + 1) % 50 == 0:
+            log(f"answered {i + 1}/{len(entries)}")
+    return rows, exact_match_report(rows)
+
+
+def exact_match_report(rows):
+    """{"exact_match": overall, "exact_match_by_kind": {kind: accuracy}, "n": count, ...}."""
+    if not rows:
+        return {"exact_match": None, "n": 0}
+    report = {"exact_match": sum(r["correct"] for r in rows) / len(rows), "n": len(rows)}
+    kinds = sorted({r["kind"] for r in rows if "kind" in r})
+    if kinds:
+        report["exact_match_by_kind"] = {
+            k: sum(r["correct"] for r in rows if r.get("kind") == k) / sum(1 for r in rows if r.get("kind") == k)
+            for k in kinds}
+        report["n_by_kind"] = {k: sum(1 for r in rows if r.get("kind") == k) for k in kinds}
+    return report

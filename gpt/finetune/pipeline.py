@@ -1,0 +1,210 @@
+"""The two fine-tuning runs end to end: load a base model, prepare data, train, evaluate, save.
+
+``--init`` is a checkpoint folder written by ``python -m gpt train`` (model.safetensors,
+checkpoint.json, tokenizer.bpe) or a GPT-2 folder in Hugging Face's layout (model.safetensors
+[+ config.json]) that also holds GPT-2's encoder.json and vocab.bpe.
+
+A fine-tuned folder has the same layout as a pretraining checkpoint; its checkpoint.json says which
+task it is for ("task": "classify" with the labels, or "task": "instruct"). LoRA adapters are merged
+into plain weights before saving, so a saved model never needs gpt.lora to load.
+"""
+import os
+import time
+
+import numpy as np
+
+import tinytensor as tt
+
+from .. import checkpoint as ckpt
+from .. import lora
+from . import classify, data_classify, data_instruct, instruct
+
+
+class FinetuneError(Exception):
+    """A problem the user can fix (missing files, bad flags); the CLI prints it as one line."""
+
+
+# ----- base models and tokenizers -----
+def load_tokenizer(folder):
+    """The tokenizer stored with a checkpoint (tokenizer.bpe), or GPT-2's (encoder.json + vocab.bpe)."""
+    import bpe
+    path = os.path.join(folder, ckpt.TOKENIZER)
+    if os.path.isfile(path):
+        return bpe.Tokenizer.load(path)
+    enc, merges = os.path.join(folder, "encoder.json"), os.path.join(folder, "vocab.bpe")
+    if os.path.isfile(enc) and os.path.isfile(merges):
+        return bpe.gpt2(enc, merges)
+    raise FinetuneError(f"{folder} holds no tokenizer: expected {ckpt.TOKENIZER}, or GPT-2's encoder.json and "
+                        "vocab.bpe (fetch them with bpe.download_gpt2(folder))")
+
+
+def load_base(init):
+    """(model, tokenizer, description) from a checkpoint folder of ours or a GPT-2 folder."""
+    if not os.path.isdir(init):
+        raise FinetuneError(f"--init {init}: no such folder (give a folder written by `python -m gpt train`, "
+                            "or a GPT-2 folder with model.safetensors)")
+    tok = load_tokenizer(init)
+    if ckpt.exists(init):
+        meta = ckpt.read_meta(init)
+        if meta.get("task") == "classify":
+            raise FinetuneError(f"--init {init} is a classifier; start from a language model checkpoint")
+        model, meta = ckpt.load_model(init, meta)
+        what = f"checkpoint {init} (step {meta.get('step')})"
+    elif os.path.isfile(os.path.join(init, "model.safetensors")):
+        try:
+            from .. import load_gpt2
+        except ImportError:
+            from ..pretrained import load_gpt2
+        model = load_gpt2(init)
+        what = f"GPT-2 weights from {init}"
+    else:
+        raise FinetuneError(f"--init {init} holds neither checkpoint.json nor model.safetensors")
+    if tok.eot_id is None:
+        raise FinetuneError(f"the tokenizer in {init} has no <|endoftext|> token, needed for padding")
+    if model.cfg.vocab_size < tok.n_vocab:
+        raise FinetuneError(f"the model's vocabulary ({model.cfg.vocab_size}) is smaller than the tokenizer's "
+                            f"({tok.n_vocab})")
+    return model, tok, what
+
+
+def save_model(folder, model, tokenizer, meta):
+    """Save weights + checkpoint.json (through gpt.checkpoint) and the tokenizer; merges LoRA first."""
+    lora.merge_lora(model)
+    os.makedirs(folder, exist_ok=True)
+    ckpt.save(folder, model, None, {"step": int(meta.pop("step", 0)), "config": model.cfg.to_dict(), **meta})
+    tokenizer.save(os.path.join(folder, ckpt.TOKENIZER))
+
+
+def write_metrics(folder, metrics):
+    ckpt.write_json(metrics, os.path.join(folder, "metrics.json"))
+
+
+def load_classifier(folder):
+    """(model, tokenizer, meta) of a folder written by ``run_classify``."""
+    meta = ckpt.read_meta(folder)
+    if meta.get("task") != "classify":
+        raise FinetuneError(f"{folder} is not a classifier (made by `python -m gpt finetune classify`)")
+    from ..model import GPT
+    model = GPT(ckpt.load_config(meta), init=False)
+    classify.replace_head(model, len(meta["labels"]))
+    ckpt.load_weights(model, os.path.join(folder, ckpt.MODEL))
+    return model.eval(), load_tokenizer(folder), meta
+
+
+def _trainable_report(model):
+    n_train, n_total = lora.count_parameters(model)
+    return {"trainable_parameters": int(n_train), "total_parameters": int(n_total),
+            "trainable_fraction": round(n_train / n_total, 5)}
+
+
+# ----- classification -----
+def run_classify(a, log=print):
+    """``a``: the parsed flags of ``finetune classify``. Returns the metrics dict."""
+    if a.download:
+        if os.path.exists(a.data):
+            log(f"{a.data} exists; not downloading again")
+        else:
+            log(f"downloading the SMS Spam Collection to {a.data} ...")
+            data_classify.download_sms_spam(a.data)
+    if not os.path.isfile(a.data):
+        raise FinetuneError(f"--data {a.data}: no such file (make an offline one with `python -m gpt make-data "
+                            "classify --out FILE`, or pass --download for the SMS Spam Collection)")
+    t0 = time.perf_counter()
+    rows = data_classify.read_labeled(a.data)
+    labels = data_classify.label_ids(rows)
+    if len(labels) < 2:
+        raise FinetuneError(f"{a.data} has only one label ({labels[0]!r}); classification needs two or more")
+    if a.balance:
+        rows = data_classify.balance(rows, a.seed)
+    if a.max_examples and len(rows) > a.max_examples:
+        rows = [rows[i] for i in sorted(np.random.default_rng(a.seed).choice(len(rows), a.max_examples, replace=False))]
+    train_rows, val_rows, test_rows = data_classify.split(rows, seed=a.seed)
+
+    tt.manual_seed(a.seed)
+    model, tok, what = load_base(a.init)
+    max_length = min(a.max_length or model.cfg.context_length, model.cfg.context_length)
+    enc = [data_classify.encode(part, tok, labels, max_length) for part in (train_rows, val_rows, test_rows)]
+    classify.replace_head(model, len(labels))
+    classify.set_trainable(model, a.train, rank=a.lora_rank, alpha=a.lora_alpha)
+    report = _trainable_report(model)
+    log(f"base: {what}; labels {labels}; {len(enc[0])} train / {len(enc[1])} val / {len(enc[2])} test; "
+        f"max length {max_length}; --train {a.train}: {report['trainable_parameters']:,} of "
+        f"{report['total_parameters']:,} parameters train")
+    history = classify.train(model, *enc, pad_id=tok.eot_id, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                             weight_decay=a.weight_decay, seed=a.seed, log=log)
+    last = history[-1] if history else {}
+    metrics = {"task": "classify", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init), "train": a.train,
+               "labels": labels, "n_train": len(enc[0]), "n_val": len(enc[1]), "n_test": len(enc[2]),
+               "train_accuracy": last.get("train_accuracy"), "val_accuracy": last.get("val_accuracy"),
+               "test_accuracy": last.get("test_accuracy"), "epochs": a.epochs, "lr": a.lr,
+               "batch_size": a.batch_size, "seed": a.seed, "max_length": max_length, **report,
+               "lora_rank": a.lora_rank if a.train == "lora" else None,
+               "lora_alpha": a.lora_alpha if a.train == "lora" else None,
+               "seconds": round(time.perf_counter() - t0, 1), "history": history}
+    save_model(a.out, model, tok, {"task": "classify", "labels": labels, "max_length": max_length,
+                                   "pad_id": tok.eot_id, "base": what, "train_mode": a.train,
+                                   "step": len(history)})
+    write_metrics(a.out, metrics)
+    log(f"accuracy train {metrics['train_accuracy']:.3f}  val {metrics['val_accuracy']:.3f}  "
+        f"test {metrics['test_accuracy']:.3f}; saved to {a.out} (metrics.json)")
+    return metrics
+
+
+def run_predict(folder, texts):
+    """[(label, probability of that label, text)] from a saved classifier."""
+    model, tok, meta = load_classifier(folder)
+    preds = classify.predict(model, tok, texts, meta["labels"], meta["max_length"], meta["pad_id"])
+    return [(label, max(p), text) for (label, p), text in zip(preds, texts)]
+
+
+# ----- instruction fine-tuning -----
+def run_instruct(a, log=print):
+    """``a``: the parsed flags of ``finetune instruct``. Returns the metrics dict."""
+    if not os.path.isfile(a.data):
+        raise FinetuneError(f"--data {a.data}: no such file (make an offline one with `python -m gpt make-data "
+                            "instruct --out FILE`)")
+    t0 = time.perf_counter()
+    entries = data_instruct.load_entries(a.data)
+    train_e, val_e, test_e = data_instruct.split(entries, seed=a.seed)
+    if a.max_test is not None:
+        test_e = test_e[:a.max_test]
+    tt.manual_seed(a.seed)
+    model, tok, what = load_base(a.init)
+    L = model.cfg.context_length
+    max_length = min(a.max_length or L, L)
+    enc = [[data_instruct.encode_entry(e, tok) for e in part] for part in (train_e, val_e)]
+    too_long = sum(len(ids) + 1 > max_length for ids, _ in enc[0])
+    if too_long:
+        log(f"note: {too_long} of {len(enc[0])} training examples are longer than {max_length} tokens and are cut")
+    if a.train == "lora":
+        lora.apply_lora(model, rank=a.lora_rank, alpha=a.lora_alpha)
+        lora.mark_trainable(model)
+    elif a.train == "last":
+        classify.set_trainable(model, "last")
+    report = _trainable_report(model)
+    log(f"base: {what}; {len(train_e)} train / {len(val_e)} val / {len(test_e)} test examples; --train {a.train}: "
+        f"{report['trainable_parameters']:,} of {report['total_parameters']:,} parameters train")
+    max_seconds = a.max_minutes * 60 if a.max_minutes else None
+    result = instruct.train(model, enc[0], enc[1], tok.eot_id, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                            weight_decay=a.weight_decay, seed=a.seed, max_length=max_length,
+                            mask_prompt=a.mask_prompt, max_seconds=max_seconds, log=log)
+    lora.merge_lora(model)
+    log(f"answering {len(test_e)} held-out prompts ...")
+    t1 = time.perf_counter()
+    rows, em = instruct.answer_all(model, tok, test_e, tok.eot_id, a.max_new_tokens, log=log)
+    os.makedirs(a.out, exist_ok=True)
+    data_instruct.write_jsonl(rows, os.path.join(a.out, "responses.jsonl"))
+    metrics = {"task": "instruct", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init),
+               "train": a.train, "n_train": len(train_e), "n_val": len(val_e), "n_test": len(test_e),
+               "val_loss": result["val_loss"], **em, "steps": result["steps"], "planned_steps": result["planned_steps"],
+               "stopped_early": result["stopped_early"], "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
+               "mask_prompt": a.mask_prompt, "max_length": max_length, "seed": a.seed, **report,
+               "train_seconds": result["train_seconds"], "generate_seconds": round(time.perf_counter() - t1, 1),
+               "seconds": round(time.perf_counter() - t0, 1), "history": result["history"]}
+    save_model(a.out, model, tok, {"task": "instruct", "base": what, "step": result["steps"]})
+    write_metrics(a.out, metrics)
+    by_kind = "  ".join(f"{k} {v:.3f}" for k, v in em.get("exact_match_by_kind", {}).items())
+    log(f"val loss {result['val_loss']:.4f}; exact match {em['exact_match']:.3f} on {em['n']} held-out"
+        + (f" ({by_kind})" if by_kind else "") + f"; saved to {a.out} (metrics.json, responses.jsonl)")
+    return metrics
+

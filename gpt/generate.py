@@ -1,0 +1,142 @@
+"""Text generation: feed the model its own predictions one token at a time.
+
+Each step turns the logits of the last position into a choice: the most likely token (temperature 0,
+"greedy"), or a draw from softmax(logits / temperature), optionally restricted to the k most likely
+tokens (top-k) or to the smallest set whose probability reaches p (top-p, "nucleus").
+
+With the KV cache (default) the prompt is run once and each later step feeds only the newest token:
+its keys and values are appended to the ones kept from before, which gives the same logits as running
+the whole sequence again, at a fraction of the cost. Past the context length the model sees only the
+last ``context_length`` tokens; then each step runs that whole window, with or without the cache.
+"""
+import numpy as np
+
+import tinytensor as tt
+from tinytensor import backend, random
+
+
+def _as_ids(ids):
+    data = ids.numpy() if hasattr(ids, "numpy") and not isinstance(ids, np.ndarray) else ids
+    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple, np.ndarray)):
+        lengths = {len(row) for row in data}
+        if len(lengths) > 1:
+            raise ValueError(f"generate: prompts of different lengths {sorted(lengths)} cannot share a batch; "
+                             "generate them one at a time")
+    data = np.asarray(data)
+    if data.ndim == 1:
+        data = data[None, :]
+    if data.ndim != 2 or data.shape[1] == 0:
+        raise ValueError(f"generate: ids must be (batch, tokens) with at least one token, got shape {data.shape}")
+    if data.dtype.kind not in "iu":
+        raise ValueError(f"generate: ids must be integers, got {data.dtype}")
+    return data.astype(np.int64)
+
+
+def _check(temperature, top_k, top_p, max_new_tokens):
+    if max_new_tokens < 0:
+        raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"generate: temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k <= 0:
+        raise ValueError(f"generate: top_k must be a positive integer, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
+    """Choose one token per row from ``logits`` (B, V) (a NumPy float array); returns int64 (B,).
+
+    One uniform number per row is drawn (when temperature > 0), so a seed gives one stream of tokens.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return logits.argmax(axis=-1)
+    rng = rng if rng is not None else random.generator()
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]
+        logits = np.where(logits < kth, -np.inf, logits)               # keep the k largest (and ties)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=-1)
+        before = np.cumsum(sorted_p, axis=-1) - sorted_p                # mass of the tokens ranked above
+        sorted_p = np.where(before < top_p, sorted_p, 0.0)              # the first token always stays
+        probs = np.zeros_like(probs)
+        np.put_along_axis(probs, order, sorted_p, axis=-1)
+        probs /= probs.sum(axis=-1, keepdims=True)
+    u = rng.random(probs.shape[0])
+    cdf = np.cumsum(probs, axis=-1)
+    choice = (cdf <= (u * cdf[:, -1])[:, None]).sum(axis=-1)   # first token whose cdf passes u
+    return np.minimum(choice, probs.shape[-1] - 1).astype(np.int64)
+
+
+def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=None, eos_id=None, seed=None,
+             use_cache=True, on_token=None):
+    """Continue each prompt in ``ids`` (B, T) by up to ``max_new_tokens`` tokens; returns int64 (B, T + n).
+
+    temperature 0 is greedy; ``seed`` gives a private random stream (None: the library's, see
+    ``tt.manual_seed``). With ``eos_id`` a row that produced it keeps producing it, and generation
+    stops when every row has. ``on_token(new_ids)`` is called with each new column (B,) as it comes.
+    """
+    _check(temperature, top_k, top_p, max_new_tokens)
+    prompt = _as_ids(ids)
+    ctx = model.cfg.context_length
+    rng = np.random.default_rng(seed) if seed is not None else None
+    out = prompt
+    done = np.zeros(len(prompt), dtype=bool)
+    was_training = model.training
+    model.eval()
+    cache = model.new_cache(len(prompt)) if use_cache else None
+    try:
+        with tt.no_grad():
+            for _ in range(max_new_tokens):
+                if cache is not None and cache.length and out.shape[1] <= ctx:
+                    logits = model(out[:, cache.length:], cache=cache)   # only the new token(s)
+                else:
+                    window = out[:, -ctx:]
+                    if cache is not None:
+                        cache.reset()
+                        if out.shape[1] > ctx:        # the window slides: cached positions no longer fit
+                            cache = None
+                    logits = model(window, cache=cache)
+                last = backend.to_numpy(logits.data[:, -1, :])
+                nxt = sample_next(last, temperature, top_k, top_p, rng)
+                if eos_id is not None:
+                    nxt = np.where(done, eos_id, nxt)
+                    done |= nxt == eos_id
+                out = np.concatenate([out, nxt[:, None]], axis=1)
+                if on_token is not None:
+                    on_token(nxt)
+                if eos_id is not None and done.all():
+                    break
+    finally:
+        model.train(was_training)
+    return out
+
+
+class TextStreamer:
+    """Prints the decoded text of one sequence as tokens arrive (holding back half-finished characters)."""
+
+    def __init__(self, tok, prompt_ids, stream, row=0):
+        self.tok, self.ids, self.stream, self.row = tok, list(prompt_ids), stream, row
+        self.printed = len(tok.decode(self.ids))
+
+    def __call__(self, new_ids):
+        self.ids.append(int(new_ids[self.row]))
+        text = self.tok.decode(self.ids)
+        end = len(text)
+        while end > self.printed and text[end - 1] == "\ufffd":     # maybe an incomplete UTF-8 sequence
+            end -= 1
+        if end > self.printed:
+            self.stream.write(text[self.printed:end])
+            self.stream.flush()
+            self.printed = end
+
+    def finish(self):
+        text = self.tok.decode(self.ids)
+        if len(text) > self.printed:
+            self.stream.write(text[self.printed:])
+        self.stream.write("\n")
+        self.stream.flush()

@@ -1,0 +1,75 @@
+"""A progress bar for training that behaves in a terminal and in a log file (CI) alike.
+
+In a terminal it redraws one line in place (``\\r``) at most ten times a second; when the output is
+a file or a pipe it prints a whole line every ``every`` seconds instead, so logs stay readable.
+"""
+import sys
+import time
+
+
+def format_seconds(s):
+    """12s, 3m05s, 1h02m."""
+    if s is None or s != s or s == float("inf"):
+        return "?"
+    s = int(round(s))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+class ProgressBar:
+    """``bar.update(step, loss=..., tokens=...)`` after each step; ``bar.write(text)`` prints above it."""
+
+    def __init__(self, total, initial=0, stream=None, width=24, every=10.0, tty=None):
+        self.stream = stream if stream is not None else sys.stdout
+        self.total, self.start_step, self.width, self.every = total, initial, width, every
+        self.tty = self.stream.isatty() if tty is None and hasattr(self.stream, "isatty") else bool(tty)
+        self.t0 = time.perf_counter()
+        self.tokens = 0
+        self.last_draw = -1e9
+        self.line = ""
+        self.step = initial
+
+    def update(self, step, loss=None, tokens=0, force=False):
+        self.step = step
+        self.tokens += tokens
+        now = time.perf_counter()
+        interval = 0.1 if self.tty else self.every
+        if not force and step < self.total and now - self.last_draw < interval:
+            return
+        self.last_draw = now
+        elapsed = now - self.t0
+        done = step - self.start_step
+        rate = self.tokens / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step) * elapsed / done if done > 0 else None
+        frac = step / self.total if self.total else 1.0
+        filled = int(round(self.width * frac))
+        bar = "#" * filled + "-" * (self.width - filled)
+        text = f"[{bar}] {step}/{self.total}"
+        if loss is not None:
+            text += f" loss {loss:.4f}"
+        text += f" | {rate:,.0f} tok/s | {format_seconds(elapsed)} elapsed | ETA {format_seconds(eta)}"
+        if self.tty:
+            pad = max(0, len(self.line) - len(text))
+            self.stream.write("\r" + text + " " * pad)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self.line = text
+
+    def write(self, text):
+        """Print a line without breaking the bar."""
+        if self.tty and self.line:
+            self.stream.write("\r" + " " * len(self.line) + "\r")
+        self.stream.write(text + "\n")
+        if self.tty and self.line:
+            self.stream.write(self.line)
+        self.stream.flush()
+
+    def close(self):
+        if self.tty and self.line:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.line = ""

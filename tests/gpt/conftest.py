@@ -1,0 +1,13 @@
+"""Fixtures for the gpt tests (helpers live in gpt_helpers.py)."""
+import pytest
+
+
+@pytest.fixture
+def small_text(tmp_path):
+    """About 20,000 characters of English (the start of the default corpus) in a file."""
+    from gpt.data import default_corpus
+    path = tmp_path / "small.txt"
+    path.write_text(default_corpus()[:20000], encoding="utf-8")
+    return path
+
+

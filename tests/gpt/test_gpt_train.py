@@ -1,0 +1,166 @@
+"""Training and checkpoints: loss falls, resume is exact (also after SIGKILL), the schedule, crash-safe saves."""
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tinytensor as tt
+from gpt import checkpoint as ckpt
+from gpt.train import TrainConfig, TrainingError, lr_at, param_groups, train
+
+from gpt_helpers import REPO, cli_env, small_model
+
+SMALL = dict(vocab_size=300, context_length=16, emb_dim=32, n_layers=2, n_heads=2, batch_size=4,
+             eval_every=5, eval_batches=2, sample_tokens=5, lr=3e-3)
+
+
+def _cfg(tmp_path, data, name="run", **over):
+    return TrainConfig(data=str(data), out=str(tmp_path / name), **{**SMALL, **over})
+
+
+def _weights(folder):
+    return tt.load(os.path.join(folder, "model.safetensors"))
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_short_run_loss_falls_and_writes_a_checkpoint(tmp_path, small_text):
+    out = io.StringIO()
+    r = train(_cfg(tmp_path, small_text, max_steps=40, eval_every=20, save_every=20), stream=out)
+    hist = r["history"]
+    assert [h["step"] for h in hist] == [0, 20, 40]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.7
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"] - 0.4
+    folder = r["out"]
+    names = set(os.listdir(folder))
+    assert {"model.safetensors", "optimizer.safetensors", "tokenizer.bpe", "checkpoint.json"} <= names
+    assert not [n for n in names if ".tmp-" in n or ".step-" in n]
+    meta = json.load(open(os.path.join(folder, "checkpoint.json")))
+    assert meta["step"] == 40 and meta["version"] == 1 and meta["config"]["emb_dim"] == 32
+    assert {"epoch", "position"} <= set(meta["data"]["sampler"]) and "state" in meta["rng"]
+    text = out.getvalue()
+    assert "sample:" in text and "tok/s" in text and "ETA" in text
+    model, _ = ckpt.load_model(folder)
+    assert _same(model.state_dict(), _weights(folder))
+
+
+@pytest.mark.parametrize("drop_rate,accum", [(0.0, 1), (0.2, 2)])
+def test_resume_continues_bit_for_bit(tmp_path, small_text, drop_rate, accum):
+    kw = dict(max_steps=8, save_every=100, drop_rate=drop_rate, grad_accum=accum)
+    train(_cfg(tmp_path, small_text, "full", **kw), stream=io.StringIO())
+    r = train(_cfg(tmp_path, small_text, "split", **kw), stream=io.StringIO(), stop_at=3)
+    assert r["status"] == "interrupted" and json.load(open(tmp_path / "split" / "checkpoint.json"))["step"] == 3
+    r = train(_cfg(tmp_path, small_text, "split", **kw), resume=True, stream=io.StringIO())
+    assert r["status"] == "done" and r["step"] == 8
+    assert _same(_weights(tmp_path / "full"), _weights(tmp_path / "split"))
+    opt_a = tt.load(tmp_path / "full" / "optimizer.safetensors")
+    assert _same(opt_a, tt.load(tmp_path / "split" / "optimizer.safetensors"))
+
+
+def _step_of(folder):
+    try:
+        return json.load(open(os.path.join(folder, "checkpoint.json")))["step"]
+    except (OSError, ValueError):
+        return -1
+
+
+def test_sigkill_at_any_moment_then_resume_is_exact(tmp_path, small_text):
+    """Kill a CLI run with SIGKILL twice (once soon after a save began), resume each time; the final
+    weights equal those of a run never interrupted."""
+    args = ["--data", small_text, "--vocab-size", 300, "--context-length", 16, "--emb-dim", 32, "--n-layers", 2,
+            "--n-heads", 2, "--batch-size", 4, "--max-steps", 24, "--save-every", 1, "--eval-every", 8,
+            "--eval-batches", 1, "--sample-tokens", 3, "--lr", 3e-3, "--drop-rate", 0.1]
+    ref = tmp_path / "ref"
+    train(TrainConfig(data=str(small_text), out=str(ref), vocab_size=300, context_length=16, emb_dim=32,
+                      n_layers=2, n_heads=2, batch_size=4, max_steps=24, save_every=1, eval_every=8,
+                      eval_batches=1, sample_tokens=3, lr=3e-3, drop_rate=0.1), stream=io.StringIO())
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "gpt", "train", "--out", str(out)] + [str(a) for a in args]
+    rng = np.random.default_rng(0)
+    kills = 0
+    for target in (3, 11):
+        proc = subprocess.Popen(cmd + (["--resume"] if kills else []), cwd=REPO, env=cli_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        while _step_of(out) < target and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.002)
+        time.sleep(float(rng.uniform(0, 0.02)))          # somewhere inside the next step or save
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        assert proc.returncode in (-signal.SIGKILL, 0), proc.stderr.read().decode()
+    assert kills >= 1
+    done = subprocess.run(cmd + ["--resume"], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert _step_of(out) == 24
+    assert _same(_weights(ref), _weights(out))
+
+
+def test_a_save_interrupted_after_its_commit_point_is_finished_on_load(tmp_path):
+    model = small_model()
+    opt = tt.optim.AdamW(model.parameters(), lr=1e-3)
+    folder = tmp_path / "ck"
+    meta = {"step": 1, "config": model.cfg.to_dict()}
+    ckpt.save(folder, model, opt, meta)
+    old = model.state_dict()
+    for p in model.parameters():
+        p.data = p.data + 1
+    # simulate a kill after checkpoint.json (step 2) was committed but before the renames
+    tt.save(model.state_dict(), folder / "model.safetensors.step-2", metadata={"format": ckpt.FORMAT, "step": "2"})
+    arrays, ometa = ckpt.optimizer_arrays(opt)
+    tt.save(arrays, folder / "optimizer.safetensors.step-2", metadata={"format": ckpt.FORMAT, "step": "2", **ometa})
+    ckpt.write_json({"format": ckpt.FORMAT, "version": 1, "step": 2, "config": model.cfg.to_dict(),
+                     "files": {"model.safetensors": "x", "optimizer.safetensors": "y"}}, folder / "checkpoint.json")
+    loaded, _ = ckpt.load_model(folder)
+    assert _same(loaded.state_dict(), model.state_dict()) and not _same(loaded.state_dict(), old)
+    # a kill before the commit point leaves a stray staged file that loading ignores
+    tt.save(old, folder / "model.safetensors.step-3", metadata={"format": ckpt.FORMAT, "step": "3"})
+    loaded, meta = ckpt.load_model(folder)
+    assert meta["step"] == 2 and _same(loaded.state_dict(), model.state_dict())
+
+
+def test_mismatched_files_are_reported(tmp_path):
+    model = small_model()
+    folder = tmp_path / "ck"
+    ckpt.save(folder, model, None, {"step": 5, "config": model.cfg.to_dict()})
+    tt.save(small_model(emb_dim=16).state_dict(), folder / "model.safetensors", metadata={"format": ckpt.FORMAT, "step": "5"})
+    with pytest.raises(ValueError, match="shape"):
+        ckpt.load_model(folder)
+    tt.save(model.state_dict(), folder / "model.safetensors", metadata={"format": ckpt.FORMAT, "step": "4"})
+    with pytest.raises(ValueError, match="inconsistent"):
+        ckpt.load_model(folder)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        ckpt.read_meta(tmp_path)
+
+
+def test_schedule_and_parameter_groups():
+    lrs = [lr_at(s, 100, 1.0, 0.1, 10, "cosine") for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(0.1, abs=1e-3)
+    assert lr_at(50, 100, 1.0, 0.1, 0, "constant") == 1.0
+    model = small_model(tie_weights=True)
+    decay, no_decay = param_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in decay["params"]} == {n for n, p in model.named_parameters()
+                                                       if p.ndim == 2 and "emb" not in n}
+    assert no_decay["weight_decay"] == 0.0 and any("norm" in names[id(p)] for p in no_decay["params"])
+
+
+def test_refuses_to_overwrite_and_stops_on_nan(tmp_path, small_text):
+    cfg = _cfg(tmp_path, small_text, max_steps=2)
+    train(cfg, stream=io.StringIO())
+    with pytest.raises(TrainingError, match="already holds a checkpoint"):
+        train(cfg, stream=io.StringIO())
+    train(cfg, overwrite=True, stream=io.StringIO())
+    with pytest.raises(TrainingError, match=r"(loss|gradient norm) became (nan|inf).*step 0"):
+        train(_cfg(tmp_path, small_text, "nan", max_steps=20, lr=1e30, grad_clip=0.0), stream=io.StringIO())
+    assert _step_of(tmp_path / "nan") == 0

@@ -1,0 +1,170 @@
+"""tt.save / tt.load: the safetensors format by hand, round trips, and damaged or foreign files."""
+import json
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+import tinytensor as tt
+from tinytensor import serialize
+
+ARRAYS = {
+    "f32": np.arange(6, dtype=np.float32).reshape(2, 3) / 3,
+    "f64": np.linspace(-1, 1, 5),
+    "f16": np.array([0.5, -2.0, 65504.0], dtype=np.float16),
+    "i64": np.array([[-(2 ** 40), 7]], dtype=np.int64),
+    "i32": np.array([-3, 2 ** 30], dtype=np.int32),
+    "u8": np.array([0, 255, 17], dtype=np.uint8),
+    "bool": np.array([True, False, True]),
+    "scalar": np.array(3.25, dtype=np.float32),
+    "empty": np.zeros((0, 4), dtype=np.float32),
+}
+CODES = {"f32": "F32", "f64": "F64", "f16": "F16", "i64": "I64", "i32": "I32", "u8": "U8", "bool": "BOOL",
+         "scalar": "F32", "empty": "F32"}
+
+
+def test_round_trip_of_every_dtype_and_shape(tmp_path):
+    path = tmp_path / "all.safetensors"
+    tt.save(ARRAYS, path)
+    for mmap in (False, True):
+        loaded = tt.load(path, mmap=mmap)
+        assert list(loaded) == list(ARRAYS)
+        for name, array in ARRAYS.items():
+            assert loaded[name].dtype == array.dtype and loaded[name].shape == array.shape, name
+            np.testing.assert_array_equal(loaded[name], array)
+
+
+def test_byte_layout_parsed_by_hand(tmp_path):
+    path = tmp_path / "layout.safetensors"
+    tt.save(ARRAYS, path, metadata={"format": "pt", "step": 3})
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])                  # 8-byte little-endian header length
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    data = raw[8 + n:]
+    assert header["__metadata__"] == {"format": "pt", "step": "3"}
+    assert (8 + n) % 8 == 0                              # data starts aligned
+    end = 0
+    for name, array in ARRAYS.items():
+        info = header[name]
+        assert info["dtype"] == CODES[name] and info["shape"] == list(array.shape)
+        begin, stop = info["data_offsets"]
+        assert begin == end and stop - begin == array.nbytes
+        end = stop
+        little = array.astype(array.dtype.newbyteorder("<"))
+        assert data[begin:stop] == little.tobytes(), name
+    assert end == len(data)
+    assert serialize.load_metadata(path) == {"format": "pt", "step": "3"}
+
+
+def test_saves_tensors_and_reads_files_written_by_hand(tmp_path):
+    path = tmp_path / "t.safetensors"
+    tt.save({"w": tt.tensor([[1.0, 2.0]], requires_grad=True)}, path)
+    np.testing.assert_array_equal(tt.load(path)["w"], np.array([[1.0, 2.0]], dtype=np.float32))
+    # a file another writer made: no padding, no metadata, tensors listed out of order
+    body = np.array([1, 2], dtype="<i4").tobytes() + np.array([0.5], dtype="<f8").tobytes()
+    header = json.dumps({"b": {"dtype": "F64", "shape": [1], "data_offsets": [8, 16]},
+                         "a": {"dtype": "I32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(struct.pack("<Q", len(header)) + header + body)
+    loaded = tt.load(other)
+    np.testing.assert_array_equal(loaded["a"], [1, 2])
+    np.testing.assert_array_equal(loaded["b"], [0.5])
+
+
+def good_file(tmp_path):
+    path = tmp_path / "good.safetensors"
+    tt.save({"a": np.arange(4, dtype=np.float32), "b": np.ones((2, 2), dtype=np.float64)}, path)
+    return path
+
+
+@pytest.mark.parametrize("keep", [0, 5, 8, 20])
+def test_a_truncated_file_is_a_value_error(tmp_path, keep):
+    raw = good_file(tmp_path).read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(raw[:keep] if keep < 20 else raw[:-3])
+    with pytest.raises(ValueError, match="cut.safetensors"):
+        tt.load(cut)
+
+
+def test_a_lying_header_length_is_a_value_error(tmp_path):
+    raw = good_file(tmp_path).read_bytes()
+    liar = tmp_path / "liar.safetensors"
+    liar.write_bytes(struct.pack("<Q", 10 ** 6) + raw[8:])
+    with pytest.raises(ValueError, match="header length"):
+        tt.load(liar)
+    (n,) = struct.unpack("<Q", raw[:8])
+    liar.write_bytes(struct.pack("<Q", n - 5) + raw[8:])            # cuts the JSON short
+    with pytest.raises(ValueError, match="JSON"):
+        tt.load(liar)
+
+
+def rewrite_header(path, out, edit):
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    edit(header)
+    blob = json.dumps(header).encode()
+    out.write_bytes(struct.pack("<Q", len(blob)) + blob + raw[8 + n:])
+    return out
+
+
+@pytest.mark.parametrize("edit", [
+    lambda h: h["b"].update(data_offsets=[16, 16 + 32 + 8]),      # runs past the end
+    lambda h: h["a"].update(data_offsets=[-8, 8]),                # negative
+    lambda h: h["a"].update(data_offsets=[8, 4]),                 # backwards
+    lambda h: h["a"].update(shape=[5]),                           # shape disagrees with the byte count
+    lambda h: h["a"].update(dtype="F99"),                         # unknown dtype
+    lambda h: h.update(a=[1, 2]),                                 # not an entry at all
+], ids=["past-end", "negative", "backwards", "shape", "dtype", "malformed"])
+def test_bad_offsets_and_entries_are_value_errors_naming_the_tensor(tmp_path, edit):
+    bad = rewrite_header(good_file(tmp_path), tmp_path / "bad.safetensors", edit)
+    with pytest.raises(ValueError, match="tensor '[ab]'"):
+        tt.load(bad)
+
+
+def test_a_pickle_renamed_to_safetensors_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+    for protocol in (0, 2, pickle.HIGHEST_PROTOCOL):
+        path = tmp_path / f"model{protocol}.safetensors"
+        path.write_bytes(pickle.dumps({"w": np.ones(3), "x": Boom()}, protocol=protocol))
+        with pytest.raises(ValueError, match="not a safetensors file"):
+            tt.load(path)
+    assert not marker.exists()
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.safetensors"):
+        tt.load(tmp_path / "nope.safetensors")
+    with pytest.raises(IsADirectoryError, match=str(tmp_path.name)):
+        tt.load(tmp_path)
+
+
+def test_save_refuses_unsupported_dtypes_and_leaves_no_file(tmp_path):
+    path = tmp_path / "c.safetensors"
+    with pytest.raises(TypeError, match="'z'.*complex"):
+        tt.save({"z": np.ones(2, dtype=np.complex64)}, path)
+    assert not path.exists()
+
+
+def test_save_replaces_an_existing_file_atomically(tmp_path):
+    path = good_file(tmp_path)
+    tt.save({"only": np.zeros(1, dtype=np.float32)}, path)
+    assert list(tt.load(path)) == ["only"]
+    assert [p.name for p in tmp_path.iterdir()] == ["good.safetensors"]
+
+
+def test_model_state_round_trips_through_a_file(tmp_path):
+    from tinytensor import nn
+    tt.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    tt.save(model.state_dict(), tmp_path / "m.safetensors")
+    tt.manual_seed(1)
+    other = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    other.load_state_dict(tt.load(tmp_path / "m.safetensors"))
+    x = tt.randn(2, 3)
+    np.testing.assert_array_equal(model(x).data, other(x).data)
