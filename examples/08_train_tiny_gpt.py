@@ -14,8 +14,8 @@ What to look at:
     plausible places, then word-like pieces. A minute of CPU buys structure, not sense; more steps
     (--steps), a larger model (--emb-dim, --layers) and `python -m gpt train` buy more.
 
-The checkpoint goes to --out (default: a folder in the system's temp directory that
-09_sampling.py looks for).
+The checkpoint goes to --out (default: a folder in the system's temp directory that examples
+09-11 look for). The context of 160 tokens leaves room for the instruction prompts of example 11.
 
 Training stops after --steps (default 150) or --budget seconds (default 40), whichever comes first.
 
@@ -52,13 +52,13 @@ def main():
 
     config = gpt.TrainConfig(
         out=str(args.out), preset="tiny",
-        vocab_size=VOCAB, context_length=64, emb_dim=args.emb_dim, n_layers=args.layers, n_heads=4,
-        max_steps=steps, batch_size=8, lr=3e-3, warmup_steps=max(steps // 20, 1),
-        eval_every=2 if args.quick else max(steps // 3, 1), eval_batches=4, save_every=steps,
+        vocab_size=VOCAB, context_length=160, emb_dim=args.emb_dim, n_layers=args.layers, n_heads=4,
+        max_steps=steps, batch_size=4, lr=3e-3, warmup_steps=max(steps // 20, 1),
+        eval_every=2 if args.quick else 25, eval_batches=4, save_every=steps,
         sample_prompt="The", sample_tokens=12 if args.quick else 40, seed=1234)
     print(f"untrained, a model's loss is about ln({VOCAB}) = {math.log(VOCAB):.2f}: a uniform guess\n")
     # The time budget: gpt.train treats SIGTERM like a first Ctrl-C (finish the step, save, stop).
-    signal.signal(signal.SIGTERM, lambda *_: None)        # ignore it should it come outside the loop
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)   # ignore it should it come outside the loop
     timer = threading.Timer(args.budget, os.kill, (os.getpid(), signal.SIGTERM))
     timer.daemon = True
     t0 = time.perf_counter()
@@ -67,14 +67,14 @@ def main():
         summary = gpt.train(config, overwrite=True)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
     wall = time.perf_counter() - t0
-    if summary["status"] == "interrupted":
-        print(f"(stopped by the {args.budget:.0f}s time budget at step {summary['step']} of {steps})")
     first, last = summary["history"][0], summary["history"][-1]
-    print(f"\nloss went from {first['train_loss']:.2f} to {last['train_loss']:.2f} (train) / "
-          f"{last['val_loss']:.2f} (validation) at step {last['step']}; {summary['step']} steps in {wall:.0f}s,"
-          f" last batch loss {summary['loss']:.2f}")
-    print(f"checkpoint: {summary['out']}  (next: python examples/09_sampling.py --checkpoint {summary['out']})")
+    print(f"\n{summary['step']} steps in {wall:.0f}s" + (f" (stopped by the {args.budget:.0f}s time budget)"
+                                                        if summary["status"] == "interrupted" else ""))
+    print(f"evaluated loss: {first['train_loss']:.2f} at step 0 -> {last['train_loss']:.2f} train / "
+          f"{last['val_loss']:.2f} validation at step {last['step']}; last training batch {summary['loss']:.2f}")
+    print(f"checkpoint: {summary['out']}  (examples 09-11 start from it)")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a clon
 import bpe  # noqa: E402
 import gpt  # noqa: E402
 import tinytensor as tt  # noqa: E402
-
-DEFAULT_CHECKPOINT = Path(tempfile.gettempdir()) / "tinytensor-examples" / "08_tiny_gpt"
+from _tiny_base import DEFAULT_CHECKPOINT, base_checkpoint  # noqa: E402  (examples/_tiny_base.py)
 PROMPT = "The"
 STRATEGIES = [                         # (name, temperature, top_k, top_p)
     ("greedy", 0.0, None, None),
@@ -63,23 +62,6 @@ def reshaped(logits, temperature, top_k, top_p):
     return p
 
 
-def load_or_train(checkpoint, quick):
-    if (checkpoint / "checkpoint.json").exists():
-        print(f"using the model trained by 08_train_tiny_gpt.py: {checkpoint}\n")
-        folder = checkpoint
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="tinytensor-09-"))
-        steps = 3 if quick else 60
-        print(f"no checkpoint at {checkpoint} (run 08_train_tiny_gpt.py first for better text);"
-              f" training a small model for {steps} steps instead\n")
-        gpt.train(gpt.TrainConfig(out=str(folder), vocab_size=384, context_length=64, emb_dim=64, n_layers=2,
-                                  n_heads=4, max_steps=steps, batch_size=8, lr=3e-3, eval_every=steps,
-                                  eval_batches=2, save_every=steps, sample_tokens=8), overwrite=True,
-                  stream=open(folder / "train.log", "w"))
-    model, _ = gpt.load_checkpoint(str(folder))
-    return model, bpe.Tokenizer.load(str(folder / "tokenizer.bpe"))
-
-
 def repeated_trigrams(ids):
     grams = [tuple(ids[i:i + 3]) for i in range(len(ids) - 2)]
     return len(grams) - len(set(grams))
@@ -89,11 +71,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter texts, fewer seeds (for CI)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--out", type=Path, help="unused: this example writes no files of its own")
+    parser.add_argument("--out", type=Path, help="scratch folder, used only when a base model must be trained")
     args = parser.parse_args()
     n_new, seeds = (16, 2) if args.quick else (60, 5)
 
-    model, tok = load_or_train(args.checkpoint, args.quick)
+    scratch = args.out or Path(tempfile.mkdtemp(prefix="tinytensor-09-"))
+    folder = base_checkpoint(args.checkpoint, scratch, steps=3 if args.quick else 60)
+    model, _ = gpt.load_checkpoint(str(folder))
+    tok = bpe.Tokenizer.load(str(folder / "tokenizer.bpe"))
+    print()
     prompt = tok.encode(PROMPT)
     with tt.no_grad():
         model.eval()

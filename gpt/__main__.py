@@ -137,10 +137,15 @@ def _sample_parser(sub):
 
 def build_parser():
     parser = _Parser(prog="python -m gpt", description="Train and sample GPT models built on tinytensor.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,sample,finetune}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     _train_parser(sub)
     _sample_parser(sub)
-    sub.add_parser("finetune", help="fine-tune a model (classification, instructions, LoRA)", add_help=False)
+    try:                                  # fine-tuning commands live in gpt/finetune (finetune, classify, ...)
+        from .finetune.cli import register
+    except ImportError:
+        register = None
+    if register is not None:
+        register(sub)
     return parser
 
 
@@ -214,22 +219,8 @@ def cmd_sample(ns):
     return 0
 
 
-def cmd_finetune(argv):
-    try:
-        from .finetune import __main__ as finetune_main
-    except ImportError:
-        raise TrainingError("fine-tuning is not available in this installation (gpt/finetune is missing)") from None
-    return finetune_main.main(argv)
-
-
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "finetune":
-        try:
-            return cmd_finetune(argv[1:]) or 0
-        except TrainingError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.command is None:
@@ -238,7 +229,9 @@ def main(argv=None):
     try:
         if ns.command == "train":
             return cmd_train(ns)
-        return cmd_sample(ns)
+        if ns.command == "sample":
+            return cmd_sample(ns)
+        return ns.func(ns) or 0               # a fine-tuning command (gpt/finetune/cli.py)
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1 if "loss became" in str(e) or "gradient norm" in str(e) else 2

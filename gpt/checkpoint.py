@@ -178,7 +178,7 @@ def load_weights(model, path):
     if missing or unexpected:
         parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
                 ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else [])
-        raise ValueError(f"{path} does not fit this model: {'; '.join(parts)}")
+        raise ValueError(f"{path} does not fit this model (another model shape?): {'; '.join(parts)}")
     for name, p in own.items():
         if tuple(state[name].shape) != p.shape:
             raise ValueError(f"{path}: {name} has shape {tuple(state[name].shape)}, the model expects {p.shape} "

@@ -74,8 +74,8 @@ def shapes(draw, min_dims=0, max_dims=4, min_side=1, max_side=4, max_size=24):
     for i in range(ndim):
         left = ndim - i - 1                           # axes still to draw, each needs at least min_side
         high = max_side
-        if budget is not None and min_side > 0:
-            high = min(high, budget // max(min_side ** left, 1))
+        if budget is not None:
+            high = min(high, budget // max(min_side, 1) ** left)
         if high < min_side:                           # no room for another axis: stop early
             if i < min_dims:
                 high = min_side

@@ -1,6 +1,8 @@
-"""``python -m gpt.finetune``: the fine-tuning commands on their own (see cli.py)."""
+"""``python -m gpt.finetune``, and the entry ``python -m gpt`` hands its fine-tuning commands to:
+``main(argv)`` with argv starting at the command (``finetune ...``, ``classify ...``, ``make-data ...``)."""
 import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

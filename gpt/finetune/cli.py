@@ -6,7 +6,7 @@
     python -m gpt make-data instruct --out data/instruct.json
     python -m gpt finetune instruct --data data/instruct.json --init runs/tiny --out runs/sft --mask-prompt
 
-Also runnable on its own: ``python -m gpt.finetune ...`` takes the same sub-commands.
+Also runnable on its own: ``python -m gpt.finetune ...`` takes the same commands.
 """
 import argparse
 import sys
@@ -149,8 +149,9 @@ def _cmd_make_classify(a):
     return 0
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m gpt.finetune", description="Fine-tuning commands.")
+def main(argv=None, prog="python -m gpt"):
+    """Parse and run one fine-tuning command line (argv starts with finetune, classify or make-data)."""
+    parser = argparse.ArgumentParser(prog=prog, description="Fine-tuning commands of python -m gpt.")
     sub = parser.add_subparsers(dest="command", metavar="{finetune,classify,make-data}")
     sub.required = True
     register(sub)
