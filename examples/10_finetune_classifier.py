@@ -48,7 +48,7 @@ def main():
     parser.add_argument("--out", type=Path, help="scratch folder (default: a temp folder)")
     args = parser.parse_args()
     scratch = args.out or Path(tempfile.mkdtemp(prefix="tinytensor-10-"))
-    n_per_class, epochs = (40, 1) if args.quick else (500, 2)
+    n_per_class, epochs = (40, 1) if args.quick else (400, 2)
 
     folder = base_checkpoint(args.checkpoint, scratch, steps=3 if args.quick else 60)
     tt.manual_seed(0)

@@ -171,11 +171,12 @@ def save_gpt2(model, folder):
     os.makedirs(folder, exist_ok=True)
     tt.save(gpt2_state(model), os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
     drop = cfg.drop_rate
+    eot = 50256 if cfg.vocab_size > 50256 else None       # GPT-2's <|endoftext|>
     config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": cfg.vocab_size,
               "n_positions": cfg.context_length, "n_ctx": cfg.context_length, "n_embd": cfg.emb_dim,
               "n_layer": cfg.n_layers, "n_head": cfg.n_heads, "n_inner": None, "activation_function": "gelu_new",
               "resid_pdrop": drop, "embd_pdrop": drop, "attn_pdrop": drop, "layer_norm_epsilon": 1e-5,
-              "initializer_range": 0.02, "bos_token_id": 50256, "eos_token_id": 50256,
+              "initializer_range": 0.02, "bos_token_id": eot, "eos_token_id": eot,
               "tie_word_embeddings": cfg.tie_weights, "torch_dtype": "float32"}
     write_json(config, os.path.join(folder, "config.json"))
     return folder

@@ -178,6 +178,7 @@ class _StopFlag:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        sys.stderr.write("\nstopping: finishing this step and saving a checkpoint (Ctrl-C again quits without saving)\n")
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):

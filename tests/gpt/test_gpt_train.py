@@ -164,3 +164,20 @@ def test_refuses_to_overwrite_and_stops_on_nan(tmp_path, small_text):
     with pytest.raises(TrainingError, match=r"(loss|gradient norm) became (nan|inf).*step 0"):
         train(_cfg(tmp_path, small_text, "nan", max_steps=20, lr=1e30, grad_clip=0.0), stream=io.StringIO())
     assert _step_of(tmp_path / "nan") == 0
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path, small_text):
+    out = tmp_path / "int"
+    cmd = [sys.executable, "-m", "gpt", "train", "--out", str(out), "--data", str(small_text), "--vocab-size", "300",
+           "--context-length", "16", "--emb-dim", "32", "--n-layers", "2", "--n-heads", "2", "--batch-size", "4",
+           "--max-steps", "100000", "--save-every", "1", "--eval-every", "100000"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while _step_of(out) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    step = _step_of(out)
+    assert f"interrupted: saved step {step} to {out}" in stdout and step >= 2
