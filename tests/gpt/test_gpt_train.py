@@ -181,3 +181,12 @@ def test_ctrl_c_saves_and_exits_cleanly(tmp_path, small_text):
     assert "Traceback" not in stderr
     step = _step_of(out)
     assert f"interrupted: saved step {step} to {out}" in stdout and step >= 2
+
+
+def test_loss_plot_png_when_matplotlib_is_installed(tmp_path):
+    pytest.importorskip("matplotlib")
+    from gpt.train import plot_losses
+    path = tmp_path / "loss.png"
+    assert plot_losses([{"step": 0, "train_loss": 5.0, "val_loss": 5.1}, {"step": 10, "train_loss": 3.0,
+                                                                         "val_loss": None}], str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

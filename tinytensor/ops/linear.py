@@ -10,8 +10,9 @@ def linear(x, weight, bias=None):
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1]} features, weight {weight.shape} expects {in_f}")
     if bias is not None and tuple(bias.shape) != (out_f,):
         raise ValueError(f"linear: bias of shape {bias.shape}, expected ({out_f},)")
-    if x.dtype != weight.dtype:
-        raise TypeError(f"linear: input is {x.dtype} but weight is {weight.dtype}")
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        raise TypeError(f"linear: input is {x.dtype}, weight {weight.dtype}"
+                        + (f", bias {bias.dtype}" if bias is not None else "") + "; they must match")
     if x.device != weight.device:
         raise RuntimeError(f"linear: input on {x.device}, weight on {weight.device}; move one with .to()")
     x2 = x.data.reshape(-1, in_f)                       # (N, in)

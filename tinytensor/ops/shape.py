@@ -53,6 +53,10 @@ def squeeze(x, axis=None):
     if axis is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
+        if not -max(x.ndim, 1) <= axis < max(x.ndim, 1):
+            raise IndexError(f"squeeze: axis {axis} is out of range for a tensor of shape {x.shape}")
+        if x.ndim == 0:
+            return reshape(x)
         axis = axis % x.ndim
         if x.shape[axis] != 1:
             raise ValueError(f"squeeze: axis {axis} of shape {x.shape} has size {x.shape[axis]}, not 1")
@@ -67,9 +71,12 @@ def flatten(x, start_axis=0):
 
 def _same_kind(tensors, name):
     from .common import as_tensor
-    tensors = [t if isinstance(t, Tensor) else as_tensor(t, tensors[0]) for t in tensors]
     if not tensors:
         raise ValueError(f"{name}: needs at least one tensor")
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    if like is None:
+        raise TypeError(f"{name}: needs tensors, got {type(tensors[0]).__name__}")
+    tensors = [t if isinstance(t, Tensor) else as_tensor(t, like) for t in tensors]
     dtypes = {t.dtype for t in tensors}
     if len(dtypes) > 1:
         raise TypeError(f"{name}: tensors of different dtypes {sorted(map(str, dtypes))}")
