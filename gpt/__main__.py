@@ -88,6 +88,8 @@ def _train_parser(sub):
     g.add_argument("--drop-rate", type=_number(0, 0.99), default=S)
     g.add_argument("--qkv-bias", type=_bool, metavar="BOOL", default=S)
     g.add_argument("--tie-weights", type=_bool, metavar="BOOL", default=S)
+    g.add_argument("--init", choices=["gpt2", "torch"], default=S,
+                   help="weight init: GPT-2's N(0, 0.02) (default) or PyTorch's layer defaults, as in the book")
     g = p.add_argument_group("optimisation")
     g.add_argument("--max-steps", type=_positive_int, default=S, help=f"optimizer steps (default {d.max_steps})")
     g.add_argument("--epochs", type=_number(0, low_open=True), default=S, help="passes over the data (overrides --max-steps)")

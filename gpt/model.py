@@ -115,7 +115,9 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """A GPT-2 style language model: ``model(ids)`` maps ids (B, T) to next-token logits (B, T, V).
 
-    ``init=False`` leaves the weights unset (for loaders that fill every parameter anyway).
+    ``init``: "gpt2" (default, also True) draws GPT-2's initialisation; "torch" draws PyTorch's layer
+    defaults (Linear uniform in +-1/sqrt(in), Embedding N(0, 1)) as the book's code gets them;
+    False leaves the weights unset (for loaders that fill every parameter anyway).
     """
 
     def __init__(self, cfg, init=True):
@@ -132,14 +134,19 @@ class GPT(nn.Module):
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight
         if init:
-            self.init_weights()
+            self.init_weights("gpt2" if init is True else init)
 
-    def init_weights(self):
+    def init_weights(self, style="gpt2"):
         """GPT-2's initialisation: N(0, 0.02) for weights, zero biases, LayerNorm at (1, 0), and the two
         projections that write into the shortcut scaled by 1/sqrt(2 n_layers) so the sum stays O(1).
 
         Draws come from the library's seeded generator (``tt.manual_seed``) in parameter order.
+        ``style="torch"``: PyTorch's defaults instead (see the class docstring).
         """
+        if style == "torch":
+            return self._init_torch()
+        if style != "gpt2":
+            raise ValueError(f"GPT: init must be 'gpt2' or 'torch', got {style!r}")
         residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layers)
         for name, p in self.named_parameters():
             if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "final_norm.weight":
@@ -150,6 +157,28 @@ class GPT(nn.Module):
                 std = residual_std if name.endswith(("attn.proj.weight", "mlp.proj.weight")) else 0.02
                 p.data = random.normal(p.shape, p.dtype, std=std)
         return self
+
+    def _init_torch(self):
+        linears = {id(m.weight): m for m in self.modules() if isinstance(m, nn.Linear)}
+        for name, p in self.named_parameters():
+            if name.endswith(("norm1.weight", "norm2.weight")) or name == "final_norm.weight":
+                p.data = np.ones(p.shape, p.dtype)
+            elif name.endswith(("norm1.bias", "norm2.bias")) or name == "final_norm.bias":
+                p.data = np.zeros(p.shape, p.dtype)
+            elif name in ("tok_emb.weight", "pos_emb.weight"):
+                p.data = random.normal(p.shape, p.dtype)
+            else:                                   # Linear weight (out, in) or bias (out,): +-1/sqrt(in)
+                owner = linears.get(id(p))
+                fan_in = p.shape[1] if owner is not None else self._fan_in_of_bias(name)
+                bound = 1.0 / math.sqrt(fan_in)
+                p.data = (random.uniform(p.shape, dtype=np.float64) * (2 * bound) - bound).astype(p.dtype)
+        return self
+
+    def _fan_in_of_bias(self, name):
+        module = self
+        for part in name.split(".")[:-1]:
+            module = getattr(module, part)
+        return module.in_features
 
     # ----- checks -----
     def _check_ids(self, ids, start_pos=0):

@@ -70,6 +70,7 @@ class TrainConfig:
     sample_prompt: str = "The"
     sample_tokens: int = 40
     seed: int = 1234
+    init: str = "gpt2"               # or "torch": PyTorch's default layer init, as the book's code has it
     device: str = "cpu"
 
     # flags that may change when resuming (the rest must match the checkpoint)
@@ -164,6 +165,8 @@ def _check_args(a):
         raise TrainingError(f"--schedule must be cosine or constant, got {a.schedule!r}")
     if a.device not in ("cpu", "cuda") and not str(a.device).startswith("cuda:"):
         raise TrainingError(f"--device must be cpu or cuda, got {a.device!r}")
+    if a.init not in ("gpt2", "torch"):
+        raise TrainingError(f"--init must be gpt2 or torch, got {a.init!r}")
     if a.preset not in GPTConfig.PRESETS:
         raise TrainingError(f"unknown preset {a.preset!r}: choose one of {', '.join(GPTConfig.PRESETS)}")
 
@@ -315,7 +318,7 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None)
 
     # ----- model and optimizer -----
     tt.manual_seed(a.seed)
-    model = GPT(cfg)
+    model = GPT(cfg, init=a.init)
     step, history = 0, []
     if meta is not None:
         try:

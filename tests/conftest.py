@@ -20,3 +20,12 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"test data not found at {SHARED_DATA} (see README: Test data)")
     return SHARED_DATA
+
+
+def devices():
+    """The devices to run device tests on: "cpu" always, plus "cuda" when CuPy imports and sees a GPU.
+
+    ``@pytest.mark.parametrize("device", devices())``; CI has no GPU, so there it is just ["cpu"].
+    """
+    from tinytensor import backend
+    return ["cpu"] + (["cuda"] if backend.cuda_available() else [])

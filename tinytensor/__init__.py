@@ -27,5 +27,6 @@ from .trace import trace  # the context manager (from tinytensor.trace import Tr
 cat = concatenate
 float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"
 cuda_available = backend.cuda_available
+set_tf32 = backend.set_tf32    # TF32 matmuls on "cuda"; a no-op on the CPU
 
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from . import backend
+from . import backend, cuda_kernels
 
 
 def _groups(params_or_groups, defaults):
@@ -129,6 +129,9 @@ class AdamW(Optimizer):
             lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
             one = p.dtype.type
             m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
+            if cuda_kernels.use(xp, "adamw"):         # the same update in one GPU kernel per parameter
+                cuda_kernels.adamw_update(p.data, g, m, v, b1, b2, lr, wd, eps, t)
+                continue
             m *= one(b1)
             m += one(1 - b1) * g                       # first moment
             v *= one(b2)

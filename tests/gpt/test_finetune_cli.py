@@ -74,3 +74,13 @@ def test_cli_errors(tmp_path, base, capsys):
     assert rc == 2
     with pytest.raises(SystemExit):
         cli.main(["finetune", "classify", "--data", str(data), "--init", str(base), "--out", "o", "--train", "head"])
+
+
+def test_wired_into_python_m_gpt(tmp_path, capsys):
+    from gpt.__main__ import main
+    out = tmp_path / "i.json"
+    assert main(["make-data", "instruct", "--out", str(out), "--n", "8"]) == 0
+    assert len(json.loads(out.read_text())) == 8
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    assert "classify" in capsys.readouterr().out

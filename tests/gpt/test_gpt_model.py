@@ -218,3 +218,17 @@ def test_config_validation_presets_and_json_round_trip():
         GPTConfig.preset("gpt5")
     with pytest.raises(ValueError, match="unknown field"):
         GPTConfig.from_dict({**tiny.to_dict(), "n_layer": 3})
+
+
+def test_torch_style_init_matches_pytorch_layer_defaults():
+    tt.manual_seed(0)
+    model = GPT(small_cfg(emb_dim=64, n_heads=4, vocab_size=300), init="torch")
+    sd = model.state_dict()
+    assert abs(sd["tok_emb.weight"].std() - 1.0) < 0.05
+    for name, fan_in in (("blocks.0.attn.qkv.weight", 64), ("blocks.0.mlp.proj.weight", 256),
+                         ("blocks.1.mlp.fc.bias", 64), ("out_head.weight", 64)):
+        bound = 1 / math.sqrt(fan_in)
+        assert np.abs(sd[name]).max() <= bound and np.abs(sd[name]).max() > 0.9 * bound, name
+    assert (sd["blocks.0.norm1.weight"] == 1).all() and not sd["final_norm.bias"].any()
+    with pytest.raises(ValueError, match="init"):
+        GPT(small_cfg(), init="xavier")

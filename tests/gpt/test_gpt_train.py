@@ -78,10 +78,10 @@ def test_sigkill_at_any_moment_then_resume_is_exact(tmp_path, small_text):
     args = ["--data", small_text, "--vocab-size", 300, "--context-length", 16, "--emb-dim", 32, "--n-layers", 2,
             "--n-heads", 2, "--batch-size", 4, "--max-steps", 24, "--save-every", 1, "--eval-every", 8,
             "--eval-batches", 1, "--sample-tokens", 3, "--lr", 3e-3, "--drop-rate", 0.1]
-    ref = tmp_path / "ref"
-    train(TrainConfig(data=str(small_text), out=str(ref), vocab_size=300, context_length=16, emb_dim=32,
-                      n_layers=2, n_heads=2, batch_size=4, max_steps=24, save_every=1, eval_every=8,
-                      eval_batches=1, sample_tokens=3, lr=3e-3, drop_rate=0.1), stream=io.StringIO())
+    ref = tmp_path / "ref"              # the uninterrupted run, also a fresh process
+    done = subprocess.run([sys.executable, "-m", "gpt", "train", "--out", str(ref)] + [str(a) for a in args],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "gpt", "train", "--out", str(out)] + [str(a) for a in args]
     rng = np.random.default_rng(0)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from .common import same_device
 from .dropout import dropout_mask
 
 _masks = {}
@@ -39,6 +40,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     if not q.dtype == k.dtype == v.dtype:
         raise TypeError(f"scaled_dot_product_attention: q, k, v are {q.dtype}, {k.dtype}, {v.dtype}; "
                         "they need one dtype")
+    same_device("scaled_dot_product_attention", q, k, v)
     xp = backend.xp_of(q.data)
     T, S, D = q.shape[-2], k.shape[-2], q.shape[-1]
     if causal and S < T:

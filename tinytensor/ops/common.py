@@ -53,6 +53,14 @@ def operands(a, b, op):
     return a, b
 
 
+def same_device(op, *tensors):
+    """A RuntimeError naming ``op`` when the given tensors (None skipped) live on different devices."""
+    devices = {t.device for t in tensors if isinstance(t, Tensor)}
+    if len(devices) > 1:
+        raise RuntimeError(f"{op}: tensors on different devices ({' and '.join(sorted(devices))}); "
+                           "move them to one device with .to()")
+
+
 def broadcast_shape(a, b, op):
     """The broadcast shape of two tensors, or a ValueError naming the op and both shapes."""
     try:

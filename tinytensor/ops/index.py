@@ -1,5 +1,7 @@
 """Indexing: ``x[index]`` with basic slicing and integer (or boolean) array indexing."""
-from .. import backend
+import numpy as np
+
+from .. import backend, cuda_kernels
 from ..tensor import Tensor
 
 
@@ -9,9 +11,12 @@ def _plain_index(index, xp):
     out, advanced = [], False
     for part in parts:
         if isinstance(part, Tensor):
+            if xp is np and part.device != "cpu":
+                raise RuntimeError(f"index: an index tensor on {part.device} for data on cpu (different devices); "
+                                   "move it with .to('cpu')")
             part = part.data
-        if isinstance(part, list):
-            part = xp.asarray(part)
+        if isinstance(part, list) or (xp is not np and type(part) is np.ndarray):
+            part = xp.asarray(part)     # index arrays go where the data is (a host array onto the GPU)
         if hasattr(part, "dtype") and getattr(part, "ndim", 0) >= 0 and not isinstance(part, (int, slice)):
             if part.dtype.kind not in "biu":
                 raise IndexError(f"index arrays must be integers or booleans, not {part.dtype}")
@@ -34,7 +39,7 @@ def getitem(x, index):
     def backward(g):  # scatter g back to where each element came from; repeats accumulate
         grad = xp.zeros(x.shape, dtype=g.dtype)
         if advanced:
-            xp.add.at(grad, index, g)
+            cuda_kernels.scatter_add(xp, grad, index, g) if xp is not np else np.add.at(grad, index, g)
         else:
             grad[index] = g
         return (grad,)

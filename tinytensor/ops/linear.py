@@ -15,6 +15,9 @@ def linear(x, weight, bias=None):
                         + (f", bias {bias.dtype}" if bias is not None else "") + "; they must match")
     if x.device != weight.device:
         raise RuntimeError(f"linear: input on {x.device}, weight on {weight.device}; move one with .to()")
+    if bias is not None and bias.device != weight.device:
+        raise RuntimeError(f"linear: weight on {weight.device}, bias on {bias.device} (different devices); "
+                           "move one with .to()")
     x2 = x.data.reshape(-1, in_f)                       # (N, in)
     y = x2 @ weight.data.T                              # (N, out)
     if bias is not None:

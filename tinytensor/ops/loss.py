@@ -1,7 +1,7 @@
 """Cross-entropy fused with log-softmax: the loss of a language model over its whole vocabulary."""
 import numpy as np
 
-from .. import backend
+from .. import backend, cuda_kernels
 from ..tensor import Tensor
 
 
@@ -38,8 +38,10 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     safe_t = xp.where(keep, t, 0)
     rows = xp.arange(x.shape[0])
     m = x.max(axis=1, keepdims=True)
-    lse = m[:, 0] + xp.log(xp.exp(x - m).sum(axis=1))    # log sum exp, per row
-    losses = (lse - x[rows, safe_t]) * keep               # (N,)
+    lse_m = xp.log(xp.exp(x - m).sum(axis=1))            # log sum exp(x - m), per row: in [0, log C]
+    lse = m[:, 0] + lse_m                                 # log sum exp, per row
+    # from the shifted values: lse - x_t would round log C away beside a large max (float32 logits of 1e4)
+    losses = (lse_m - (x[rows, safe_t] - m[:, 0])) * keep  # (N,)
     count = int(keep.sum())
     if reduction == "mean":
         out = losses.sum() / x.dtype.type(count) if count else xp.asarray(np.nan, dtype=x.dtype)
@@ -50,7 +52,12 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     out = out.astype(x.dtype, copy=False)
 
     def backward(g):  # d loss_i / d x_ij = softmax_ij - [j == t_i], for kept rows
-        grad = x - lse[:, None]
+        if cuda_kernels.use(xp, "cross_entropy"):         # the same formula in one GPU kernel
+            scale = g.reshape(-1) * keep if reduction == "none" else \
+                keep * (g / count if reduction == "mean" and count else g)
+            return (cuda_kernels.cross_entropy_backward(x, m, lse_m, safe_t, scale).reshape(logits.shape),)
+        grad = x - m                                      # shift first, as in the forward, for precision
+        grad -= lse_m[:, None]
         xp.exp(grad, out=grad)                            # softmax, recomputed instead of stored
         grad[rows, safe_t] -= 1
         if reduction == "none":

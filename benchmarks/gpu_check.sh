@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Everything a short GPU lease has to run for issue 7, in one go, from the repository root:
+#   1. the GPU tests and the fake-device seam tests,
+#   2. the whole test suite (-x, CI's derandomized hypothesis profile),
+#   3. benchmarks/gpu_bench.py: GPT-2 small, batch 8 x 1024, full training steps, ours vs PyTorch eager,
+#      fp32 and TF32 (JSON to $OUT/gpu_bench.json).
+# Each stage has its own time limit, so the whole script stays under about 8 minutes; a failing stage is
+# reported and the next one still runs. Logs go to $OUT (or /tmp/gpu_check). No network is needed.
+#
+#   bash benchmarks/gpu_check.sh
+set -u
+cd "$(dirname "$0")/.."
+LOGS="${OUT:-/tmp/gpu_check}"
+mkdir -p "$LOGS"
+PY="${PYTHON:-python}"
+T_TESTS="${T_TESTS:-120}"     # seconds per stage
+T_SUITE="${T_SUITE:-150}"
+T_BENCH="${T_BENCH:-210}"
+SUMMARY=()
+START=$(date +%s)
+
+stage() {   # stage NAME LIMIT_S COMMAND...
+    local name=$1 limit=$2 t0 rc
+    shift 2
+    echo "=== $name: $* (limit ${limit}s) ==="
+    t0=$(date +%s)
+    timeout -k 10 "$limit" "$@" 2>&1 | tee "$LOGS/$name.log"
+    rc=${PIPESTATUS[0]}
+    [ "$rc" = 124 ] && echo "=== $name: TIMED OUT after ${limit}s ==="
+    SUMMARY+=("$name: rc=$rc in $(( $(date +%s) - t0 ))s")
+    echo "=== $name: rc=$rc in $(( $(date +%s) - t0 ))s (total $(( $(date +%s) - START ))s) ==="
+}
+
+echo "=== machine ==="
+nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader 2>&1 || echo "nvidia-smi not found"
+"$PY" - <<'PY'
+import numpy
+print("python", __import__("sys").version.split()[0], "numpy", numpy.__version__)
+try:
+    import cupy
+    n = cupy.cuda.runtime.getDeviceCount()
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"] if n else b"-"
+    print("cupy", cupy.__version__, "devices", n, name.decode() if isinstance(name, bytes) else name)
+except Exception as exc:
+    print("cupy unusable:", type(exc).__name__, exc)
+try:
+    import torch
+    print("torch", torch.__version__, "cuda", torch.cuda.is_available())
+except Exception as exc:
+    print("torch unusable:", type(exc).__name__, exc)
+PY
+"$PY" -m pip install -e . --no-deps --no-build-isolation -q 2>&1 | tail -3 \
+    || echo "(pip install -e . failed; the tests and the benchmark find the packages from the repository root anyway)"
+
+stage gpu_tests "$T_TESTS" "$PY" -m pytest tests/test_gpu.py tests/test_device_seam.py -q -rs -p no:cacheprovider
+stage full_suite "$T_SUITE" env CI=1 "$PY" -m pytest -x -q -p no:cacheprovider
+stage gpu_bench "$T_BENCH" "$PY" benchmarks/gpu_bench.py --shape gpt2 --steps 6 --warmup 2 --budget-s 40
+
+echo "=== summary (total $(( $(date +%s) - START ))s) ==="
+printf '  %s\n' "${SUMMARY[@]}"
+[ -n "${OUT:-}" ] && [ -f "$OUT/gpu_bench.json" ] && echo "  benchmark JSON: $OUT/gpu_bench.json"
+exit 0

@@ -1,0 +1,207 @@
+"""Fused CUDA kernels for the hot path of a GPT on CuPy, where one kernel beats a chain of array ops.
+
+Each op in ``tinytensor/ops`` already runs on CuPy through ``xp``; on a GPU every array op is one kernel
+launch and one trip through memory, so a chain of ten small ops costs ten launches and ten passes. The
+kernels here do the same arithmetic in one pass. They are used only when the data is a real CuPy array
+(``use(xp, name)``); the NumPy path never touches this file, and CuPy is imported only inside.
+
+    GELU forward and backward        cupy.ElementwiseKernel (the backward recomputes tanh: nothing stored)
+    layer norm forward and d/dx      cupy.RawKernel, one warp (32 threads) per row
+    cross-entropy backward           cupy.ElementwiseKernel: softmax - onehot, times the row's scale
+    AdamW                            cupy.ElementwiseKernel updating p, m, v in place, one launch per parameter
+    embedding backward               cupyx.scatter_add (atomic adds; cupy.add.at where cupyx lacks it)
+
+``TINYTENSOR_CUDA_KERNELS`` turns them off: ``none``, or a comma list of the ones to keep
+(``gelu,layer_norm,cross_entropy,adamw,scatter_add``). ``tests/test_gpu.py`` compares each with the
+array-op path on a GPU.
+"""
+import math
+import os
+
+import numpy as np
+
+NAMES = ("gelu", "layer_norm", "cross_entropy", "adamw", "scatter_add")
+_setting = os.environ.get("TINYTENSOR_CUDA_KERNELS", "all").strip().lower()
+enabled = set(NAMES) if _setting in ("", "all") else set() if _setting == "none" else \
+    {n.strip() for n in _setting.split(",")} & set(NAMES)
+
+_C = math.sqrt(2.0 / math.pi)
+_kernels = {}
+
+
+def use(xp, name):
+    """True when ``xp`` is the real cupy module and kernel ``name`` is enabled."""
+    return xp is not np and name in enabled and getattr(xp, "__name__", "") == "cupy"
+
+
+def _kernel(name, build):
+    if name not in _kernels:
+        _kernels[name] = build(__import__("cupy"))
+    return _kernels[name]
+
+
+# ----- GELU (tanh form) -----
+
+GELU_FORWARD = f"""
+T u = (T){_C!r} * (x + (T)0.044715 * x * x * x);
+y = (T)0.5 * x * ((T)1 + tanh(u));
+"""
+# d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2), t = tanh(c (x + 0.044715 x^3))
+GELU_BACKWARD = f"""
+T x2 = x * x;
+T t = tanh((T){_C!r} * (x + (T)0.044715 * x2 * x));
+dx = g * (T)0.5 * (((T)1 + t) + x * ((T)1 - t * t) * (T){_C!r} * ((T)1 + (T)(3 * 0.044715) * x2));
+"""
+
+
+def gelu(x):
+    """F.gelu on a CuPy tensor: one kernel forward, one backward, nothing kept but the input."""
+    from .tensor import Tensor
+    fwd = _kernel("gelu_fwd", lambda cp: cp.ElementwiseKernel("T x", "T y", GELU_FORWARD, "tt_gelu_fwd"))
+    bwd = _kernel("gelu_bwd", lambda cp: cp.ElementwiseKernel("T x, T g", "T dx", GELU_BACKWARD, "tt_gelu_bwd"))
+    d = x.data
+
+    def backward(g):
+        return (bwd(d, g),)
+    return Tensor._make(fwd(d), (x,), backward, "gelu")
+
+
+# ----- layer norm -----
+
+LAYER_NORM_SOURCE = r"""
+#define WARP_SUM(v) for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o)
+
+extern "C" __global__ void tt_layer_norm_fwd_REAL(const REAL* x, const REAL* w, const REAL* b, REAL* y,
+                                                  REAL* mean, REAL* rstd, int N, int D, REAL eps) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;   // one warp per row
+    int lane = threadIdx.x % 32;
+    if (row >= N) return;                                            // the whole warp leaves together
+    const REAL* xr = x + (long long)row * D;
+    REAL s = 0;
+    for (int i = lane; i < D; i += 32) s += xr[i];
+    WARP_SUM(s);
+    REAL m = s / D;
+    REAL v = 0;
+    for (int i = lane; i < D; i += 32) { REAL c = xr[i] - m; v += c * c; }
+    WARP_SUM(v);
+    REAL r = (REAL)1 / sqrt(v / D + eps);
+    REAL* yr = y + (long long)row * D;
+    for (int i = lane; i < D; i += 32) yr[i] = (xr[i] - m) * r * w[i] + b[i];
+    if (lane == 0) { mean[row] = m; rstd[row] = r; }
+}
+
+// with gh = g * w and xhat = (x - mean) * rstd:  dx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat))
+extern "C" __global__ void tt_layer_norm_bwd_REAL(const REAL* x, const REAL* w, const REAL* g,
+                                                  const REAL* mean, const REAL* rstd, REAL* dx, int N, int D) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const REAL* xr = x + (long long)row * D;
+    const REAL* gr = g + (long long)row * D;
+    REAL m = mean[row], r = rstd[row];
+    REAL a = 0, c = 0;
+    for (int i = lane; i < D; i += 32) { REAL gh = gr[i] * w[i]; a += gh; c += gh * (xr[i] - m) * r; }
+    WARP_SUM(a);
+    WARP_SUM(c);
+    a /= D;
+    c /= D;
+    REAL* dxr = dx + (long long)row * D;
+    for (int i = lane; i < D; i += 32) dxr[i] = r * (gr[i] * w[i] - a - (xr[i] - m) * r * c);
+}
+"""
+_ROWS_PER_BLOCK = 8      # 256 threads = 8 warps = 8 rows
+
+
+def _layer_norm_module(dtype):
+    real = "float" if dtype == np.float32 else "double"
+
+    def build(cp):
+        module = cp.RawModule(code=LAYER_NORM_SOURCE.replace("REAL", real))
+        return (module.get_function(f"tt_layer_norm_fwd_{real}"), module.get_function(f"tt_layer_norm_bwd_{real}"),
+                cp.ElementwiseKernel("T x, T m, T r, T g", "T y", "y = (x - m) * r * g", "tt_layer_norm_gxhat"))
+    return _kernel(f"layer_norm_{real}", build)
+
+
+def layer_norm_supported(x, weight, bias):
+    """The kernel covers the GPT case: float32/64 data with both a weight and a bias."""
+    return weight is not None and bias is not None and x.dtype in (np.float32, np.float64) and x.size > 0
+
+
+def layer_norm(x, weight, bias, eps):
+    """F.layer_norm on CuPy tensors (weight and bias given, checked by the caller)."""
+    import cupy as cp
+    from .tensor import Tensor
+    fwd, bwd, gxhat = _layer_norm_module(x.dtype)
+    D = x.shape[-1]
+    d = cp.ascontiguousarray(x.data).reshape(-1, D)
+    N = d.shape[0]
+    w, b = cp.ascontiguousarray(weight.data), cp.ascontiguousarray(bias.data)
+    y = cp.empty_like(d)
+    mean = cp.empty(N, dtype=d.dtype)
+    rstd = cp.empty(N, dtype=d.dtype)
+    grid = ((N + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK,)
+    block = (32 * _ROWS_PER_BLOCK,)
+    fwd(grid, block, (d, w, b, y, mean, rstd, np.int32(N), np.int32(D), d.dtype.type(eps)))
+
+    def backward(g):
+        g2 = cp.ascontiguousarray(g).reshape(-1, D)
+        gx = None
+        if x.requires_grad:
+            gx = cp.empty_like(d)
+            bwd(grid, block, (d, w, g2, mean, rstd, gx, np.int32(N), np.int32(D)))
+            gx = gx.reshape(x.shape)
+        gw = gxhat(d, mean[:, None], rstd[:, None], g2).sum(axis=0) if weight.requires_grad else None
+        gb = g2.sum(axis=0) if bias.requires_grad else None
+        return gx, gw, gb
+    return Tensor._make(y.reshape(x.shape), (x, weight, bias), backward, "layer_norm")
+
+
+# ----- cross-entropy backward -----
+
+# shifted by the row max first, as the array path does, so large logits keep their precision
+CROSS_ENTROPY_BACKWARD = "dx = (exp((x - m) - lse_m) - (col == t ? (T)1 : (T)0)) * s"
+
+
+def cross_entropy_backward(x, m, lse_m, t, scale):
+    """(softmax(x) - onehot(t)) * scale per row, in one pass: x (N, C), row max m (N, 1),
+    lse_m = log sum exp(x - m) (N,), targets t (N,) ints, scale (N,)."""
+    import cupy as cp
+    k = _kernel("xent_bwd", lambda cp: cp.ElementwiseKernel("T x, T m, T lse_m, I t, T s, I col", "T dx",
+                                                            CROSS_ENTROPY_BACKWARD, "tt_xent_bwd"))
+    col = cp.arange(x.shape[1], dtype=t.dtype)[None, :]             # (1, C): the class of each column
+    return k(x, m.reshape(-1, 1), lse_m.astype(x.dtype, copy=False)[:, None], t[:, None],
+             scale.astype(x.dtype, copy=False)[:, None], col)
+
+
+# ----- AdamW -----
+
+ADAMW_UPDATE = """
+m = b1 * m + c1 * g;
+v = b2 * v + c2 * g * g;
+p = p * decay - step_size * (m / (sqrt(v) * bc2 + eps));
+"""
+
+
+def adamw_update(p, g, m, v, b1, b2, lr, wd, eps, t):
+    """One AdamW step of one parameter, p, m and v updated in place, the same formula as optim.AdamW."""
+    k = _kernel("adamw", lambda cp: cp.ElementwiseKernel(
+        "T g, T b1, T c1, T b2, T c2, T decay, T step_size, T bc2, T eps", "T p, T m, T v", ADAMW_UPDATE,
+        "tt_adamw"))
+    one = p.dtype.type
+    k(g, one(b1), one(1 - b1), one(b2), one(1 - b2), one(1 - lr * wd if wd else 1.0),
+      one(lr / (1 - b1 ** t)), one(1 / math.sqrt(1 - b2 ** t)), one(eps), p, m, v)
+
+
+# ----- embedding backward -----
+
+def scatter_add(xp, out, index, values):
+    """``out[index] += values`` with repeated indices adding up (NumPy's add.at) on a device array."""
+    if use(xp, "scatter_add"):
+        try:
+            import cupyx
+            cupyx.scatter_add(out, index, values)
+            return out
+        except (ImportError, AttributeError):
+            pass
+    xp.add.at(out, index, values)       # CuPy 13+ has ufunc.at; the fake device of the tests delegates to NumPy
+    return out
