@@ -38,3 +38,15 @@ class TorchGPT(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x))
+
+
+def names_from_ours(n_layers):
+    """TorchGPT parameter name -> gpt.GPT parameter name, to load identical weights into both."""
+    names = {"tok.weight": "tok_emb.weight", "pos.weight": "pos_emb.weight", "norm.weight": "final_norm.weight",
+             "norm.bias": "final_norm.bias", "head.weight": "out_head.weight"}
+    for i in range(n_layers):
+        for theirs, ours in [("norm1", "norm1"), ("norm2", "norm2"), ("qkv", "attn.qkv"), ("proj", "attn.proj"),
+                             ("fc", "mlp.fc"), ("fc_out", "mlp.proj")]:
+            for w in ("weight", "bias"):
+                names[f"blocks.{i}.{theirs}.{w}"] = f"blocks.{i}.{ours}.{w}"
+    return names

@@ -51,7 +51,7 @@ def matmul_ceiling(n=1024, repeats=7):
     return 2 * n ** 3 / statistics.median(times)
 
 
-def make_ours(shape, seed=0):
+def make_ours(shape, seed=0, return_model=False):
     import gpt
     import tinytensor as tt
     import tinytensor.functional as F
@@ -71,19 +71,22 @@ def make_ours(shape, seed=0):
         opt.step()
         opt.zero_grad()
         return loss.item()
-    return step
+    return (step, model) if return_model else step
 
 
-def make_torch(shape, seed=0):
+def make_torch(shape, seed=0, weights=None):
+    """PyTorch's step; with ``weights`` (our state_dict) both models start from identical parameters."""
     import torch
-    from torch_gpt import TorchGPT
+    from torch_gpt import TorchGPT, names_from_ours
     vocab, context, emb, layers, heads, batch, T = shape
     torch.manual_seed(seed)
     model = TorchGPT(vocab, context, emb, layers, heads)
+    if weights is not None:
+        model.load_state_dict({k: torch.tensor(weights[v]) for k, v in names_from_ours(layers).items()})
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, vocab, (batch, T), generator=g)
-    y = torch.randint(0, vocab, (batch, T), generator=g)
+    rng = np.random.default_rng(seed)          # the same batch as ours
+    x = torch.from_numpy(rng.integers(0, vocab, (batch, T)))
+    y = torch.from_numpy(rng.integers(0, vocab, (batch, T)))
 
     def step():
         loss = torch.nn.functional.cross_entropy(model(x).view(-1, vocab), y.view(-1))
@@ -166,11 +169,15 @@ def main():
         shape = SHAPES[name]
         tokens = shape[5] * shape[6]
         flops = step_flops(*shape)
-        ours = make_ours(shape)
-        theirs = make_torch(shape) if have_torch else None
-        ours()
+        ours, model = make_ours(shape, return_model=True)
+        theirs = make_torch(shape, weights=model.state_dict()) if have_torch else None
+        first = ours()
         if theirs:
-            theirs()
+            # same weights, same batch: the first losses must agree, or the comparison is meaningless
+            their_first = theirs()
+            print(f"{name:6s} first-step loss: ours {first:.5f}, torch {their_first:.5f}")
+            if abs(first - their_first) > 1e-3 * abs(their_first):
+                raise SystemExit(f"{name}: the two models disagree; fix that before timing them")
         t_ours, t_theirs = [], []
         for _ in range(args.steps):
             t = time.perf_counter()
@@ -190,7 +197,7 @@ def main():
             line += (f" | torch {row['torch_tokens_per_s']:9.0f} tok/s ({row['torch_ceiling_fraction']:.0%})"
                      f" | ratio {row['ratio']:.2f}x")
         print(line, flush=True)
-        del ours, theirs
+        del ours, theirs, model
         if not args.no_memory:
             row["peak_mb"] = peak_memory_mb("ours", name)
             mem = f"       peak memory: ours {row['peak_mb']:.0f} MB"

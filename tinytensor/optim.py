@@ -132,17 +132,21 @@ class AdamW(Optimizer):
             if cuda_kernels.use(xp, "adamw"):         # the same update in one GPU kernel per parameter
                 cuda_kernels.adamw_update(p.data, g, m, v, b1, b2, lr, wd, eps, t)
                 continue
+            scratch = xp.multiply(g, one(1 - b1))       # the one temporary, reused for every term below
             m *= one(b1)
-            m += one(1 - b1) * g                       # first moment
+            m += scratch                               # first moment: m = b1 m + (1 - b1) g
+            xp.multiply(g, g, out=scratch)
+            scratch *= one(1 - b2)
             v *= one(b2)
-            v += one(1 - b2) * (g * g)                 # second moment
+            v += scratch                               # second moment: v = b2 v + (1 - b2) g^2
             if wd:
                 p.data *= one(1 - lr * wd)             # decoupled weight decay
-            step_size = lr / (1 - b1 ** t)
-            denom = xp.sqrt(v)
-            denom *= one(1 / math.sqrt(1 - b2 ** t))
-            denom += one(eps)
-            p.data -= one(step_size) * (m / denom)
+            xp.sqrt(v, out=scratch)
+            scratch *= one(1 / math.sqrt(1 - b2 ** t))
+            scratch += one(eps)                        # sqrt(v / (1 - b2^t)) + eps
+            xp.divide(m, scratch, out=scratch)
+            scratch *= one(-lr / (1 - b1 ** t))        # bias-corrected step
+            p.data += scratch
 
 
 def clip_grad_norm(params, max_norm):

@@ -30,8 +30,11 @@ def gelu(x):
         du += 1
         du *= c
         du *= d
-        du *= (1 - t * t)
-        du += 1 + t
+        sech2 = xp.multiply(t, t, out=xp.empty_like(t))   # an array even when x is 0-d
+        xp.subtract(1, sech2, out=sech2)          # 1 - t^2
+        du *= sech2
+        du += t
+        du += 1
         du *= d.dtype.type(0.5)
         du *= g
         return (du,)

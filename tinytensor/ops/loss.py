@@ -38,7 +38,9 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     safe_t = xp.where(keep, t, 0)
     rows = xp.arange(x.shape[0])
     m = x.max(axis=1, keepdims=True)
-    lse_m = xp.log(xp.exp(x - m).sum(axis=1))            # log sum exp(x - m), per row: in [0, log C]
+    shifted = x - m
+    lse_m = xp.log(xp.exp(shifted, out=shifted).sum(axis=1))   # log sum exp(x - m), per row: in [0, log C]
+    del shifted
     lse = m[:, 0] + lse_m                                 # log sum exp, per row
     # from the shifted values: lse - x_t would round log C away beside a large max (float32 logits of 1e4)
     losses = (lse_m - (x[rows, safe_t] - m[:, 0])) * keep  # (N,)
