@@ -6,7 +6,13 @@ and ``python -m gpt sample`` (the fine-tuning commands are not covered here).
 Each case runs ``python -m bpe ...`` (or ``python -m gpt ...``) in a subprocess, the way a user does.
 For argument syntax errors (``--vocab-size abc``) argparse prints its usage block first and exits 2; the
 rule is then checked on what follows the usage block.
+
+Most cases call the command's ``main(argv)`` in-process (an exception that escapes ``main`` fails the test,
+as a traceback would); ``test_end_to_end`` runs a sample of them as real subprocesses.
 """
+import contextlib
+import importlib
+import io
 import os
 import subprocess
 import sys
@@ -17,11 +23,30 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_cli(module, *args, cwd, stdin=b""):
+def run_subprocess(module, *args, cwd, stdin=b""):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, input=stdin,
                           capture_output=True, timeout=120, env=env)
     return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+
+def run_cli(module, *args, cwd, stdin=b""):
+    """``python -m module args`` in-process: (exit status, stdout, stderr)."""
+    main = importlib.import_module(f"{module}.__main__").main
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_stdin = os.getcwd(), sys.stdin
+    os.chdir(cwd)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main([str(a) for a in args])
+            except SystemExit as e:                       # argparse: --help, or an argument error
+                rc = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(old_cwd)
+        sys.stdin = old_stdin
+    return rc, out.getvalue(), err.getvalue()
 
 
 def error_lines(stderr):
@@ -61,7 +86,7 @@ def files(tmp_path_factory):
     (d / "latin1.txt").write_bytes("café olé, naïve façade\n".encode("latin-1"))
     (d / "empty.txt").write_bytes(b"")
     (d / "folder").mkdir()
-    rc, _, err = run_cli("bpe", "train", "--input", d / "good.txt", "--vocab-size", 300, "--out", d / "tok.bpe",
+    rc, _, err = run_subprocess("bpe", "train", "--input", d / "good.txt", "--vocab-size", 300, "--out", d / "tok.bpe",
                          "--special", "<|endoftext|>", cwd=d)
     assert rc == 0, err
     good = (d / "tok.bpe").read_text(encoding="utf-8")
@@ -87,7 +112,7 @@ def files(tmp_path_factory):
 # ----- python -m bpe -----
 
 def test_bpe_lists_the_commands_tested_here():
-    rc, out, _ = run_cli("bpe", "--help", cwd=ROOT)
+    rc, out, _ = run_subprocess("bpe", "--help", cwd=ROOT)
     assert rc == 0
     assert "{train,encode,decode,show,stats}" in out, "a new command: add its bad-input cases below"
 
@@ -235,7 +260,7 @@ def runs(files):
 
 
 def test_gpt_lists_the_commands_tested_here():
-    rc, out, _ = run_cli("gpt", "--help", cwd=ROOT)
+    rc, out, _ = run_subprocess("gpt", "--help", cwd=ROOT)
     assert rc == 0
     assert "{train,sample," in out.replace(" ", ""), out
 
@@ -319,3 +344,21 @@ def test_gpt_sample_bad_input(runs, case):
 def test_gpt_sample_damaged_checkpoint_json_names_the_file(runs, folder):
     rc, _, err = run_cli("gpt", "sample", "--checkpoint", folder, "--max-new-tokens", "2", cwd=runs)
     assert_one_clear_line(rc, err, folder)
+
+
+END_TO_END = [
+    ("bpe", ["train", "--input", "missing.txt", "--vocab-size", "300", "--out", "x.bpe"], ["missing.txt"]),
+    ("bpe", ["train", "--input", "good.txt", "--vocab-size", "abc", "--out", "x.bpe"], ["abc"]),
+    ("bpe", ["encode", "--tokenizer", "truncated.bpe", "hi"], ["truncated.bpe"]),
+    ("bpe", ["encode", "--tokenizer", "tok.bpe", "--input", "latin1.txt"], ["latin1.txt"]),
+    ("gpt", ["train", "--data", "latin1.txt", "--out", "new", *GPT_TINY], ["latin1.txt"]),
+    ("gpt", ["train", "--data", "small.txt", "--out", "new", "--max-steps", "abc"], ["abc"]),
+    ("gpt", ["train", "--data", "small.txt", "--out", "other_shape", "--resume"], ["shape"]),
+    ("gpt", ["sample", "--checkpoint", "other_version"], ["version"]),
+]
+
+
+@pytest.mark.parametrize("module,args,expected", END_TO_END, ids=[" ".join(a[:3]) for _, a, _ in END_TO_END])
+def test_end_to_end(runs, module, args, expected):
+    rc, _, err = run_subprocess(module, *args, cwd=runs)
+    assert_one_clear_line(rc, err, *expected)
