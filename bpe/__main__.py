@@ -1,5 +1,6 @@
 """Command line: python -m bpe {train, encode, decode, show, stats} (each has --help)."""
 import argparse
+import os
 import sys
 
 from .gpt2_files import gpt2
@@ -11,10 +12,20 @@ from .train import Progress, train
 PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (with a pointer to --help), not a usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def read_text(path):
-    """A UTF-8 file's text; a clear ValueError naming the file when it is not UTF-8."""
-    with open(path, "rb") as f:
-        data = f.read()
+    """A UTF-8 file's (or, for None, standard input's) text; a clear ValueError when it is not UTF-8."""
+    if path is None:
+        data, path = sys.stdin.buffer.read(), "standard input"
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -36,10 +47,12 @@ def input_text(args):
         return read_text(args.input)
     if args.text is not None:
         return args.text
-    return sys.stdin.read()
+    return read_text(None)
 
 
 def cmd_train(args):
+    if os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a folder; give the tokenizer file's path, e.g. {args.out}/tok.bpe")
     text = read_text(args.input)
     pattern = PATTERNS.get(args.pattern, args.pattern)
     tok = train(text, args.vocab_size, pattern, args.special, algorithm=args.algorithm,
@@ -56,7 +69,7 @@ def cmd_encode(args):
 
 def cmd_decode(args):
     tok = load_tokenizer(args)
-    words = args.ids if args.ids else sys.stdin.read().split()
+    words = args.ids if args.ids else read_text(None).split()
     ids = []
     for w in words:
         try:
@@ -87,8 +100,8 @@ def cmd_stats(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m bpe", description="A byte-level BPE tokenizer.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m bpe", description="A byte-level BPE tokenizer.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="learn merges from a UTF-8 text file")
     p.add_argument("--input", required=True, help="UTF-8 text file to learn from")
