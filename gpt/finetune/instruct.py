@@ -50,7 +50,8 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
           max_grad_norm=1.0):
     """Fine-tune on [(ids, prompt_len)] items. Returns a dict with the losses and the time taken.
 
-    ``max_seconds`` stops early (after the step that crosses it), so a run fits a time budget.
+    ``max_seconds`` stops early (after the step that crosses it), so a run fits a time budget; the
+    learning-rate schedule then runs on whichever is further along, steps or time.
     """
     collate_kw = dict(max_length=max_length, mask_prompt=mask_prompt)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -64,8 +65,10 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
     for epoch in range(1, epochs + 1):
         for inputs, targets in data_instruct.batches(train_items, batch_size, pad_id, shuffle=True, rng=rng,
                                                      **collate_kw):
+            # with a time limit the schedule ends at whichever comes first: the last step or the limit
+            done = step if max_seconds is None else max(step, total * (time.perf_counter() - start) / max_seconds)
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, lr, warmup)
+                group["lr"] = lr_at(done, total, lr, warmup)
             step += 1
             if not (targets != data_instruct.IGNORE_INDEX).any():
                 continue               # everything cut away by max_length: nothing to learn from
