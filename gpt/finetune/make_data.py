@@ -3,10 +3,15 @@
 ``make_instruct`` writes synthetic Alpaca-style tasks whose answers can be checked exactly; each entry
 has a "kind" key so accuracy can be reported per kind of task:
 
-    add      two-digit addition                   "37 + 48"                      -> "85"
-    reverse  reverse a short list                 "red, fox, tree"               -> "tree, fox, red"
-    field    copy one field out of a record       "name: Ada; city: Rome; ..."   -> "Rome"
-    yesno    is a word in the list?               "pear, fig, lime"  (fig?)      -> "yes"
+    add      add a one-digit number to a two-digit one  "37+5"                      -> "42"
+    reverse  reverse a list of 2-4 words                "set,item,class"            -> "class,item,set"
+    field    copy one field out of a record             "name=one,type=set,key=up"  -> "set"  (type?)
+    yesno    is a word in the list? (half yes, half no) "set,item,class"  (item?)   -> "yes"
+
+The tasks are sized for the tiny model of ``python -m gpt train``, whose 1,024-token BPE vocabulary was
+trained on CPython's help topics: every word used is one token of that vocabulary, with or without a
+space in front, and lists are written without spaces ("a,b,c") so a word is the same token wherever it
+sits; digits are one token each. Copying a word is then copying one token.
 
 ``make_classify`` writes a two-class TSV: lines of English documentation prose (the pydoc topics that
 ship with CPython, label "doc") against English comment lines of the standard library's own Python
@@ -21,48 +26,40 @@ import numpy as np
 
 KINDS = ("add", "reverse", "field", "yesno")
 
-WORDS = ("red", "blue", "green", "black", "white", "apple", "pear", "plum", "lime", "fig", "cat", "dog",
-         "fox", "owl", "bee", "sun", "moon", "star", "rain", "snow", "tree", "leaf", "rock", "sand",
-         "ship", "car", "book", "pen", "cup", "hat", "door", "key", "lamp", "bell", "fish", "bird",
-         "milk", "salt", "gold", "iron")
-FIELDS = {
-    "name": ("Ada", "Alan", "Grace", "Linus", "Guido", "Ken", "Barbara", "Donald", "Edsger", "Tim"),
-    "city": ("Paris", "Rome", "Oslo", "Lima", "Cairo", "Tokyo", "Berlin", "Madrid", "Dublin", "Delhi"),
-    "color": ("red", "blue", "green", "black", "white", "yellow", "brown", "pink", "gray", "orange"),
-    "age": tuple(str(n) for n in range(18, 80, 3)),
-    "pet": ("cat", "dog", "fish", "bird", "horse", "mouse", "snake", "frog", "rabbit", "turtle"),
-}
+# one token each in the tiny model's tokenizer (checked with bpe.Tokenizer.load of its tokenizer.bpe)
+WORDS = ("object", "class", "value", "string", "expression", "raise", "pattern", "item", "set", "format",
+         "local", "one", "all", "use", "up")
+KEYS = ("name", "type", "key", "code", "case")
 
 
 def _add(rng):
-    a, b = (int(x) for x in rng.integers(10, 100, size=2))
-    return {"instruction": "Add the two numbers.", "input": f"{a} + {b}", "output": str(a + b)}
+    a, b = int(rng.integers(10, 100)), int(rng.integers(1, 10))
+    return {"instruction": "Add the numbers.", "input": f"{a}+{b}", "output": str(a + b)}
+
+
+def _words(rng, n):
+    return [WORDS[i] for i in rng.choice(len(WORDS), n, replace=False)]
 
 
 def _reverse(rng):
-    n = int(rng.integers(3, 6))
-    items = [WORDS[i] for i in rng.choice(len(WORDS), n, replace=False)]
-    return {"instruction": "Reverse the order of the list.", "input": ", ".join(items),
-            "output": ", ".join(reversed(items))}
+    items = _words(rng, int(rng.integers(2, 5)))
+    return {"instruction": "Reverse the list.", "input": ",".join(items), "output": ",".join(reversed(items))}
 
 
 def _field(rng):
-    names = list(FIELDS)
-    chosen = [names[i] for i in rng.choice(len(names), 3, replace=False)]
-    values = {k: FIELDS[k][int(rng.integers(len(FIELDS[k])))] for k in chosen}
-    ask = chosen[int(rng.integers(3))]
-    record = "; ".join(f"{k}: {values[k]}" for k in chosen)
-    return {"instruction": f"What is the {ask} in the record?", "input": record, "output": values[ask]}
+    keys = [KEYS[i] for i in rng.choice(len(KEYS), 3, replace=False)]
+    values = [WORDS[int(rng.integers(len(WORDS)))] for _ in keys]
+    ask = int(rng.integers(3))
+    return {"instruction": f'Give the "{keys[ask]}" field.',
+            "input": ",".join(f"{k}={v}" for k, v in zip(keys, values)), "output": values[ask]}
 
 
 def _yesno(rng):
-    n = int(rng.integers(3, 6))
-    picks = [WORDS[i] for i in rng.choice(len(WORDS), n + 1, replace=False)]
-    items, outsider = picks[:n], picks[n]
+    picks = _words(rng, 4)
+    items, outsider = picks[:3], picks[3]
     yes = bool(rng.integers(2))
-    word = items[int(rng.integers(n))] if yes else outsider
-    return {"instruction": f"Is the word \"{word}\" in the list? Answer yes or no.", "input": ", ".join(items),
-            "output": "yes" if yes else "no"}
+    word = items[int(rng.integers(3))] if yes else outsider
+    return {"instruction": f'Is "{word}" in the list?', "input": ",".join(items), "output": "yes" if yes else "no"}
 
 
 MAKERS = {"add": _add, "reverse": _reverse, "field": _field, "yesno": _yesno}

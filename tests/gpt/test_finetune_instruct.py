@@ -79,18 +79,32 @@ def test_make_instruct_answers_are_right():
     for e in entries:
         k, x, y = e["kind"], e["input"], e["output"]
         if k == "add":
-            a, b = x.split(" + ")
-            assert 10 <= int(a) <= 99 and 10 <= int(b) <= 99 and y == str(int(a) + int(b))
+            a, b = x.split("+")
+            assert 10 <= int(a) <= 99 and 1 <= int(b) <= 9 and y == str(int(a) + int(b))
         elif k == "reverse":
-            assert y.split(", ") == x.split(", ")[::-1]
+            items = x.split(",")
+            assert 2 <= len(items) <= 4 and len(set(items)) == len(items) and y.split(",") == items[::-1]
         elif k == "field":
-            field = e["instruction"].split("the ")[1].split(" in")[0]
-            assert dict(p.split(": ") for p in x.split("; "))[field] == y
+            field = e["instruction"].split('"')[1]
+            record = dict(p.split("=") for p in x.split(","))
+            assert len(record) == 3 and field in record and record[field] == y
         else:
             word = e["instruction"].split('"')[1]
-            assert y == ("yes" if word in x.split(", ") else "no")
+            assert y == ("yes" if word in x.split(",") else "no")
+    yes = sum(e["output"] == "yes" for e in entries if e["kind"] == "yesno")
+    assert 15 <= yes <= 35                                  # both answers are common
     assert make_data.make_instruct(200, seed=0) == entries
     assert make_data.make_instruct(200, seed=1) != entries
+
+
+def test_make_instruct_lists_use_only_the_word_lists_and_no_spaces():
+    # a word is then the same token wherever it sits in a list, a record or the answer
+    words = set(make_data.WORDS) | set(make_data.KEYS)
+    assert not set(make_data.WORDS) & set(make_data.KEYS)   # a value never looks like a key
+    for e in make_data.make_instruct(100, seed=2):
+        if e["kind"] != "add":
+            tokens = e["input"].replace("=", ",").split(",")
+            assert set(tokens) <= words and " " not in e["input"]
 
 
 def test_exact_match_report():
