@@ -10,7 +10,8 @@ Saving is crash-safe in three moves:
  2. replace checkpoint.json (temporary name + rename): this rename is the commit point;
  3. rename the two staged files over model.safetensors and optimizer.safetensors.
 A kill before 2 leaves the previous checkpoint intact (stray staged files are deleted later); a
-kill after 2 leaves staged files that ``recover`` renames into place before anything is read.
+kill after 2 leaves staged files: readers use them where they are (``file_path``), and the run that owns
+the folder renames them into place when it resumes (``read_meta(folder, repair=True)``).
 """
 import glob
 import json
@@ -115,8 +116,12 @@ def exists(folder):
     return os.path.isfile(os.path.join(folder, META))
 
 
-def read_meta(folder):
-    """checkpoint.json of ``folder`` (after finishing an interrupted save); clear errors when absent."""
+def read_meta(folder, repair=False):
+    """checkpoint.json of ``folder``, checked; clear errors when absent or damaged.
+
+    Reading never changes the folder (a training run may be saving into it at that moment). Only the
+    run that owns the folder passes ``repair=True`` to finish a save interrupted after its commit point.
+    """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"no checkpoint folder {folder}")
@@ -130,10 +135,26 @@ def read_meta(folder):
         raise ValueError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a tinytensor GPT checkpoint")
-    if int(meta.get("version", 0)) > VERSION:
-        raise ValueError(f"{path} has format version {meta.get('version')}; this code reads up to {VERSION}")
-    _recover(folder, meta)
+    version, step = meta.get("version"), meta.get("step")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{path} is damaged: its format version is {version!r}, not a whole number")
+    if version > VERSION:
+        raise ValueError(f"{path} has format version {version}; this code reads up to {VERSION}")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"{path} is damaged: its step is {step!r}")
+    if not isinstance(meta.get("config"), dict):
+        raise ValueError(f"{path} is damaged: it holds no model config")
+    if repair:
+        _recover(folder, meta)
+    _check_files(folder, meta)
     return meta
+
+
+def file_path(folder, meta, name):
+    """Where ``name`` of the checkpoint ``meta`` describes lies now: its final name, or, while a save is
+    between its commit point and its renames, the staged copy."""
+    staged = os.path.join(folder, f"{name}.step-{int(meta['step'])}")
+    return staged if os.path.exists(staged) else os.path.join(folder, name)
 
 
 def _recover(folder, meta):
@@ -143,8 +164,12 @@ def _recover(folder, meta):
         staged = os.path.join(folder, f"{name}.step-{step}")
         if os.path.exists(staged):
             os.replace(staged, os.path.join(folder, name))
+
+
+def _check_files(folder, meta):
+    step = int(meta["step"])
     for name in (MODEL,) + ((OPTIMIZER,) if OPTIMIZER in meta.get("files", {}) else ()):
-        path = os.path.join(folder, name)
+        path = file_path(folder, meta, name)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"checkpoint {folder} is incomplete: {name} is missing")
         tag = serialize.load_metadata(path)
@@ -163,7 +188,7 @@ def load_model(folder, meta=None, device="cpu"):
     meta = meta or read_meta(folder)
     cfg = load_config(meta)
     model = GPT(cfg, init=False)
-    load_weights(model, os.path.join(folder, MODEL))
+    load_weights(model, file_path(folder, meta, MODEL))
     if device != "cpu":
         model.to(device)
     return model, meta
@@ -186,8 +211,8 @@ def load_weights(model, path):
         p.data = np.ascontiguousarray(state[name], dtype=p.dtype)
 
 
-def load_optimizer(folder, optimizer):
-    path = os.path.join(folder, OPTIMIZER)
+def load_optimizer(folder, optimizer, meta=None):
+    path = file_path(folder, meta or read_meta(folder), OPTIMIZER)
     arrays = tt.load(path)
     meta = serialize.load_metadata(path)
     optimizer.load_state_dict(optimizer_state_from_arrays(arrays, meta))

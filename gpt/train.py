@@ -212,7 +212,7 @@ def _prepare_out(a, overwrite):
 
 def _resume_args(a, given):
     """The stored arguments of the checkpoint in a.out, with the flags the user passed that may change."""
-    meta = ckpt.read_meta(a.out)
+    meta = ckpt.read_meta(a.out, repair=True)      # this run owns the folder: finish an interrupted save
     saved = TrainConfig(**{k: v for k, v in meta["args"].items() if k in TrainConfig.__dataclass_fields__})
     for name in given:
         mine, theirs = getattr(a, name), getattr(saved, name)

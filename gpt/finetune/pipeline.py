@@ -87,7 +87,7 @@ def load_classifier(folder):
     from ..model import GPT
     model = GPT(ckpt.load_config(meta), init=False)
     classify.replace_head(model, len(meta["labels"]))
-    ckpt.load_weights(model, os.path.join(folder, ckpt.MODEL))
+    ckpt.load_weights(model, ckpt.file_path(folder, meta, ckpt.MODEL))
     return model.eval(), load_tokenizer(folder), meta
 
 
