@@ -100,7 +100,7 @@ def make_torch(shape, seed=0, weights=None):
 def torch_available():
     try:
         import torch
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1)))
         return True
     except ImportError:
         return False
@@ -161,7 +161,8 @@ def main():
     args = parser.parse_args()
     have_torch = torch_available()
     ceiling = matmul_ceiling()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", str(os.cpu_count()))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads each, "
           f"numpy {np.__version__}" + (f", torch {__import__('torch').__version__}" if have_torch else ", no torch"))
     print(f"float32 matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s")
     results = {}

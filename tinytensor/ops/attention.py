@@ -46,10 +46,9 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     if causal and S < T:
         raise ValueError(f"scaled_dot_product_attention: causal attention needs at least as many keys ({S}) as queries ({T})")
     scale = q.dtype.type(1.0 / math.sqrt(D))
-    # NumPy's batched matmul only calls BLAS on contiguous matrices: slices of a fused qkv are not
-    qd, kd, vd = (xp.ascontiguousarray(t.data) for t in (q, k, v))
-    scores = qd @ xp.swapaxes(kd, -1, -2)               # (B, H, T, S)
-    scores *= scale
+    qs = q.data * scale                                 # scale the (T, D) queries, not the (T, S) scores
+    kd, vd = k.data, v.data                             # BLAS takes strided views (unit last stride) as they are
+    scores = qs @ xp.swapaxes(kd, -1, -2)               # (B, H, T, S)
     if causal:
         scores += causal_bias(T, S, q.dtype, xp)        # -inf above the diagonal
     scores -= scores.max(axis=-1, keepdims=True)
@@ -57,18 +56,21 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     p /= p.sum(axis=-1, keepdims=True)                  # attention weights (B, H, T, S)
     drop = dropout_mask(p.shape, dropout_p, p.dtype, backend.device_of(p)) if dropout_p and training else None
     pd = p * drop if drop is not None else p
-    out = pd @ vd                                       # (B, H, T, D)
+    # write the result with heads inside tokens, (B, T, H, D) in memory, so the usual
+    # out.transpose(0, 2, 1, 3).reshape(B, T, H * D) that follows needs no copy
+    lead = q.shape[:-3]
+    out = xp.empty(lead + (T, q.shape[-3], D), dtype=q.dtype) if q.ndim >= 3 else None
+    out = xp.matmul(pd, vd, out=xp.swapaxes(out, -2, -3)) if out is not None else pd @ vd   # (B, H, T, D)
 
     def backward(g):
-        g = xp.ascontiguousarray(g)
         gv = xp.swapaxes(pd, -1, -2) @ g                # out = pd v  =>  dv = pd^T g
         gp = g @ xp.swapaxes(vd, -1, -2)                # dpd = g v^T
         if drop is not None:
             gp *= drop
         gp -= (gp * p).sum(axis=-1, keepdims=True)      # softmax backward: ds = p (dp - sum(dp p))
         gp *= p
-        gp *= scale
-        gq = gp @ kd                                    # scores = q k^T  =>  dq = ds k, dk = ds^T q
-        gk = xp.swapaxes(gp, -1, -2) @ qd
+        gq = gp @ kd                                    # scores = qs k^T  =>  dq = scale ds k, dk = ds^T qs
+        gq *= scale
+        gk = xp.swapaxes(gp, -1, -2) @ qs
         return gq, gk, gv
     return Tensor._make(out, (q, k, v), backward, "scaled_dot_product_attention")

@@ -4,6 +4,22 @@ from ..tensor import Tensor
 from .common import as_tensor, same_device
 
 
+def _row_mean(a, xp):
+    """Mean over the last axis, keepdims, as a matrix-vector product: BLAS beats NumPy's reduction here."""
+    D = a.shape[-1]
+    if a.ndim < 2:
+        return a.mean(axis=-1, keepdims=True)
+    return (a.reshape(-1, D) @ xp.full(D, 1.0 / D, dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
+
+
+def _batch_sum(a, xp):
+    """Sum over every axis but the last (a column sum, again as one matrix-vector product)."""
+    if a.ndim < 2:
+        return a
+    D = a.shape[-1]
+    return xp.ones(a.size // D, dtype=a.dtype) @ a.reshape(-1, D)
+
+
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias, statistics over the last axis (population variance)."""
     xp = backend.xp_of(x.data)
@@ -21,9 +37,9 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     if cuda_kernels.use(xp, "layer_norm") and cuda_kernels.layer_norm_supported(x, weight, bias):
         return cuda_kernels.layer_norm(x, weight, bias, eps)     # one fused kernel per pass on a GPU
     d = x.data
-    mu = d.mean(axis=-1, keepdims=True)
-    xhat = d - mu
-    var = (xhat * xhat).mean(axis=-1, keepdims=True)
+    xhat = d - d[..., :1]                                # shift by each row's first value: a BLAS mean of
+    xhat -= _row_mean(xhat, xp)                          # the small differences keeps float32 precise
+    var = _row_mean(xhat * xhat, xp)
     rstd = 1 / xp.sqrt(var + d.dtype.type(eps))          # (..., 1)
     xhat *= rstd                                         # normalised input, kept for backward
     out = xhat * weight.data if weight is not None else xhat.copy()
@@ -34,13 +50,14 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     def backward(g):
         # with gh = g * weight: dx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat))
         gh = g * weight.data if weight is not None else g
-        gx = gh - gh.mean(axis=-1, keepdims=True) - xhat * (gh * xhat).mean(axis=-1, keepdims=True)
+        gx = xhat * _row_mean(gh * xhat, xp)
+        gx += _row_mean(gh, xp)
+        xp.subtract(gh, gx, out=gx)
         gx *= rstd
         grads = [gx]
-        batch = tuple(range(g.ndim - 1))
         if weight is not None:
-            grads.append((g * xhat).sum(axis=batch) if weight.requires_grad else None)   # d/dw = xhat
+            grads.append(_batch_sum(g * xhat, xp) if weight.requires_grad else None)    # d/dw = xhat
         if bias is not None:
-            grads.append(g.sum(axis=batch) if bias.requires_grad else None)             # d/db = 1
+            grads.append(_batch_sum(g, xp) if bias.requires_grad else None)             # d/db = 1
         return tuple(grads)
     return Tensor._make(out, parents, backward, "layer_norm")
