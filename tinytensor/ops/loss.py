@@ -14,6 +14,39 @@ def _targets_array(targets, xp):
     return data
 
 
+def _row_blocks(x):
+    """Row ranges of about a megabyte each: every pass over a block then runs in the CPU's cache."""
+    step = max(1, (1 << 18) // max(1, x.shape[1]))
+    return [slice(i, i + step) for i in range(0, x.shape[0], step)]
+
+
+def _log_sum_exp_shifted(x, m, xp):
+    """log(sum(exp(x - m))) per row, block by block so no (N, C) temporary is made."""
+    if xp is not np:
+        return xp.log(xp.exp(x - m).sum(axis=1))
+    out = np.empty(x.shape[0], dtype=x.dtype)
+    for rows in _row_blocks(x):
+        e = x[rows] - m[rows]
+        np.exp(e, out=e)
+        out[rows] = e.sum(axis=1)
+    return np.log(out, out=out)
+
+
+def _softmax_rows(x, m, lse_m, xp):
+    """softmax(x) per row as exp((x - m) - lse_m): shifting first keeps float32 precise beside a large max."""
+    if xp is not np:
+        grad = x - m
+        grad -= lse_m[:, None]
+        return xp.exp(grad, out=grad)
+    grad = np.empty_like(x)
+    for rows in _row_blocks(x):
+        g = grad[rows]
+        np.subtract(x[rows], m[rows], out=g)
+        g -= lse_m[rows, None]
+        np.exp(g, out=g)
+    return grad
+
+
 def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     """Mean (or sum, or per-position) of -log softmax(logits)[target].
 
@@ -38,10 +71,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     safe_t = xp.where(keep, t, 0)
     rows = xp.arange(x.shape[0])
     m = x.max(axis=1, keepdims=True)
-    shifted = x - m
-    lse_m = xp.log(xp.exp(shifted, out=shifted).sum(axis=1))   # log sum exp(x - m), per row: in [0, log C]
-    del shifted
-    lse = m[:, 0] + lse_m                                 # log sum exp, per row
+    lse_m = _log_sum_exp_shifted(x, m, xp)               # log sum exp(x - m), per row: in [0, log C]
     # from the shifted values: lse - x_t would round log C away beside a large max (float32 logits of 1e4)
     losses = (lse_m - (x[rows, safe_t] - m[:, 0])) * keep  # (N,)
     count = int(keep.sum())
@@ -58,9 +88,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
             scale = g.reshape(-1) * keep if reduction == "none" else \
                 keep * (g / count if reduction == "mean" and count else g)
             return (cuda_kernels.cross_entropy_backward(x, m, lse_m, safe_t, scale).reshape(logits.shape),)
-        grad = x - m                                      # shift first, as in the forward, for precision
-        grad -= lse_m[:, None]
-        xp.exp(grad, out=grad)                            # softmax, recomputed instead of stored
+        grad = _softmax_rows(x, m, lse_m, xp)             # recomputed instead of stored
         grad[rows, safe_t] -= 1
         if reduction == "none":
             scale = g.reshape(-1) * keep
