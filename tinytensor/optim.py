@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from . import backend, cuda_kernels
+from . import backend, parallel, cuda_kernels
 
 
 def _groups(params_or_groups, defaults):
@@ -132,21 +132,32 @@ class AdamW(Optimizer):
             if cuda_kernels.use(xp, "adamw"):         # the same update in one GPU kernel per parameter
                 cuda_kernels.adamw_update(p.data, g, m, v, b1, b2, lr, wd, eps, t)
                 continue
-            scratch = xp.multiply(g, one(1 - b1))       # the one temporary, reused for every term below
-            m *= one(b1)
-            m += scratch                               # first moment: m = b1 m + (1 - b1) g
-            xp.multiply(g, g, out=scratch)
-            scratch *= one(1 - b2)
-            v *= one(b2)
-            v += scratch                               # second moment: v = b2 v + (1 - b2) g^2
-            if wd:
-                p.data *= one(1 - lr * wd)             # decoupled weight decay
-            xp.sqrt(v, out=scratch)
-            scratch *= one(1 / math.sqrt(1 - b2 ** t))
-            scratch += one(eps)                        # sqrt(v / (1 - b2^t)) + eps
-            xp.divide(m, scratch, out=scratch)
-            scratch *= one(-lr / (1 - b1 ** t))        # bias-corrected step
-            p.data += scratch
+            hyper = (one(b1), one(1 - b1), one(b2), one(1 - b2), one(1 - lr * wd) if wd else None,
+                     one(1 / math.sqrt(1 - b2 ** t)), one(eps), one(-lr / (1 - b1 ** t)))
+            arrays = (p.data, g, m, v)
+            if all(a.flags.c_contiguous for a in arrays):   # flat views: split across threads when large
+                arrays = tuple(a.reshape(-1) for a in arrays)
+            parallel.for_row_blocks(lambda *blocks: _adamw_block(*blocks, *hyper), *arrays)
+
+
+def _adamw_block(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, decay, bias2, eps, step):
+    """One AdamW update of a block, in place, with one temporary reused for every term."""
+    xp = backend.xp_of(p)
+    scratch = xp.multiply(g, one_minus_b1)
+    m *= b1
+    m += scratch                               # first moment: m = b1 m + (1 - b1) g
+    xp.multiply(g, g, out=scratch)
+    scratch *= one_minus_b2
+    v *= b2
+    v += scratch                               # second moment: v = b2 v + (1 - b2) g^2
+    if decay is not None:
+        p *= decay                             # decoupled weight decay: p *= 1 - lr wd
+    xp.sqrt(v, out=scratch)
+    scratch *= bias2
+    scratch += eps                             # sqrt(v / (1 - b2^t)) + eps
+    xp.divide(m, scratch, out=scratch)
+    scratch *= step                            # -lr / (1 - b1^t): the bias-corrected step
+    p += scratch
 
 
 def clip_grad_norm(params, max_norm):

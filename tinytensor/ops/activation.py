@@ -1,10 +1,46 @@
 """GELU in the tanh form GPT-2 uses, fused: one pass forward, the derivative written out for backward."""
 import math
 
-from .. import backend, cuda_kernels
+from .. import backend, cuda_kernels, parallel
 from ..tensor import Tensor
 
 _C = math.sqrt(2.0 / math.pi)
+
+
+def _rows(a):
+    """A 2-D (rows, last axis) view of ``a`` (a copy only when ``a`` is not contiguous)."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def _gelu_forward(d, t, out):
+    """out = 0.5 d (1 + tanh(u)) with u = c (d + 0.044715 d^3); t receives tanh(u). In place, one block."""
+    one = d.dtype.type
+    np_ = backend.xp_of(d)
+    np_.multiply(d, d, out=t)
+    t *= one(_C * 0.044715)
+    t += one(_C)
+    t *= d                                        # u, constants folded
+    np_.tanh(t, out=t)
+    np_.add(t, 1, out=out)
+    out *= d
+    out *= one(0.5)
+
+
+def _gelu_backward(d, t, g, du):
+    """du = g (0.5 (1 + t) + 0.5 d (1 - t^2) c (1 + 3 * 0.044715 d^2)). In place, one block."""
+    one = d.dtype.type
+    np_ = backend.xp_of(d)
+    np_.multiply(d, d, out=du)
+    du *= one(3 * _C * 0.044715)
+    du += one(_C)
+    du *= d                                       # c (1 + 3 * 0.044715 d^2) d
+    sech2 = t * t
+    np_.subtract(1, sech2, out=sech2)             # 1 - t^2
+    du *= sech2
+    du += t
+    du += 1
+    du *= one(0.5)
+    du *= g
 
 
 def gelu(x):
@@ -13,28 +49,15 @@ def gelu(x):
     if cuda_kernels.use(xp, "gelu"):             # one fused kernel on a GPU (the same formula)
         return cuda_kernels.gelu(x)
     d = x.data
-    c = d.dtype.type(_C)
-    one = d.dtype.type
-    inner = xp.multiply(d, d, out=xp.empty_like(d))   # an array even for 0-d x
-    inner *= one(_C * 0.044715)
-    inner += c
-    inner *= d                                   # u = c (x + 0.044715 x^3), constants folded
-    t = xp.tanh(inner, out=inner)                # t = tanh(u)
-    out = t + 1
-    out *= d
-    out *= one(0.5)
+    if d.ndim == 0:
+        d = d.reshape(1)                          # 0-d: work on a 1-element view, give back 0-d below
+    t = xp.empty_like(d)                          # tanh(u), kept for backward
+    out = xp.empty_like(d)
+    parallel.for_row_blocks(_gelu_forward, _rows(d), _rows(t), _rows(out))
 
     def backward(g):  # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)
-        du = xp.multiply(d, d, out=xp.empty_like(d))
-        du *= one(3 * _C * 0.044715)
-        du += c
-        du *= d                                   # c (1 + 3 * 0.044715 x^2) x, constants folded
-        sech2 = xp.multiply(t, t, out=xp.empty_like(t))   # an array even when x is 0-d
-        xp.subtract(1, sech2, out=sech2)          # 1 - t^2
-        du *= sech2
-        du += t
-        du += 1
-        du *= one(0.5)
-        du *= g
-        return (du,)
+        du = xp.empty_like(d)
+        parallel.for_row_blocks(_gelu_backward, _rows(d), _rows(t), _rows(g.reshape(d.shape)), _rows(du))
+        return (du.reshape(x.shape),)
+    out = out.reshape(x.shape)
     return Tensor._make(out, (x,), backward, "gelu")

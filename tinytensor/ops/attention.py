@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import backend, parallel
 from ..tensor import Tensor
 from .common import same_device
 from .dropout import dropout_mask
@@ -32,6 +32,22 @@ def causal_bias(T, S, dtype, xp):
     return _masks[key]
 
 
+def _softmax_in_place(scores, bias):
+    """softmax over the last axis of a block of (T, S) score matrices, after adding ``bias`` (or None)."""
+    xp = backend.xp_of(scores)
+    if bias is not None:
+        scores += bias
+    scores -= scores.max(axis=-1, keepdims=True)
+    xp.exp(scores, out=scores)
+    scores /= scores.sum(axis=-1, keepdims=True)
+
+
+def _softmax_backward_in_place(gp, p):
+    """gp <- p (gp - sum(gp p)) over the last axis: the softmax's backward, in place, one block."""
+    gp -= (gp * p).sum(axis=-1, keepdims=True)
+    gp *= p
+
+
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
     """q (B, H, T, D), k and v (B, H, S, D) -> (B, H, T, D)."""
     if q.ndim < 2 or k.shape != v.shape or q.shape[-1] != k.shape[-1] or q.shape[:-2] != k.shape[:-2]:
@@ -49,11 +65,9 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     qs = q.data * scale                                 # scale the (T, D) queries, not the (T, S) scores
     kd, vd = k.data, v.data                             # BLAS takes strided views (unit last stride) as they are
     scores = qs @ xp.swapaxes(kd, -1, -2)               # (B, H, T, S)
-    if causal:
-        scores += causal_bias(T, S, q.dtype, xp)        # -inf above the diagonal
-    scores -= scores.max(axis=-1, keepdims=True)
-    p = xp.exp(scores, out=scores)
-    p /= p.sum(axis=-1, keepdims=True)                  # attention weights (B, H, T, S)
+    bias = causal_bias(T, S, q.dtype, xp) if causal else None   # -inf above the diagonal
+    parallel.for_row_blocks(lambda blk: _softmax_in_place(blk, bias), scores.reshape(-1, T, S))
+    p = scores                                          # attention weights (B, H, T, S)
     drop = dropout_mask(p.shape, dropout_p, p.dtype, backend.device_of(p)) if dropout_p and training else None
     pd = p * drop if drop is not None else p
     # write the result with heads inside tokens, (B, T, H, D) in memory, so the usual
@@ -67,8 +81,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
         gp = g @ xp.swapaxes(vd, -1, -2)                # dpd = g v^T
         if drop is not None:
             gp *= drop
-        gp -= (gp * p).sum(axis=-1, keepdims=True)      # softmax backward: ds = p (dp - sum(dp p))
-        gp *= p
+        parallel.for_row_blocks(_softmax_backward_in_place, gp.reshape(-1, T, S), p.reshape(-1, T, S))
         gq = gp @ kd                                    # scores = qs k^T  =>  dq = scale ds k, dk = ds^T qs
         gq *= scale
         gk = xp.swapaxes(gp, -1, -2) @ qs

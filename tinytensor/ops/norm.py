@@ -1,5 +1,5 @@
 """Layer normalisation over the last axis, fused with its hand-derived backward."""
-from .. import backend, cuda_kernels
+from .. import backend, cuda_kernels, parallel
 from ..tensor import Tensor
 from .common import as_tensor, same_device
 
@@ -20,6 +20,31 @@ def _batch_sum(a, xp):
     return xp.ones(a.size // D, dtype=a.dtype) @ a.reshape(-1, D)
 
 
+def _forward_rows(d, xhat, rstd, out, w, b, eps):
+    """One block of rows (N, D): xhat = (d - mean) / sqrt(var + eps), out = xhat w + b, rstd kept."""
+    xp = backend.xp_of(d)
+    xp.subtract(d, d[:, :1], out=xhat)                   # shift by each row's first value: a BLAS mean of
+    xhat -= _row_mean(xhat, xp)                          # the small differences keeps float32 precise
+    rstd[...] = 1 / xp.sqrt(_row_mean(xhat * xhat, xp) + d.dtype.type(eps))
+    xhat *= rstd
+    if w is not None:
+        xp.multiply(xhat, w, out=out)
+    else:
+        out[...] = xhat
+    if b is not None:
+        out += b
+
+
+def _backward_rows(g, xhat, rstd, gx, w):
+    """One block of rows: with gh = g w, dx = rstd (gh - mean(gh) - xhat mean(gh xhat))."""
+    xp = backend.xp_of(g)
+    gh = g * w if w is not None else g
+    xp.multiply(xhat, _row_mean(gh * xhat, xp), out=gx)
+    gx += _row_mean(gh, xp)
+    xp.subtract(gh, gx, out=gx)
+    gx *= rstd
+
+
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias, statistics over the last axis (population variance)."""
     xp = backend.xp_of(x.data)
@@ -37,23 +62,22 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     if cuda_kernels.use(xp, "layer_norm") and cuda_kernels.layer_norm_supported(x, weight, bias):
         return cuda_kernels.layer_norm(x, weight, bias, eps)     # one fused kernel per pass on a GPU
     d = x.data
-    xhat = d - d[..., :1]                                # shift by each row's first value: a BLAS mean of
-    xhat -= _row_mean(xhat, xp)                          # the small differences keeps float32 precise
-    var = _row_mean(xhat * xhat, xp)
-    rstd = 1 / xp.sqrt(var + d.dtype.type(eps))          # (..., 1)
-    xhat *= rstd                                         # normalised input, kept for backward
-    out = xhat * weight.data if weight is not None else xhat.copy()
-    if bias is not None:
-        out += bias.data
+    D = x.shape[-1]
+    shape = d.shape
+    rows = (lambda a: a.reshape(-1, D)) if d.ndim >= 1 else (lambda a: a.reshape(1, 1))
+    xhat = xp.empty(shape, dtype=d.dtype)                # normalised input, kept for backward
+    rstd = xp.empty(shape[:-1] + (1,) if d.ndim else (1,), dtype=d.dtype)
+    out = xp.empty(shape, dtype=d.dtype)
+    w = weight.data if weight is not None else None
+    b = bias.data if bias is not None else None
+    parallel.for_row_blocks(lambda *blk: _forward_rows(*blk, w, b, eps), rows(d), rows(xhat),
+                            rstd.reshape(-1, 1), rows(out))
     parents = tuple(p for p in (x, weight, bias) if p is not None)
 
     def backward(g):
-        # with gh = g * weight: dx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat))
-        gh = g * weight.data if weight is not None else g
-        gx = xhat * _row_mean(gh * xhat, xp)
-        gx += _row_mean(gh, xp)
-        xp.subtract(gh, gx, out=gx)
-        gx *= rstd
+        gx = xp.empty(shape, dtype=d.dtype)
+        parallel.for_row_blocks(lambda *blk: _backward_rows(*blk, w), rows(g), rows(xhat),
+                                rstd.reshape(-1, 1), rows(gx))
         grads = [gx]
         if weight is not None:
             grads.append(_batch_sum(g * xhat, xp) if weight.requires_grad else None)    # d/dw = xhat
