@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 
-import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import backend, nn, random
 from tinytensor.tensor import Tensor
@@ -238,5 +237,3 @@ class GPT(nn.Module):
     def extra_repr(self):
         return f"{self.num_parameters():,} parameters"
 
-
-_ = tt

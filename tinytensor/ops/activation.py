@@ -15,13 +15,13 @@ def _rows(a):
 def _gelu_forward(d, t, out):
     """out = 0.5 d (1 + tanh(u)) with u = c (d + 0.044715 d^3); t receives tanh(u). In place, one block."""
     one = d.dtype.type
-    np_ = backend.xp_of(d)
-    np_.multiply(d, d, out=t)
+    xp = backend.xp_of(d)
+    xp.multiply(d, d, out=t)
     t *= one(_C * 0.044715)
     t += one(_C)
     t *= d                                        # u, constants folded
-    np_.tanh(t, out=t)
-    np_.add(t, 1, out=out)
+    xp.tanh(t, out=t)
+    xp.add(t, 1, out=out)
     out *= d
     out *= one(0.5)
 
@@ -29,13 +29,13 @@ def _gelu_forward(d, t, out):
 def _gelu_backward(d, t, g, du):
     """du = g (0.5 (1 + t) + 0.5 d (1 - t^2) c (1 + 3 * 0.044715 d^2)). In place, one block."""
     one = d.dtype.type
-    np_ = backend.xp_of(d)
-    np_.multiply(d, d, out=du)
+    xp = backend.xp_of(d)
+    xp.multiply(d, d, out=du)
     du *= one(3 * _C * 0.044715)
     du += one(_C)
     du *= d                                       # c (1 + 3 * 0.044715 d^2) d
     sech2 = t * t
-    np_.subtract(1, sech2, out=sech2)             # 1 - t^2
+    xp.subtract(1, sech2, out=sech2)             # 1 - t^2
     du *= sech2
     du += t
     du += 1

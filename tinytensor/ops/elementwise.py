@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from .common import as_tensor, broadcast_shape, operands, unbroadcast
+from .common import broadcast_shape, operands, unbroadcast
 
 
 def _binary(a, b, name):
@@ -199,5 +199,3 @@ def masked_fill(x, mask, value):
         return (xp.where(mask_data, xp.zeros((), dtype=g.dtype), g),)
     return Tensor._make(out, (x,), backward, "masked_fill")
 
-
-_ = as_tensor  # re-exported for methods.py

@@ -1,5 +1,4 @@
 """A fully connected layer as one op: y = x W^T + b, with all batch axes folded into rows for BLAS."""
-from .. import backend
 from ..tensor import Tensor
 
 
@@ -34,5 +33,3 @@ def linear(x, weight, bias=None):
         return grads
     return Tensor._make(y.reshape(x.shape[:-1] + (out_f,)), parents, backward, "linear")
 
-
-_ = backend

@@ -52,7 +52,6 @@ def mean(x, axis=None, keepdims=False):
 
 def _extreme(x, axis, keepdims, name):
     axes = _axes(x, axis)
-    xp = backend.xp_of(x.data)
     if x.size == 0:
         raise ValueError(f"{name}() of an empty tensor of shape {x.shape}")
     reduce = x.data.max if name == "max" else x.data.min
