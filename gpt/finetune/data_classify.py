@@ -15,6 +15,8 @@ import zipfile
 
 import numpy as np
 
+from .splits import seeded_split
+
 SMS_SPAM_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 
 
@@ -71,11 +73,7 @@ def balance(examples, seed=0):
 
 def split(examples, fractions=(0.7, 0.1, 0.2), seed=0):
     """Shuffle with ``seed`` and cut into train / val / test by ``fractions`` (the rest goes to test)."""
-    order = np.random.default_rng(seed).permutation(len(examples))
-    n_train = int(len(examples) * fractions[0])
-    n_val = int(len(examples) * fractions[1])
-    pick = lambda idx: [examples[i] for i in idx]
-    return pick(order[:n_train]), pick(order[n_train:n_train + n_val]), pick(order[n_train + n_val:])
+    return seeded_split(examples, fractions, seed)
 
 
 def encode(examples, tokenizer, labels, max_length):

@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from .splits import seeded_split
+
 IGNORE_INDEX = -100
 RESPONSE_HEADER = "\n\n### Response:\n"
 
@@ -55,11 +57,7 @@ def load_entries(path):
 
 def split(entries, fractions=(0.85, 0.05, 0.10), seed=0):
     """Shuffle with ``seed`` and cut into train / val / test (the book's 85/5/10 by default)."""
-    order = np.random.default_rng(seed).permutation(len(entries))
-    n_train = int(len(entries) * fractions[0])
-    n_val = int(len(entries) * fractions[1])
-    pick = lambda idx: [entries[i] for i in idx]
-    return pick(order[:n_train]), pick(order[n_train:n_train + n_val]), pick(order[n_train + n_val:])
+    return seeded_split(entries, fractions, seed)
 
 
 def _encode(tokenizer, text):
