@@ -1,35 +1,185 @@
-"""Elementwise work split over a few threads: NumPy releases the GIL inside its loops, so two halves of a
-large array can be computed at once. Used on the hot path for large CPU arrays only; small arrays (and
-CuPy arrays) run as one block in the calling thread.
+"""Work split over a few threads, the way PyTorch splits its CPU ops over its own thread pool.
+
+NumPy releases the GIL inside its loops and inside BLAS, so Python threads really do compute at once.
+Ops hand this module independent pieces of work: row blocks of a large elementwise pass
+(``for_row_blocks``), or whole sub-problems such as the attention of one group of heads (product,
+softmax, product: ``run``). The calling thread takes a share itself.
+
+While such a parallel region runs, BLAS is held to one thread: each of our threads calls it on its own
+share, and a BLAS that also split every call would put four busy threads on two cores. Outside the
+regions BLAS threads itself as usual. Holding BLAS is done for the OpenBLAS that NumPy ships (found in
+the process, ``blas_controlled()``); with another BLAS, regions that call BLAS run in one thread.
 """
+import contextlib
+import ctypes
+import glob
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 MIN_ELEMENTS = 1 << 18        # below about a megabyte the thread hand-off costs more than it saves
+BLAS_MIN_WORK = 1 << 21       # multiply-adds below which a matrix product stays in one call
 _pool = None
+_region = threading.Lock()    # one parallel region at a time; others (and nested ones) run inline
+_inside = threading.local()
 
 
 def set_workers(n):
-    """Use ``n`` threads for elementwise work (1 turns the splitting off)."""
+    """Use ``n`` threads for tinytensor's CPU work (1 turns the splitting off)."""
     global WORKERS, _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True)
     WORKERS, _pool = max(1, int(n)), None
 
 
-def for_row_blocks(fn, *arrays):
+# ----- holding BLAS to one thread -----
+
+def _openblas_libraries():
+    """Paths of the OpenBLAS libraries loaded in this process (NumPy's own first)."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:            # Linux: what is actually loaded
+            for line in maps:
+                path = line.split()[-1] if len(line.split()) >= 6 else ""
+                if "openblas" in os.path.basename(path).lower() and path not in paths:
+                    paths.append(path)
+    except OSError:
+        pass
+    if not paths:                                        # elsewhere: the copy shipped beside NumPy
+        root = os.path.dirname(os.path.dirname(np.__file__))
+        for pattern in ("numpy.libs/*openblas*", "numpy/.dylibs/*openblas*", "numpy.libs/*openblas*.dll"):
+            paths += glob.glob(os.path.join(root, pattern))
+    return paths
+
+
+def _find_blas_control():
+    """(get, set) of OpenBLAS's thread count, or None when no OpenBLAS we can drive is loaded."""
+    for path in _openblas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        # NumPy 2 ships OpenBLAS with prefixed 64-bit-integer names; system builds use the plain ones
+        for prefix in ("scipy_", ""):
+            for suffix in ("64_", "_64", ""):
+                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.restype, put.restype = ctypes.c_int, None
+                    put.argtypes = [ctypes.c_int]
+                    return get, put
+    return None
+
+
+_blas = _find_blas_control()
+
+
+def blas_controlled():
+    """True when tinytensor can hold BLAS to one thread during its parallel regions."""
+    return _blas is not None
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Run the block with BLAS limited to ``n`` threads (a no-op when BLAS cannot be driven)."""
+    if _blas is None:
+        yield
+        return
+    get, put = _blas
+    before = get()
+    put(n)
+    try:
+        yield
+    finally:
+        put(before)
+
+
+# ----- running work in parallel -----
+
+def _split(n, parts):
+    """Cut range(n) into at most ``parts`` contiguous (lo, hi) pieces of nearly equal size."""
+    parts = max(1, min(parts, n))
+    edges = [n * i // parts for i in range(parts + 1)]
+    return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def _run_share(fn, jobs):
+    _inside.active = True
+    try:
+        for job in jobs:
+            fn(job)
+    finally:
+        _inside.active = False
+
+
+def run(fn, jobs, uses_blas=False):
+    """Call ``fn(job)`` for every job, the jobs shared out over the worker threads (the caller takes the
+    first share). Jobs must be independent: they run at the same time. ``uses_blas=True`` when ``fn``
+    calls BLAS (matrix products): BLAS is then held to one thread for the region, or, when that is not
+    possible, everything runs in the calling thread.
+    """
+    jobs = list(jobs)
+    if getattr(_inside, "active", False) or not _region.acquire(blocking=False):
+        for job in jobs:                # nested in a region, or another thread's region is running
+            fn(job)
+        return
+    global _pool
+    try:
+        # BLAS is held to one thread even when this region runs serially: a BLAS call that spreads
+        # itself over the cores leaves its helper threads spinning for a while afterwards, and they
+        # would then compete with the threads of the next region
+        with blas_threads(1) if uses_blas else contextlib.nullcontext():
+            if WORKERS == 1 or len(jobs) < 2 or (uses_blas and _blas is None):
+                _run_share(fn, jobs)
+                return
+            if _pool is None:
+                _pool = ThreadPoolExecutor(WORKERS - 1, thread_name_prefix="tinytensor")
+            shares = [jobs[lo:hi] for lo, hi in _split(len(jobs), WORKERS)]
+            futures = [_pool.submit(_run_share, fn, share) for share in shares[1:]]
+            try:
+                _run_share(fn, shares[0])
+            finally:
+                for future in futures:     # wait for every share, then raise the first error
+                    future.exception()
+            for future in futures:
+                future.result()
+    finally:
+        _region.release()
+
+
+def for_row_blocks(fn, *arrays, uses_blas=False):
     """Call ``fn(*blocks)`` on matching row blocks of ``arrays`` (same leading dimension), in parallel
     when the arrays are large NumPy arrays and more than one worker is allowed."""
-    global _pool
     first = arrays[0]
     if WORKERS == 1 or type(first) is not np.ndarray or first.size < MIN_ELEMENTS or first.ndim == 0 \
             or first.shape[0] < WORKERS:
         fn(*arrays)
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="tinytensor")
-    edges = np.linspace(0, first.shape[0], WORKERS + 1).astype(int)
-    jobs = [_pool.submit(fn, *(a[lo:hi] for a in arrays)) for lo, hi in zip(edges[:-1], edges[1:])]
-    for job in jobs:
-        job.result()
+    run(lambda span: fn(*(a[span[0]:span[1]] for a in arrays)), _split(first.shape[0], WORKERS),
+        uses_blas=uses_blas)
+
+
+def split_leading(shape, parts):
+    """Index tuples that cut the leading axes of an array of ``shape`` into about ``parts`` pieces.
+
+    The first axis long enough is cut into ranges; shorter axes before it are walked one index at a
+    time. For example (8, 6) in 2 parts: rows 0-3 and 4-7; (1, 12) in 2 parts: (0, heads 0-5), (0, 6-11).
+    """
+    if not shape:
+        return [()]
+    n = shape[0]
+    if n >= parts or len(shape) == 1:
+        return [(slice(lo, hi),) for lo, hi in _split(n, parts)]
+    return [(i,) + rest for i in range(n) for rest in split_leading(shape[1:], -(-parts // n))]
+
+
+
+def spans(n, work, minimum=BLAS_MIN_WORK):
+    """Row ranges (lo, hi) that share ``n`` rows out over the threads when ``work`` (multiply-adds of a
+    matrix product, or elements of a pass) reaches ``minimum``; else the one range (0, n)."""
+    if WORKERS == 1 or n < WORKERS or work < minimum:
+        return [(0, n)]
+    return _split(n, WORKERS)

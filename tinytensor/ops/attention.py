@@ -48,6 +48,14 @@ def _softmax_backward_in_place(gp, p):
     gp *= p
 
 
+def _heads_in_parallel(lead, T, S, xp):
+    """Index tuples that share the (batch, head) axes out over the threads, or [()] (one piece) when the
+    score matrices are too small for threads to pay."""
+    if not lead or xp is not np or math.prod(lead) * T * S < parallel.MIN_ELEMENTS:
+        return [()]
+    return parallel.split_leading(lead, parallel.WORKERS)
+
+
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
     """q (B, H, T, D), k and v (B, H, S, D) -> (B, H, T, D)."""
     if q.ndim < 2 or k.shape != v.shape or q.shape[-1] != k.shape[-1] or q.shape[:-2] != k.shape[:-2]:
@@ -62,28 +70,42 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     if causal and S < T:
         raise ValueError(f"scaled_dot_product_attention: causal attention needs at least as many keys ({S}) as queries ({T})")
     scale = q.dtype.type(1.0 / math.sqrt(D))
-    qs = q.data * scale                                 # scale the (T, D) queries, not the (T, S) scores
-    kd, vd = k.data, v.data                             # BLAS takes strided views (unit last stride) as they are
-    scores = qs @ xp.swapaxes(kd, -1, -2)               # (B, H, T, S)
+    qd, kd, vd = q.data, k.data, v.data                 # BLAS takes strided views (unit last stride) as they are
+    lead = q.shape[:-2]
     bias = causal_bias(T, S, q.dtype, xp) if causal else None   # -inf above the diagonal
-    parallel.for_row_blocks(lambda blk: _softmax_in_place(blk, bias), scores.reshape(-1, T, S))
-    p = scores                                          # attention weights (B, H, T, S)
+    qs = xp.empty(q.shape, dtype=q.dtype)               # queries times the scale, kept for backward
+    p = xp.empty(lead + (T, S), dtype=q.dtype)          # attention weights (B, H, T, S)
     drop = dropout_mask(p.shape, dropout_p, p.dtype, backend.device_of(p)) if dropout_p and training else None
-    pd = p * drop if drop is not None else p
+    pd = xp.empty_like(p) if drop is not None else p    # weights after dropout
     # write the result with heads inside tokens, (B, T, H, D) in memory, so the usual
     # out.transpose(0, 2, 1, 3).reshape(B, T, H * D) that follows needs no copy
-    lead = q.shape[:-3]
-    out = xp.empty(lead + (T, q.shape[-3], D), dtype=q.dtype) if q.ndim >= 3 else None
-    out = xp.matmul(pd, vd, out=xp.swapaxes(out, -2, -3)) if out is not None else pd @ vd   # (B, H, T, D)
+    out = xp.empty(lead[:-1] + (T, lead[-1], D), dtype=q.dtype) if q.ndim >= 3 else xp.empty(q.shape, q.dtype)
+    out_view = xp.swapaxes(out, -2, -3) if q.ndim >= 3 else out
+    pieces = _heads_in_parallel(lead, T, S, xp)
+
+    def forward_piece(ix):      # one group of heads: scores, softmax, weighted sum of values
+        xp.multiply(qd[ix], scale, out=qs[ix])          # scale the (T, D) queries, not the (T, S) scores
+        xp.matmul(qs[ix], xp.swapaxes(kd[ix], -1, -2), out=p[ix])
+        _softmax_in_place(p[ix], bias)
+        if drop is not None:
+            xp.multiply(p[ix], drop[ix], out=pd[ix])
+        xp.matmul(pd[ix], vd[ix], out=out_view[ix])
+    parallel.run(forward_piece, pieces, uses_blas=True)
 
     def backward(g):
-        gv = xp.swapaxes(pd, -1, -2) @ g                # out = pd v  =>  dv = pd^T g
-        gp = g @ xp.swapaxes(vd, -1, -2)                # dpd = g v^T
-        if drop is not None:
-            gp *= drop
-        parallel.for_row_blocks(_softmax_backward_in_place, gp.reshape(-1, T, S), p.reshape(-1, T, S))
-        gq = gp @ kd                                    # scores = qs k^T  =>  dq = scale ds k, dk = ds^T qs
-        gq *= scale
-        gk = xp.swapaxes(gp, -1, -2) @ qs
+        gq, gk, gv = (xp.empty(a.shape, dtype=a.dtype) for a in (qd, kd, vd))
+
+        def backward_piece(ix):
+            gi = g[ix]
+            xp.matmul(xp.swapaxes(pd[ix], -1, -2), gi, out=gv[ix])   # out = pd v  =>  dv = pd^T g
+            gp = gi @ xp.swapaxes(vd[ix], -1, -2)                      # dpd = g v^T
+            if drop is not None:
+                gp *= drop[ix]
+            _softmax_backward_in_place(gp, p[ix])
+            gqi = gq[ix]
+            xp.matmul(gp, kd[ix], out=gqi)              # scores = qs k^T  =>  dq = scale ds k, dk = ds^T qs
+            gqi *= scale
+            xp.matmul(xp.swapaxes(gp, -1, -2), qs[ix], out=gk[ix])
+        parallel.run(backward_piece, pieces, uses_blas=True)
         return gq, gk, gv
-    return Tensor._make(out, (q, k, v), backward, "scaled_dot_product_attention")
+    return Tensor._make(out_view, (q, k, v), backward, "scaled_dot_product_attention")

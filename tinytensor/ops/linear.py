@@ -1,4 +1,7 @@
-"""A fully connected layer as one op: y = x W^T + b, with all batch axes folded into rows for BLAS."""
+"""The affine map of every dense layer, y = x W^T + b, fused so no transposed copy of W is made."""
+import numpy as np
+
+from .. import backend, parallel
 from ..tensor import Tensor
 
 
@@ -17,19 +20,44 @@ def linear(x, weight, bias=None):
     if bias is not None and bias.device != weight.device:
         raise RuntimeError(f"linear: weight on {weight.device}, bias on {bias.device} (different devices); "
                            "move one with .to()")
+    xp = backend.xp_of(x.data)
+    w = weight.data
+    b = bias.data if bias is not None else None
     x2 = x.data.reshape(-1, in_f)                       # (N, in)
-    y = x2 @ weight.data.T                              # (N, out)
-    if bias is not None:
-        y += bias.data
+    n = x2.shape[0]
+    y = xp.empty((n, out_f), dtype=w.dtype)
+    threads = xp is np                                  # CuPy runs the whole product as one kernel
+
+    def forward_rows(span):                             # a block of rows: y = x W^T + b
+        lo, hi = span
+        xp.matmul(x2[lo:hi], w.T, out=y[lo:hi])
+        if b is not None:
+            y[lo:hi] += b                               # while the block is still in cache
+    parallel.run(forward_rows, parallel.spans(n, n * in_f * out_f) if threads else [(0, n)], uses_blas=True)
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
         g2 = g.reshape(-1, out_f)                       # (N, out)
-        gx = (g2 @ weight.data).reshape(x.shape) if x.requires_grad else None    # dy/dx = W
-        gw = g2.T @ x2 if weight.requires_grad else None                         # dy/dW = x (outer product)
-        grads = (gx, gw)
-        if bias is not None:
-            grads += (g2.sum(axis=0) if bias.requires_grad else None,)
-        return grads
-    return Tensor._make(y.reshape(x.shape[:-1] + (out_f,)), parents, backward, "linear")
+        gx = xp.empty((n, in_f), dtype=w.dtype) if x.requires_grad else None
+        gw = xp.empty_like(w) if weight.requires_grad else None
+        gb = xp.empty_like(b) if bias is not None and bias.requires_grad else None
+        ones = xp.ones(n, dtype=w.dtype) if gb is not None else None
 
+        def input_rows(span):                           # dy/dx = W
+            lo, hi = span
+            xp.matmul(g2[lo:hi], w, out=gx[lo:hi])
+
+        def weight_rows(span):                          # dy/dW = x (an outer product per row), dy/db = 1
+            lo, hi = span
+            if gw is not None:
+                xp.matmul(g2[:, lo:hi].T, x2, out=gw[lo:hi])
+            if gb is not None:
+                xp.matmul(ones, g2[:, lo:hi], out=gb[lo:hi])   # column sums as one BLAS product
+        work = n * in_f * out_f
+        if gx is not None:
+            parallel.run(input_rows, parallel.spans(n, work) if threads else [(0, n)], uses_blas=True)
+        if gw is not None or gb is not None:
+            parallel.run(weight_rows, parallel.spans(out_f, work) if threads else [(0, out_f)], uses_blas=True)
+        grads = (gx.reshape(x.shape) if gx is not None else None, gw)
+        return grads + (gb,) if bias is not None else grads
+    return Tensor._make(y.reshape(x.shape[:-1] + (out_f,)), parents, backward, "linear")

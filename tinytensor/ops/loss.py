@@ -1,7 +1,7 @@
 """Cross-entropy fused with log-softmax: the loss of a language model over its whole vocabulary."""
 import numpy as np
 
-from .. import backend, cuda_kernels
+from .. import backend, cuda_kernels, parallel
 from ..tensor import Tensor
 
 
@@ -20,30 +20,45 @@ def _row_blocks(x):
     return [slice(i, i + step) for i in range(0, x.shape[0], step)]
 
 
-def _log_sum_exp_shifted(x, m, xp):
-    """log(sum(exp(x - m))) per row, block by block so no (N, C) temporary is made."""
+def _row_stats(x, xp):
+    """Per row: the max m (N, 1) and log(sum(exp(x - m))) (N,), in cache-sized blocks shared over the
+    threads, so no (N, C) temporary is made."""
     if xp is not np:
-        return xp.log(xp.exp(x - m).sum(axis=1))
-    out = np.empty(x.shape[0], dtype=x.dtype)
-    for rows in _row_blocks(x):
-        e = x[rows] - m[rows]
+        m = x.max(axis=1, keepdims=True)
+        return m, xp.log(xp.exp(x - m).sum(axis=1))
+    m = np.empty((x.shape[0], 1), dtype=x.dtype)
+    lse_m = np.empty(x.shape[0], dtype=x.dtype)
+
+    def block(rows):
+        xb, mb = x[rows], m[rows]
+        np.max(xb, axis=1, keepdims=True, out=mb)
+        e = xb - mb
         np.exp(e, out=e)
-        out[rows] = e.sum(axis=1)
-    return np.log(out, out=out)
+        np.sum(e, axis=1, out=lse_m[rows])
+    parallel.run(block, _row_blocks(x))
+    return m, np.log(lse_m, out=lse_m)
 
 
-def _softmax_rows(x, m, lse_m, xp):
-    """softmax(x) per row as exp((x - m) - lse_m): shifting first keeps float32 precise beside a large max."""
+def _softmax_minus_onehot(x, m, lse_m, targets, scale, xp):
+    """(softmax(x) - onehot(targets)) * scale[:, None] per row; softmax as exp((x - m) - lse_m), shifting
+    first to keep float32 precise beside a large max. Block by block (shared over threads) on the CPU."""
     if xp is not np:
         grad = x - m
         grad -= lse_m[:, None]
-        return xp.exp(grad, out=grad)
+        xp.exp(grad, out=grad)
+        grad[xp.arange(x.shape[0]), targets] -= 1
+        grad *= scale[:, None]
+        return grad
     grad = np.empty_like(x)
-    for rows in _row_blocks(x):
+
+    def block(rows):
         g = grad[rows]
         np.subtract(x[rows], m[rows], out=g)
         g -= lse_m[rows, None]
         np.exp(g, out=g)
+        g[np.arange(len(g)), targets[rows]] -= 1
+        g *= scale[rows, None]
+    parallel.run(block, _row_blocks(x))
     return grad
 
 
@@ -70,8 +85,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
         raise IndexError(f"cross_entropy: target id {int(t[bad][0])} is out of range for {C} classes")
     safe_t = xp.where(keep, t, 0)
     rows = xp.arange(x.shape[0])
-    m = x.max(axis=1, keepdims=True)
-    lse_m = _log_sum_exp_shifted(x, m, xp)               # log sum exp(x - m), per row: in [0, log C]
+    m, lse_m = _row_stats(x, xp)                          # max, and log sum exp(x - m) per row: in [0, log C]
     # from the shifted values: lse - x_t would round log C away beside a large max (float32 logits of 1e4)
     losses = (lse_m - (x[rows, safe_t] - m[:, 0])) * keep  # (N,)
     count = int(keep.sum())
@@ -84,16 +98,12 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     out = out.astype(x.dtype, copy=False)
 
     def backward(g):  # d loss_i / d x_ij = softmax_ij - [j == t_i], for kept rows
-        if cuda_kernels.use(xp, "cross_entropy"):         # the same formula in one GPU kernel
-            scale = g.reshape(-1) * keep if reduction == "none" else \
-                keep * (g / count if reduction == "mean" and count else g)
-            return (cuda_kernels.cross_entropy_backward(x, m, lse_m, safe_t, scale).reshape(logits.shape),)
-        grad = _softmax_rows(x, m, lse_m, xp)             # recomputed instead of stored
-        grad[rows, safe_t] -= 1
         if reduction == "none":
             scale = g.reshape(-1) * keep
         else:
             scale = keep * (g / count if reduction == "mean" and count else g)
-        grad *= scale.astype(x.dtype, copy=False)[:, None]
+        if cuda_kernels.use(xp, "cross_entropy"):         # the same formula in one GPU kernel
+            return (cuda_kernels.cross_entropy_backward(x, m, lse_m, safe_t, scale).reshape(logits.shape),)
+        grad = _softmax_minus_onehot(x, m, lse_m, safe_t, scale.astype(x.dtype, copy=False), xp)  # recomputed
         return (grad.reshape(logits.shape),)
     return Tensor._make(out, (logits,), backward, "cross_entropy")

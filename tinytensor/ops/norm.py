@@ -1,4 +1,6 @@
 """Layer normalisation over the last axis, fused with its hand-derived backward."""
+import numpy as np
+
 from .. import backend, cuda_kernels, parallel
 from ..tensor import Tensor
 from .common import as_tensor, same_device
@@ -71,17 +73,29 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     w = weight.data if weight is not None else None
     b = bias.data if bias is not None else None
     parallel.for_row_blocks(lambda *blk: _forward_rows(*blk, w, b, eps), rows(d), rows(xhat),
-                            rstd.reshape(-1, 1), rows(out))
+                            rstd.reshape(-1, 1), rows(out), uses_blas=True)
     parents = tuple(p for p in (x, weight, bias) if p is not None)
 
     def backward(g):
         gx = xp.empty(shape, dtype=d.dtype)
-        parallel.for_row_blocks(lambda *blk: _backward_rows(*blk, w), rows(g), rows(xhat),
-                                rstd.reshape(-1, 1), rows(gx))
+        g_rows, xhat_rows, rstd_rows, gx_rows = rows(g), rows(xhat), rstd.reshape(-1, 1), rows(gx)
+        want_w = weight is not None and weight.requires_grad
+        want_b = bias is not None and bias.requires_grad
+        blocks = parallel.spans(len(g_rows), g_rows.size, parallel.MIN_ELEMENTS) if xp is np else [(0, len(g_rows))]
+        partial_w, partial_b = [None] * len(blocks), [None] * len(blocks)
+
+        def block(i):           # dx for a block of rows, and that block's share of dw and db
+            lo, hi = blocks[i]
+            _backward_rows(g_rows[lo:hi], xhat_rows[lo:hi], rstd_rows[lo:hi], gx_rows[lo:hi], w)
+            if want_w:
+                partial_w[i] = _batch_sum(g_rows[lo:hi] * xhat_rows[lo:hi], xp)     # d/dw = xhat
+            if want_b:
+                partial_b[i] = _batch_sum(g_rows[lo:hi], xp)                        # d/db = 1
+        parallel.run(block, range(len(blocks)), uses_blas=True)
         grads = [gx]
         if weight is not None:
-            grads.append(_batch_sum(g * xhat, xp) if weight.requires_grad else None)    # d/dw = xhat
+            grads.append(sum(partial_w[1:], partial_w[0]) if want_w else None)
         if bias is not None:
-            grads.append(_batch_sum(g, xp) if bias.requires_grad else None)             # d/db = 1
+            grads.append(sum(partial_b[1:], partial_b[0]) if want_b else None)
         return tuple(grads)
     return Tensor._make(out, parents, backward, "layer_norm")
