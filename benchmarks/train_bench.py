@@ -3,8 +3,8 @@
     python benchmarks/train_bench.py                 # all three shapes
     python benchmarks/train_bench.py --shapes tiny --steps 7 --profile
 
-For each shape it alternates one step of ours and one of PyTorch's (when torch is installed), reports
-median tokens/s and the ratio, the flops/s of both against a float32 NumPy matmul measured in the same
+For each shape ours and PyTorch's (when torch is installed) take turns, a block of steps each (the
+first step of a block untimed), and it reports median tokens/s and the ratio, the flops/s of both against a float32 NumPy matmul measured in the same
 run (the CPU's practical ceiling), peak memory of each framework in a fresh subprocess, and optionally
 a per-op profile of our step (forward and backward, from cProfile).
 """
@@ -49,6 +49,17 @@ def matmul_ceiling(n=1024, repeats=7):
         a @ b
         times.append(time.perf_counter() - t)
     return 2 * n ** 3 / statistics.median(times)
+
+
+def timed_steps(step, n):
+    """One untimed step, then the wall time of each of ``n`` more."""
+    step()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return times
 
 
 def make_ours(shape, seed=0, return_model=False):
@@ -158,10 +169,15 @@ def main():
     parser.add_argument("--profile", action="store_true", help="print a per-op profile of our step")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--block", type=int, default=3,
+                        help="timed steps per turn: the frameworks take turns, one untimed step and then "
+                             "this many timed ones each")
     args = parser.parse_args()
     have_torch = torch_available()
     ceiling = matmul_ceiling()
     threads = os.environ.get("OPENBLAS_NUM_THREADS", str(os.cpu_count()))
+    import tinytensor
+    tinytensor.set_num_threads(int(threads))    # the same number of threads as torch gets
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads each, "
           f"numpy {np.__version__}" + (f", torch {__import__('torch').__version__}" if have_torch else ", no torch"))
     print(f"float32 matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s")
@@ -180,14 +196,13 @@ def main():
             if abs(first - their_first) > 1e-3 * abs(their_first):
                 raise SystemExit(f"{name}: the two models disagree; fix that before timing them")
         t_ours, t_theirs = [], []
-        for _ in range(args.steps):
-            t = time.perf_counter()
-            ours()
-            t_ours.append(time.perf_counter() - t)
+        while len(t_ours) < args.steps:
+            # blocks of steps, alternating between the frameworks; the first step of each block is not
+            # timed: it absorbs the other framework's thread pool spinning down and its cold caches
+            block = min(args.block, args.steps - len(t_ours))
+            t_ours += timed_steps(ours, block)
             if theirs:
-                t = time.perf_counter()
-                theirs()
-                t_theirs.append(time.perf_counter() - t)
+                t_theirs += timed_steps(theirs, block)
         row = {"tokens_per_s": tokens / statistics.median(t_ours),
                "ceiling_fraction": flops / statistics.median(t_ours) / ceiling}
         line = (f"{name:6s} ours {row['tokens_per_s']:9.0f} tok/s ({row['ceiling_fraction']:.0%} of matmul ceiling)")

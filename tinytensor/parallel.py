@@ -13,6 +13,7 @@ the process, ``blas_controlled()``); with another BLAS, regions that call BLAS r
 import contextlib
 import ctypes
 import glob
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ import numpy as np
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 MIN_ELEMENTS = 1 << 18        # below about a megabyte the thread hand-off costs more than it saves
 BLAS_MIN_WORK = 1 << 21       # multiply-adds below which a matrix product stays in one call
+PIECES_PER_THREAD = 1       # more, smaller jobs measured slower (more GIL hand-offs, smaller BLAS calls)
 _pool = None
 _region = threading.Lock()    # one parallel region at a time; others (and nested ones) run inline
 _inside = threading.local()
@@ -99,6 +101,11 @@ def blas_threads(n):
 
 # ----- running work in parallel -----
 
+def pieces():
+    """How many jobs to cut a region's work into: a few per thread, so a late thread costs little."""
+    return WORKERS * PIECES_PER_THREAD if WORKERS > 1 else 1
+
+
 def _split(n, parts):
     """Cut range(n) into at most ``parts`` contiguous (lo, hi) pieces of nearly equal size."""
     parts = max(1, min(parts, n))
@@ -106,20 +113,41 @@ def _split(n, parts):
     return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
-def _run_share(fn, jobs):
-    _inside.active = True
-    try:
-        for job in jobs:
-            fn(job)
-    finally:
-        _inside.active = False
+class _Region:
+    """One parallel region: its jobs are taken one at a time, by whichever thread is free, so a helper
+    thread that wakes late simply takes fewer of them and the caller never waits for it to wake."""
+
+    def __init__(self, fn, jobs):
+        self.fn, self.jobs = fn, jobs
+        self.next_job = itertools.count()       # next() on a count is atomic under the GIL
+        self.count_lock = threading.Lock()
+        self.finished = 0
+        self.all_done = threading.Lock()        # held until the last job has finished
+        self.all_done.acquire()
+        self.error = None
+
+    def work(self):
+        """Take jobs until none are left (run by the caller and by each helper thread)."""
+        _inside.active = True
+        try:
+            while (i := next(self.next_job)) < len(self.jobs):
+                try:
+                    self.fn(self.jobs[i])
+                except BaseException as exc:   # noqa: B036 (re-raised in the calling thread)
+                    self.error = self.error or exc
+                with self.count_lock:
+                    self.finished += 1
+                    if self.finished == len(self.jobs):
+                        self.all_done.release()
+        finally:
+            _inside.active = False
 
 
 def run(fn, jobs, uses_blas=False):
-    """Call ``fn(job)`` for every job, the jobs shared out over the worker threads (the caller takes the
-    first share). Jobs must be independent: they run at the same time. ``uses_blas=True`` when ``fn``
-    calls BLAS (matrix products): BLAS is then held to one thread for the region, or, when that is not
-    possible, everything runs in the calling thread.
+    """Call ``fn(job)`` for every job, the jobs taken by the calling thread and the helper threads as
+    each becomes free. Jobs must be independent: they run at the same time. ``uses_blas=True`` when
+    ``fn`` calls BLAS (matrix products): BLAS is then held to one thread for the region, or, when that
+    is not possible, everything runs in the calling thread.
     """
     jobs = list(jobs)
     if getattr(_inside, "active", False) or not _region.acquire(blocking=False):
@@ -133,19 +161,18 @@ def run(fn, jobs, uses_blas=False):
         # would then compete with the threads of the next region
         with blas_threads(1) if uses_blas else contextlib.nullcontext():
             if WORKERS == 1 or len(jobs) < 2 or (uses_blas and _blas is None):
-                _run_share(fn, jobs)
+                for job in jobs:
+                    fn(job)
                 return
             if _pool is None:
                 _pool = ThreadPoolExecutor(WORKERS - 1, thread_name_prefix="tinytensor")
-            shares = [jobs[lo:hi] for lo, hi in _split(len(jobs), WORKERS)]
-            futures = [_pool.submit(_run_share, fn, share) for share in shares[1:]]
-            try:
-                _run_share(fn, shares[0])
-            finally:
-                for future in futures:     # wait for every share, then raise the first error
-                    future.exception()
-            for future in futures:
-                future.result()
+            region = _Region(fn, jobs)
+            for _ in range(min(WORKERS - 1, len(jobs) - 1)):
+                _pool.submit(region.work)
+            region.work()
+            region.all_done.acquire()           # wait for jobs still running in helper threads
+            if region.error is not None:
+                raise region.error
     finally:
         _region.release()
 
@@ -158,7 +185,7 @@ def for_row_blocks(fn, *arrays, uses_blas=False):
             or first.shape[0] < WORKERS:
         fn(*arrays)
         return
-    run(lambda span: fn(*(a[span[0]:span[1]] for a in arrays)), _split(first.shape[0], WORKERS),
+    run(lambda span: fn(*(a[span[0]:span[1]] for a in arrays)), _split(first.shape[0], pieces()),
         uses_blas=uses_blas)
 
 
@@ -182,4 +209,4 @@ def spans(n, work, minimum=BLAS_MIN_WORK):
     matrix product, or elements of a pass) reaches ``minimum``; else the one range (0, n)."""
     if WORKERS == 1 or n < WORKERS or work < minimum:
         return [(0, n)]
-    return _split(n, WORKERS)
+    return _split(n, pieces())

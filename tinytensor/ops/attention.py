@@ -53,7 +53,7 @@ def _heads_in_parallel(lead, T, S, xp):
     score matrices are too small for threads to pay."""
     if not lead or xp is not np or math.prod(lead) * T * S < parallel.MIN_ELEMENTS:
         return [()]
-    return parallel.split_leading(lead, parallel.WORKERS)
+    return parallel.split_leading(lead, parallel.pieces())
 
 
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):

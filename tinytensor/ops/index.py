@@ -37,7 +37,7 @@ def getitem(x, index):
         out = out.copy()   # fancy indexing already copies; make that explicit for CuPy too
 
     def backward(g):  # scatter g back to where each element came from; repeats accumulate
-        grad = xp.zeros(x.shape, dtype=g.dtype)
+        grad = xp.zeros_like(x.data, dtype=g.dtype)    # laid out like x: a transposed view stays cheap to undo
         if advanced:
             cuda_kernels.scatter_add(xp, grad, index, g) if xp is not np else np.add.at(grad, index, g)
         else:

@@ -1,4 +1,6 @@
 """The affine map of every dense layer, y = x W^T + b, fused so no transposed copy of W is made."""
+from functools import partial
+
 import numpy as np
 
 from .. import backend, parallel
@@ -33,7 +35,10 @@ def linear(x, weight, bias=None):
         xp.matmul(x2[lo:hi], w.T, out=y[lo:hi])
         if b is not None:
             y[lo:hi] += b                               # while the block is still in cache
-    parallel.run(forward_rows, parallel.spans(n, n * in_f * out_f) if threads else [(0, n)], uses_blas=True)
+    if threads:
+        parallel.run(forward_rows, parallel.spans(n, n * in_f * out_f), uses_blas=True)
+    else:
+        forward_rows((0, n))
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
@@ -54,10 +59,18 @@ def linear(x, weight, bias=None):
             if gb is not None:
                 xp.matmul(ones, g2[:, lo:hi], out=gb[lo:hi])   # column sums as one BLAS product
         work = n * in_f * out_f
-        if gx is not None:
-            parallel.run(input_rows, parallel.spans(n, work) if threads else [(0, n)], uses_blas=True)
-        if gw is not None or gb is not None:
-            parallel.run(weight_rows, parallel.spans(out_f, work) if threads else [(0, out_f)], uses_blas=True)
+        if gx is not None and (gw is not None or gb is not None):
+            # the two products have the same number of multiply-adds: a thread each, whole
+            jobs = [partial(input_rows, (0, n)), partial(weight_rows, (0, out_f))]
+        elif gx is not None:
+            jobs = [partial(input_rows, span) for span in parallel.spans(n, work)]
+        else:
+            jobs = [partial(weight_rows, span) for span in parallel.spans(out_f, work)]
+        if threads:
+            parallel.run(lambda job: job(), jobs, uses_blas=True)
+        else:                                           # CuPy: each product is one kernel already
+            for job in jobs:
+                job()
         grads = (gx.reshape(x.shape) if gx is not None else None, gw)
         return grads + (gb,) if bias is not None else grads
     return Tensor._make(y.reshape(x.shape[:-1] + (out_f,)), parents, backward, "linear")
