@@ -37,14 +37,22 @@ def _forward_rows(d, xhat, rstd, out, w, b, eps):
         out += b
 
 
-def _backward_rows(g, xhat, rstd, gx, w):
-    """One block of rows: with gh = g w, dx = rstd (gh - mean(gh) - xhat mean(gh xhat))."""
+def _backward_rows(g, xhat, rstd, gx, w_over_d, w, want_w, want_b):
+    """One block of rows: with gh = g w, dx = rstd (gh - mean(gh) - xhat mean(gh xhat)) into ``gx``.
+
+    mean(gh) = g . (w / D) and mean(gh xhat) = (g xhat) . (w / D) are matrix-vector products, and
+    g xhat is also the block's share of dw (a column sum); both shares (dw, db) are returned.
+    """
     xp = backend.xp_of(g)
+    g_xhat = g * xhat
+    mean_gh_xhat = (g_xhat @ w_over_d)[:, None]
+    mean_gh = (g @ w_over_d)[:, None]
     gh = g * w if w is not None else g
-    xp.multiply(xhat, _row_mean(gh * xhat, xp), out=gx)
-    gx += _row_mean(gh, xp)
+    xp.multiply(xhat, mean_gh_xhat, out=gx)
+    gx += mean_gh
     xp.subtract(gh, gx, out=gx)
     gx *= rstd
+    return (_batch_sum(g_xhat, xp) if want_w else None), (_batch_sum(g, xp) if want_b else None)
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
@@ -84,13 +92,12 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
         blocks = parallel.spans(len(g_rows), g_rows.size, parallel.MIN_ELEMENTS) if xp is np else [(0, len(g_rows))]
         partial_w, partial_b = [None] * len(blocks), [None] * len(blocks)
 
+        w_over_d = (w if w is not None else xp.ones(D, dtype=d.dtype)) / d.dtype.type(D)
+
         def block(i):           # dx for a block of rows, and that block's share of dw and db
             lo, hi = blocks[i]
-            _backward_rows(g_rows[lo:hi], xhat_rows[lo:hi], rstd_rows[lo:hi], gx_rows[lo:hi], w)
-            if want_w:
-                partial_w[i] = _batch_sum(g_rows[lo:hi] * xhat_rows[lo:hi], xp)     # d/dw = xhat
-            if want_b:
-                partial_b[i] = _batch_sum(g_rows[lo:hi], xp)                        # d/db = 1
+            partial_w[i], partial_b[i] = _backward_rows(g_rows[lo:hi], xhat_rows[lo:hi], rstd_rows[lo:hi],
+                                                        gx_rows[lo:hi], w_over_d, w, want_w, want_b)
         parallel.run(block, range(len(blocks)), uses_blas=True)
         grads = [gx]
         if weight is not None:
