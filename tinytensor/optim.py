@@ -116,6 +116,7 @@ class AdamW(Optimizer):
         super().__init__(params_or_groups, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
 
     def step(self):
+        blocks = []         # (arrays, hyperparameters) of every CPU update, run below as one thread region
         for i, group, p in self._indexed():
             if p.grad is None:
                 continue
@@ -135,9 +136,14 @@ class AdamW(Optimizer):
             hyper = (one(b1), one(1 - b1), one(b2), one(1 - b2), one(1 - lr * wd) if wd else None,
                      one(1 / math.sqrt(1 - b2 ** t)), one(eps), one(-lr / (1 - b1 ** t)))
             arrays = (p.data, g, m, v)
-            if all(a.flags.c_contiguous for a in arrays):   # flat views: split across threads when large
-                arrays = tuple(a.reshape(-1) for a in arrays)
-            parallel.for_row_blocks(lambda *blocks: _adamw_block(*blocks, *hyper), *arrays)
+            if xp is not np or not all(a.flags.c_contiguous for a in arrays):
+                _adamw_block(*arrays, *hyper)
+                continue
+            flat = tuple(a.reshape(-1) for a in arrays)     # large parameters are cut into a few pieces
+            for lo, hi in parallel.spans(len(flat[0]), len(flat[0]), parallel.MIN_ELEMENTS):
+                blocks.append((tuple(a[lo:hi] for a in flat), hyper))
+        # every parameter's update (or piece of one) is a job: the threads share them all in one go
+        parallel.run(lambda block: _adamw_block(*block[0], *block[1]), blocks)
 
 
 def _adamw_block(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, decay, bias2, eps, step):
