@@ -14,6 +14,56 @@ _hooks = []            # callables run on every new op result: (tensor, op_name,
 _backward_hooks = []   # callables run after each op's backward: (node, grad_out, input_grads) -> None
 
 
+class SliceGrad:
+    """A gradient that is zero except in one region picked by basic indexing: what ``x[index]`` gives back
+    to ``x``. The backward pass adds it straight into the gradient it accumulates for ``x``, so three
+    slices of one tensor (q, k, v from a fused projection) cost one buffer, not three zero-filled copies
+    and two sums. Anything else that sees it gets the full array from ``dense()``."""
+    __slots__ = ("like", "index", "values")
+
+    def __init__(self, like, index, values):
+        self.like, self.index, self.values = like, index, values
+
+    def dense(self):
+        """The gradient as an array shaped (and laid out in memory) like the sliced tensor's data."""
+        grad = backend.xp_of(self.values).zeros_like(self.like, dtype=self.values.dtype)
+        grad[self.index] = self.values
+        return grad
+
+
+def _dense(g):
+    return g.dense() if isinstance(g, SliceGrad) else g
+
+
+def _accumulate(grads, owned, key, g):
+    """Add gradient ``g`` into ``grads[key]``. Arrays this function made itself (``owned``) are added to in
+    place; any other array may be shared with another tensor's gradient and is never written to."""
+    if key not in grads:
+        grads[key] = g
+        return
+    have = grads[key]
+    if key not in owned:
+        # make an array of our own from the two: a slice goes into a copy of the other one
+        if isinstance(have, SliceGrad):
+            have, g = g, have
+        if isinstance(have, SliceGrad):
+            have = have.dense()
+        elif isinstance(g, SliceGrad):
+            have = have.copy()
+        else:
+            grads[key] = have + g
+            owned.add(key)
+            return
+        owned.add(key)
+    if isinstance(g, SliceGrad):
+        have[g.index] += g.values
+    elif getattr(have, "shape", None) == g.shape and have.dtype == g.dtype:
+        have += g
+    else:                                   # a shape or dtype that in-place addition would change: add anew
+        have = have + g
+    grads[key] = have
+
+
 class no_grad:
     """Context manager (and decorator) that records no graph: ops inside return plain tensors."""
 
@@ -246,8 +296,10 @@ class Tensor:
             printer = TracePrinter()
         order = topological_order(self)
         grads = {id(self): grad}
+        owned = set()       # keys whose gradient array was made here (safe to add into in place)
         for node in reversed(order):
-            g = grads.pop(id(node), None)
+            g = _dense(grads.pop(id(node), None))
+            owned.discard(id(node))
             if g is None:
                 continue
             if node._backward is None or node._retain:
@@ -259,6 +311,8 @@ class Tensor:
                         printer.leaf(node, g)
                     continue
             input_grads = node._backward(g)
+            if _backward_hooks or printer:          # instruments see plain arrays
+                input_grads = tuple(_dense(pg) for pg in input_grads)
             for hook in _backward_hooks:
                 hook(node, g, input_grads)
             if printer:
@@ -266,8 +320,7 @@ class Tensor:
             for parent, pg in zip(node._parents, input_grads):
                 if pg is None or not parent.requires_grad:
                     continue
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                _accumulate(grads, owned, id(parent), pg)
             if not retain_graph:
                 node._backward, node._parents = _freed, ()
 

@@ -293,3 +293,46 @@ def test_dropout_rejects_bad_p():
         F.dropout(tt.ones(2), 1.5)
     with pytest.raises(ValueError, match="Dropout"):
         nn.Dropout(-0.1)
+
+
+# ----- gradient accumulation: slices added in place, shared arrays never written -----
+
+@pytest.mark.parametrize("case", ["qkv", "slice_and_whole", "whole_then_slices", "broadcast_and_slice", "repeated"])
+def test_slices_and_whole_uses_of_one_tensor_accumulate_right(case):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((3, 4, 5))
+    fns = {
+        "qkv": lambda x: (x[0] * x[1] + x[2] ** 2).sum(axis=-1),
+        "slice_and_whole": lambda x: x[1:, :2] * 3 + x.sum(axis=(0,))[None, :2] + (x * x)[0:2, :2],
+        "whole_then_slices": lambda x: (x * 2).sum() + x[0].sum() * x[2, 1].sum(),
+        "broadcast_and_slice": lambda x: x.sum() + x.sum() + x[..., 0].sum(),
+        "repeated": lambda x: x[0] + x[0] + x[0, :1] + x[-1],
+    }
+    fn = fns[case]
+    x = tt.tensor(a, dtype=np.float64, requires_grad=True)
+    out = fn(x)
+    g = tt.tensor(rng.standard_normal(out.shape), dtype=np.float64)
+    # gradcheck runs backward (through the accumulation) and compares with central differences
+    assert tt.gradcheck(lambda t: (fn(t) * g).sum(), x)
+    out.backward(g.data)
+    y = tt.tensor(a, dtype=np.float64, requires_grad=True)
+    (fn(y) * g).sum().backward()
+    np.testing.assert_allclose(x.grad, y.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_a_shared_gradient_array_is_never_written_into():
+    # add passes one array to both inputs; a slice of one of them then joins it: the other must not change
+    a = tt.tensor(np.ones((2, 3)), dtype=np.float64, requires_grad=True)
+    b = tt.tensor(np.ones((2, 3)), dtype=np.float64, requires_grad=True)
+    s = a + b                                   # backward gives a and b the very same array
+    out = s * 1.0 + a[0:1] * 5.0                # a also gets a slice gradient
+    out.backward(np.ones((2, 3)))
+    np.testing.assert_array_equal(b.grad, np.ones((2, 3)))
+    np.testing.assert_array_equal(a.grad, [[11, 11, 11], [1, 1, 1]])    # 1 + 5 from each of the 2 rows
+
+
+def test_the_trace_and_anomaly_hooks_see_plain_arrays():
+    x = tt.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    with tt.detect_anomaly():
+        (x[0] * x[1]).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[3, 4, 5], [0, 1, 2]])

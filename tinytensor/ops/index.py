@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import backend, cuda_kernels
-from ..tensor import Tensor
+from ..tensor import SliceGrad, Tensor
 
 
 def _plain_index(index, xp):
@@ -37,10 +37,9 @@ def getitem(x, index):
         out = out.copy()   # fancy indexing already copies; make that explicit for CuPy too
 
     def backward(g):  # scatter g back to where each element came from; repeats accumulate
-        grad = xp.zeros_like(x.data, dtype=g.dtype)    # laid out like x: a transposed view stays cheap to undo
-        if advanced:
-            cuda_kernels.scatter_add(xp, grad, index, g) if xp is not np else np.add.at(grad, index, g)
-        else:
-            grad[index] = g
+        if not advanced:        # one region: the engine adds it into x's gradient (laid out like x) directly
+            return (SliceGrad(x.data, index, g),)
+        grad = xp.zeros(x.shape, dtype=g.dtype)
+        cuda_kernels.scatter_add(xp, grad, index, g) if xp is not np else np.add.at(grad, index, g)
         return (grad,)
     return Tensor._make(out, (x,), backward, "getitem")
