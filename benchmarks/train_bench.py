@@ -6,14 +6,12 @@
 For each shape ours and PyTorch's (when torch is installed) take turns, a block of steps each (the
 first step of a block untimed), and it reports median tokens/s and the ratio, the flops/s of both against a float32 NumPy matmul measured in the same
 run (the CPU's practical ceiling), peak memory of each framework in a fresh subprocess, and optionally
-a per-op profile of our step (forward and backward, from cProfile).
+a per-op profile of our step (wall time of each op's forward and backward, threads included).
 """
 import argparse
-import cProfile
 import json
 import os
 import platform
-import pstats
 import statistics
 import subprocess
 import sys
@@ -137,29 +135,44 @@ def peak_memory_mb(framework, name):
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def profile_ours(shape, steps=2):
-    """Seconds per step in each op's forward and backward, from cProfile over ``steps`` steps."""
+def profile_ours(shape, steps=3):
+    """Wall-clock seconds per step spent in each op's forward and in its backward, threads included.
+
+    tinytensor calls a hook as each op's result is made and after each op's backward: an op's forward
+    time is the time since the previous op's result, its backward time the time since the previous
+    backward finished (so the engine's own bookkeeping is counted with the op it serves). What no hook
+    sees (the optimizer step, zero_grad) is reported as one line. With the hooks on, the engine hands
+    them whole arrays where it would add a slice in place, so getitem's backward reads a little high.
+    """
+    import importlib
+    engine = importlib.import_module("tinytensor.tensor")    # the module (tinytensor.tensor is also a function)
     step = make_ours(shape)
     step()
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(steps):
-        step()
-    prof.disable()
-    rows = {}
-    for (filename, _, func), (_, _, tottime, cumtime, _) in pstats.Stats(prof).stats.items():
-        path = Path(filename)
-        if "tinytensor" not in path.parts:
-            continue
-        family = path.stem if path.parent.name == "ops" else None
-        if family is None and path.name == "optim.py" and func == "step":
-            rows[("AdamW", "step")] = cumtime / steps
-        elif family and func == "backward":
-            rows[(family, "backward")] = rows.get((family, "backward"), 0) + cumtime / steps
-        elif family and not func.startswith("_") and func not in ("backward",):
-            key = (f"{family}.{func}", "forward")
-            rows[key] = rows.get(key, 0) + tottime / steps
-    return sorted(rows.items(), key=lambda kv: -kv[1])
+    rows, last = {}, [0.0]
+
+    def lap(key):
+        now = time.perf_counter()
+        rows[key] = rows.get(key, 0.0) + now - last[0]
+        last[0] = now
+
+    def on_result(out, op, parents):
+        lap((op, "forward"))
+
+    def on_backward(node, grad_out, input_grads):
+        lap((node._op, "backward"))
+    engine._hooks.append(on_result)
+    engine._backward_hooks.append(on_backward)
+    total = 0.0
+    try:
+        for _ in range(steps):
+            start = last[0] = time.perf_counter()
+            step()
+            total += time.perf_counter() - start
+    finally:
+        engine._hooks.remove(on_result)
+        engine._backward_hooks.remove(on_backward)
+    rows[("optimizer step, zero_grad", "")] = total - sum(rows.values())
+    return sorted(((key, seconds / steps) for key, seconds in rows.items()), key=lambda kv: -kv[1])
 
 
 def main():
@@ -223,7 +236,7 @@ def main():
                 mem += f", torch {row['torch_peak_mb']:.0f} MB, ratio {row['memory_ratio']:.2f}x"
             print(mem, flush=True)
         if args.profile:
-            print(f"       per-op profile of our step ({name}), seconds per step:")
+            print(f"       per-op profile of our step ({name}), wall time per step:")
             for (op, phase), seconds in profile_ours(shape)[:15]:
                 print(f"         {op:40s} {phase:9s} {seconds * 1000:8.1f} ms")
         results[name] = row

@@ -23,7 +23,6 @@ import numpy as np
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 MIN_ELEMENTS = 1 << 18        # below about a megabyte the thread hand-off costs more than it saves
 BLAS_MIN_WORK = 1 << 21       # multiply-adds below which a matrix product stays in one call
-PIECES_PER_THREAD = 1       # more, smaller jobs measured slower (more GIL hand-offs, smaller BLAS calls)
 _pool = None
 _region = threading.Lock()    # one parallel region at a time; others (and nested ones) run inline
 _inside = threading.local()
@@ -100,11 +99,6 @@ def blas_threads(n):
 
 
 # ----- running work in parallel -----
-
-def pieces():
-    """How many jobs to cut a region's work into: a few per thread, so a late thread costs little."""
-    return WORKERS * PIECES_PER_THREAD if WORKERS > 1 else 1
-
 
 def _split(n, parts):
     """Cut range(n) into at most ``parts`` contiguous (lo, hi) pieces of nearly equal size."""
@@ -185,7 +179,7 @@ def for_row_blocks(fn, *arrays, uses_blas=False):
             or first.shape[0] < WORKERS:
         fn(*arrays)
         return
-    run(lambda span: fn(*(a[span[0]:span[1]] for a in arrays)), _split(first.shape[0], pieces()),
+    run(lambda span: fn(*(a[span[0]:span[1]] for a in arrays)), _split(first.shape[0], WORKERS),
         uses_blas=uses_blas)
 
 
@@ -203,10 +197,11 @@ def split_leading(shape, parts):
     return [(i,) + rest for i in range(n) for rest in split_leading(shape[1:], -(-parts // n))]
 
 
-
-def spans(n, work, minimum=BLAS_MIN_WORK):
-    """Row ranges (lo, hi) that share ``n`` rows out over the threads when ``work`` (multiply-adds of a
-    matrix product, or elements of a pass) reaches ``minimum``; else the one range (0, n)."""
+def spans(n, work, minimum=None):
+    """Row ranges (lo, hi) that share ``n`` rows out over the threads, one range each, when ``work``
+    (multiply-adds of a matrix product, or elements of a pass) reaches ``minimum`` (BLAS_MIN_WORK by
+    default); else the one range (0, n). One job per thread measured faster than several smaller ones."""
+    minimum = BLAS_MIN_WORK if minimum is None else minimum
     if WORKERS == 1 or n < WORKERS or work < minimum:
         return [(0, n)]
-    return _split(n, pieces())
+    return _split(n, WORKERS)

@@ -55,7 +55,7 @@ def _heads_in_parallel(lead, T, S, xp):
     score matrices are too small for threads to pay."""
     if not lead or xp is not np or math.prod(lead) * T * S < parallel.MIN_ELEMENTS:
         return [()]
-    return parallel.split_leading(lead, parallel.pieces())
+    return parallel.split_leading(lead, parallel.WORKERS)
 
 
 BLOCK = 64      # query rows per block when causal attention skips the keys a block cannot see
