@@ -89,9 +89,9 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
         g_rows, xhat_rows, rstd_rows, gx_rows = rows(g), rows(xhat), rstd.reshape(-1, 1), rows(gx)
         want_w = weight is not None and weight.requires_grad
         want_b = bias is not None and bias.requires_grad
-        blocks = parallel.spans(len(g_rows), g_rows.size, parallel.MIN_ELEMENTS) if xp is np else [(0, len(g_rows))]
+        n = len(g_rows)
+        blocks = parallel.spans(n, g_rows.size, parallel.MIN_ELEMENTS) if xp is np else [(0, n)]
         partial_w, partial_b = [None] * len(blocks), [None] * len(blocks)
-
         w_over_d = (w if w is not None else xp.ones(D, dtype=d.dtype)) / d.dtype.type(D)
 
         def block(i):           # dx for a block of rows, and that block's share of dw and db
