@@ -28,6 +28,16 @@ _region = threading.Lock()    # one parallel region at a time; others (and neste
 _inside = threading.local()
 
 
+def _after_fork_in_child():
+    """A forked child has none of the parent's threads: start a fresh pool (and region lock) on demand."""
+    global _pool, _region
+    _pool, _region = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def set_workers(n):
     """Use ``n`` threads for tinytensor's CPU work (1 turns the splitting off)."""
     global WORKERS, _pool

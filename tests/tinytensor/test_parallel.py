@@ -214,3 +214,33 @@ def test_heap_tuning_can_be_turned_off(monkeypatch):
 @pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc only")
 def test_heap_tuning_is_applied_on_glibc():
     assert heap.tune() is True
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_threaded_ops(threads):
+    import os
+    x = tt.tensor(np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32), requires_grad=True)
+    F.layer_norm(x).sum().backward()            # the parent's pool exists before the fork
+    expected = x.grad.copy()
+    pid = os.fork()
+    if pid == 0:                                 # child: the same work, then report by exit status
+        code = 1
+        try:
+            y = tt.tensor(x.data, requires_grad=True)
+            F.layer_norm(y).sum().backward()
+            code = 0 if np.allclose(y.grad, expected, atol=1e-6) else 2
+        finally:
+            os._exit(code)
+    import signal
+    import time
+    deadline = time.monotonic() + 30
+    while True:                                  # a child stuck waiting for threads it lacks must fail, not hang
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in a thread region")
+        time.sleep(0.01)
+    assert os.WEXITSTATUS(status) == 0
