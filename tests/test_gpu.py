@@ -87,13 +87,17 @@ def test_mixing_devices_raises(device):
 
 # ----- each fused kernel against the array-op path on the same GPU -----
 
-def _pair(device, fn, kernels, name, dtype=np.float32):
-    """fn() with the kernel ``name`` on and with every kernel off: (fused, plain) as host arrays."""
+def _assert_kernel_matches(fn, kernels, name, rtol, atol):
+    """fn() with the kernel ``name`` on and with every kernel off must agree; returns the fused results
+    (host arrays)."""
     results = []
     for on in (True, False):
         kernels({name} if on else set())
         results.append([backend.to_numpy(r) for r in fn()])
-    return results
+    fused, plain = results
+    for a, b in zip(fused, plain):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+    return fused
 
 
 @needs_gpu
@@ -107,9 +111,7 @@ def test_gelu_kernel_matches_the_array_path(device, kernels, shape):
         y = F.gelu(x)
         y.backward(tt.tensor(np.ones(shape) * 0.5, device=device))
         return y.data, x.grad
-    fused, plain = _pair(device, fn, kernels, "gelu")
-    for a, b in zip(fused, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    _assert_kernel_matches(fn, kernels, "gelu", rtol=1e-5, atol=1e-6)
 
 
 @needs_gpu
@@ -126,10 +128,8 @@ def test_layer_norm_kernel_matches_the_array_path(device, kernels, shape, dtype)
         y = F.layer_norm(x, w, b)
         y.backward(tt.tensor(g0, dtype=dtype, device=device))
         return y.data, x.grad, w.grad, b.grad
-    fused, plain = _pair(device, fn, kernels, "layer_norm", dtype)
     tol = 1e-4 if dtype == np.float32 else 1e-10
-    for a, b in zip(fused, plain):
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    _assert_kernel_matches(fn, kernels, "layer_norm", rtol=tol, atol=tol)
 
 
 @needs_gpu
@@ -146,9 +146,7 @@ def test_cross_entropy_backward_kernel_matches_the_array_path(device, kernels, r
         loss = F.cross_entropy(x, t0, reduction=reduction)
         loss.backward(tt.tensor(np.ones(loss.shape) * 0.7, device=device))
         return loss.data, x.grad
-    fused, plain = _pair(device, fn, kernels, "cross_entropy")
-    for a, b in zip(fused, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    _assert_kernel_matches(fn, kernels, "cross_entropy", rtol=1e-5, atol=1e-7)
 
 
 @needs_gpu
@@ -167,9 +165,7 @@ def test_adamw_kernel_matches_the_array_path(device, kernels):
         moments = [v for s in opt.state.values() for k, v in s.items() if k != "step"]
         assert all(is_gpu_array(m) for m in moments)
         return [p.data for p in model.parameters()] + moments
-    fused, plain = _pair(device, fn, kernels, "adamw")
-    for a, b in zip(fused, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    _assert_kernel_matches(fn, kernels, "adamw", rtol=1e-5, atol=1e-6)
 
 
 @needs_gpu
@@ -183,9 +179,7 @@ def test_embedding_backward_scatter_add_matches_the_array_path(device, kernels):
         (F.embedding(ids, w) * 1.5).sum().backward()
         x[[1, 1, 2, 59, 1]].sum().backward()
         return w.grad, x.grad
-    fused, plain = _pair(device, fn, kernels, "scatter_add")
-    for a, b in zip(fused, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    fused = _assert_kernel_matches(fn, kernels, "scatter_add", rtol=1e-5, atol=1e-5)
     counts = np.bincount(ids.ravel(), minlength=50)
     np.testing.assert_allclose(fused[0], np.repeat(1.5 * counts[:, None], 32, axis=1), rtol=1e-5)
 
@@ -320,7 +314,7 @@ def test_kernel_sources_compile_with_nvcc(tmp_path):
     src += elementwise("adamw", [("T", n) for n in "g b1 c1 b2 c2 decay step_size bc2 eps".split()],
                        [("T", "p"), ("T", "m"), ("T", "v")], K.ADAMW_UPDATE)
     for real in ("float", "double"):
-        src += K.LAYER_NORM_SOURCE.replace("REAL", real).replace("#define WARP_SUM", f"#undef WARP_SUM\n#define WARP_SUM")
+        src += K.LAYER_NORM_SOURCE.replace("REAL", real).replace("#define WARP_SUM", "#undef WARP_SUM\n#define WARP_SUM")
     (tmp_path / "k.cu").write_text(src)
     out = subprocess.run(["nvcc", "-arch=sm_80", "--ptx", str(tmp_path / "k.cu"), "-o", str(tmp_path / "k.ptx")],
                          capture_output=True, text=True, timeout=120)
