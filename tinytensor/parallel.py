@@ -185,12 +185,11 @@ def for_row_blocks(fn, *arrays, uses_blas=False):
     """Call ``fn(*blocks)`` on matching row blocks of ``arrays`` (same leading dimension), in parallel
     when the arrays are large NumPy arrays and more than one worker is allowed."""
     first = arrays[0]
-    if WORKERS == 1 or type(first) is not np.ndarray or first.size < MIN_ELEMENTS or first.ndim == 0 \
-            or first.shape[0] < WORKERS:
+    blocks = spans(first.shape[0], first.size, MIN_ELEMENTS) if type(first) is np.ndarray and first.ndim else []
+    if len(blocks) < 2:
         fn(*arrays)
         return
-    run(lambda span: fn(*(a[span[0]:span[1]] for a in arrays)), _split(first.shape[0], WORKERS),
-        uses_blas=uses_blas)
+    run(lambda span: fn(*(a[span[0]:span[1]] for a in arrays)), blocks, uses_blas=uses_blas)
 
 
 def split_leading(shape, parts):

@@ -13,7 +13,6 @@ from gpt_helpers import small_model
 
 def _model(**over):
     model = small_model(seed=5, **over)
-    rng = np.random.default_rng(5)
     for name, p in model.named_parameters():       # peaked logits, so sampling has something to follow
         if name.endswith("weight") and p.ndim == 2:
             p.data = (p.data * 10).astype(np.float32)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinytensor as tt
-from tinytensor.trace import TracePrinter, fmt_array, number_tensors
+from tinytensor.trace import fmt_array, number_tensors
 
 
 def small_graph():
