@@ -165,6 +165,42 @@ def time_steps(make, shape, device, tf32, steps, warmup, budget_s, label):
     return statistics.median(times), times, losses
 
 
+def profile_ours(shape, device, steps=2):
+    """Seconds per step in each op's forward and backward for our model, the device synchronised at every
+    hook so each op is charged its own kernels (the syncs add a little launch latency to every row)."""
+    import importlib
+    engine = importlib.import_module("tinytensor.tensor")
+    step, sync, free, value = make_ours(shape, device, False)
+    value(step())
+    sync()
+    rows, last = {}, [0.0]
+
+    def lap(key):
+        sync()
+        now = time.perf_counter()
+        rows[key] = rows.get(key, 0.0) + now - last[0]
+        last[0] = now
+    engine._hooks.append(lambda out, op, parents: lap((op, "forward")))
+    engine._backward_hooks.append(lambda node, g, grads: lap((node._op, "backward")))
+    total = 0.0
+    try:
+        for _ in range(steps):
+            sync()
+            start = last[0] = time.perf_counter()
+            value(step())
+            sync()
+            total += time.perf_counter() - start
+    finally:
+        engine._hooks.clear()
+        engine._backward_hooks.clear()
+    rows[("optimizer step, zero_grad, loss", "")] = total - sum(rows.values())
+    del step
+    gc.collect()
+    free()
+    return total / steps, sorted(((f"{op} {phase}".strip(), t / steps) for (op, phase), t in rows.items()),
+                                 key=lambda kv: -kv[1])
+
+
 def gpu_name(device):
     if device != "cuda":
         return platform.processor() or platform.machine()
@@ -186,6 +222,9 @@ def main():
                         "(once 5 are done)")
     parser.add_argument("--modes", default="fp32,tf32", help="comma list of fp32, tf32")
     parser.add_argument("--frameworks", default="ours,torch", help="comma list of ours, torch")
+    parser.add_argument("--compare-kernel", default="", help="also time ours fp32 with this fused kernel off "
+                        "(a name from tinytensor.cuda_kernels.NAMES, or 'all')")
+    parser.add_argument("--profile", action="store_true", help="print a per-op profile of our fp32 step")
     parser.add_argument("--json", help="write results here (default: $OUT/gpu_bench.json when $OUT is set)")
     args = parser.parse_args()
 
@@ -231,6 +270,31 @@ def main():
                 "median_s": median, "tokens_per_s": tokens / median, "tflops": step_flops(*shape) / median / 1e12,
                 "steps_s": times, "losses": losses}
             log(f"{label}: {tokens / median:10.0f} tokens/s  ({step_flops(*shape) / median / 1e12:.1f} TFLOP/s)")
+    if args.compare_kernel:
+        from tinytensor import cuda_kernels
+        saved = set(cuda_kernels.enabled)
+        off = set(cuda_kernels.NAMES) if args.compare_kernel == "all" else {args.compare_kernel}
+        cuda_kernels.enabled = saved - off
+        label = f"ours fp32 without {args.compare_kernel}"
+        try:
+            median, times, losses = time_steps(make_ours, shape, args.device, False, args.steps, args.warmup,
+                                               args.budget_s, label)
+            results["runs"][f"ours_fp32_without_{args.compare_kernel}"] = {
+                "median_s": median, "tokens_per_s": tokens / median, "steps_s": times, "losses": losses}
+            log(f"{label}: {tokens / median:10.0f} tokens/s")
+        except Exception as exc:
+            log(f"  {label}: FAILED {type(exc).__name__}: {exc}")
+        finally:
+            cuda_kernels.enabled = saved
+    if args.profile:
+        try:
+            total, rows = profile_ours(shape, args.device)
+            log(f"per-op profile of our fp32 step (synchronised at every op: {total * 1000:.1f} ms per step):")
+            for name, seconds in rows[:25]:
+                log(f"  {name:45s} {seconds * 1000:8.2f} ms  {seconds / total:6.1%}")
+            results["profile"] = {"step_s": total, "rows": rows}
+        except Exception as exc:
+            log(f"  profile: FAILED {type(exc).__name__}: {exc}")
     log("summary:")
     runs = results["runs"]
     for mode in ("fp32", "tf32"):

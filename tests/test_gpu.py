@@ -184,6 +184,26 @@ def test_embedding_backward_scatter_add_matches_the_array_path(device, kernels):
     np.testing.assert_allclose(fused[0], np.repeat(1.5 * counts[:, None], 32, axis=1), rtol=1e-5)
 
 
+@needs_gpu
+@on_gpus
+@pytest.mark.parametrize("causal,T,S", [(True, 70, 70), (True, 5, 37), (False, 33, 64), (True, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_attention_softmax_kernel_matches_the_array_path(device, kernels, causal, T, S, dtype, dropout):
+    rng = np.random.default_rng(7)
+    q0, k0, v0 = rng.standard_normal((2, 3, T, 16)) * 2, rng.standard_normal((2, 3, S, 16)), rng.standard_normal((2, 3, S, 16))
+    g0 = rng.standard_normal((2, 3, T, 16))
+
+    def fn():
+        tt.manual_seed(11)                                   # the same dropout mask with the kernel on and off
+        q, k, v = (tt.tensor(a, dtype=dtype, requires_grad=True, device=device) for a in (q0, k0, v0))
+        y = F.scaled_dot_product_attention(q, k, v, causal=causal, dropout_p=dropout, training=True)
+        y.backward(tt.tensor(g0, dtype=dtype, device=device))
+        return y.data, q.grad, k.grad, v.grad
+    tol = 1e-5 if dtype == np.float32 else 1e-11
+    _assert_kernel_matches(fn, kernels, "attention_softmax", rtol=tol, atol=tol)
+
+
 # ----- the GPT, generation, save/load, seeds, TF32 -----
 
 def _cfg(drop=0.0):
@@ -313,9 +333,12 @@ def test_kernel_sources_compile_with_nvcc(tmp_path):
                        K.CROSS_ENTROPY_BACKWARD)
     src += elementwise("adamw", [("T", n) for n in "g b1 c1 b2 c2 decay step_size bc2 eps".split()],
                        [("T", "p"), ("T", "m"), ("T", "v")], K.ADAMW_UPDATE)
-    for real in ("float", "double"):
-        src += K.LAYER_NORM_SOURCE.replace("REAL", real).replace("#define WARP_SUM", "#undef WARP_SUM\n#define WARP_SUM")
-    (tmp_path / "k.cu").write_text(src)
-    out = subprocess.run(["nvcc", "-arch=sm_80", "--ptx", str(tmp_path / "k.cu"), "-o", str(tmp_path / "k.ptx")],
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
+    units = {"elementwise": src}
+    for real in ("float", "double"):              # each RawModule is its own compilation unit, as in CuPy
+        units[f"layer_norm_{real}"] = K.LAYER_NORM_SOURCE.replace("REAL", real)
+        units[f"attention_softmax_{real}"] = K.ATTENTION_SOFTMAX_SOURCE.replace("REAL", real)
+    for name, code in units.items():
+        (tmp_path / f"{name}.cu").write_text(code)
+        out = subprocess.run(["nvcc", "-arch=sm_80", "--ptx", str(tmp_path / f"{name}.cu"), "-o",
+                              str(tmp_path / f"{name}.ptx")], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (name, out.stderr)

@@ -9,10 +9,12 @@ kernels here do the same arithmetic in one pass. They are used only when the dat
     layer norm forward and d/dx      cupy.RawKernel, one warp (32 threads) per row
     cross-entropy backward           cupy.ElementwiseKernel: softmax - onehot, times the row's scale
     AdamW                            cupy.ElementwiseKernel updating p, m, v in place, one launch per parameter
+    attention softmax                cupy.RawKernel, one warp per score row: causal mask and softmax in place,
+                                     and its backward, each one pass over the (T, S) scores
     embedding backward               cupyx.scatter_add (atomic adds; cupy.add.at where cupyx lacks it)
 
 ``TINYTENSOR_CUDA_KERNELS`` turns them off: ``none``, or a comma list of the ones to keep
-(``gelu,layer_norm,cross_entropy,adamw,scatter_add``). ``tests/test_gpu.py`` compares each with the
+(``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax``). ``tests/test_gpu.py`` compares each with the
 array-op path on a GPU.
 """
 import math
@@ -20,7 +22,7 @@ import os
 
 import numpy as np
 
-NAMES = ("gelu", "layer_norm", "cross_entropy", "adamw", "scatter_add")
+NAMES = ("gelu", "layer_norm", "cross_entropy", "adamw", "scatter_add", "attention_softmax")
 _setting = os.environ.get("TINYTENSOR_CUDA_KERNELS", "all").strip().lower()
 enabled = set(NAMES) if _setting in ("", "all") else set() if _setting == "none" else \
     {n.strip() for n in _setting.split(",")} & set(NAMES)
@@ -154,6 +156,91 @@ def layer_norm(x, weight, bias, eps):
         gb = g2.sum(axis=0) if bias.requires_grad else None
         return gx, gw, gb
     return Tensor._make(y.reshape(x.shape), (x, weight, bias), backward, "layer_norm")
+
+
+# ----- attention softmax -----
+
+ATTENTION_SOFTMAX_SOURCE = r"""
+#define WARP_SUM(v) for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o)
+#define WARP_MAX(v) for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o))
+
+// Keys a score row may look at: all S, or with the causal mask keys 0 .. i + (S - T) for query i
+// (queries are aligned to the end of the keys, as with a KV cache). Row r of the (R, S) scores is
+// query r % T of its (batch, head).
+__device__ __forceinline__ int tt_visible_keys(int row, int T, int S, int causal) {
+    return causal ? row % T + (S - T) + 1 : S;
+}
+
+// scores (R, S) -> softmax over each row's visible keys, 0 for the keys it must not see, in place
+extern "C" __global__ void tt_attention_softmax_fwd_REAL(REAL* s, int R, int T, int S, int causal) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;    // one warp per row
+    int lane = threadIdx.x % 32;
+    if (row >= R) return;                                            // the whole warp leaves together
+    REAL* sr = s + (long long)row * S;
+    int n = tt_visible_keys(row, T, S, causal);                      // at least 1
+    REAL m = sr[0];
+    for (int j = lane; j < n; j += 32) m = fmax(m, sr[j]);
+    WARP_MAX(m);
+    REAL total = 0;
+    for (int j = lane; j < n; j += 32) { REAL e = exp(sr[j] - m); sr[j] = e; total += e; }
+    WARP_SUM(total);
+    REAL inv = (REAL)1 / total;
+    for (int j = lane; j < n; j += 32) sr[j] *= inv;
+    for (int j = n + lane; j < S; j += 32) sr[j] = 0;
+}
+
+// softmax backward in place: gp <- p * (gp - sum(gp * p)) over each row (0 where p is masked)
+extern "C" __global__ void tt_attention_softmax_bwd_REAL(REAL* gp, const REAL* p, int R, int T, int S, int causal) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (row >= R) return;
+    REAL* gr = gp + (long long)row * S;
+    const REAL* pr = p + (long long)row * S;
+    int n = tt_visible_keys(row, T, S, causal);
+    REAL dot = 0;
+    for (int j = lane; j < n; j += 32) dot += gr[j] * pr[j];
+    WARP_SUM(dot);
+    for (int j = lane; j < n; j += 32) gr[j] = pr[j] * (gr[j] - dot);
+    for (int j = n + lane; j < S; j += 32) gr[j] = 0;
+}
+"""
+
+
+def _attention_softmax_module(dtype):
+    real = "float" if dtype == np.float32 else "double"
+
+    def build(cp):
+        module = cp.RawModule(code=ATTENTION_SOFTMAX_SOURCE.replace("REAL", real))
+        return (module.get_function(f"tt_attention_softmax_fwd_{real}"),
+                module.get_function(f"tt_attention_softmax_bwd_{real}"))
+    return _kernel(f"attention_softmax_{real}", build)
+
+
+def attention_softmax_supported(scores):
+    """The kernel takes C-contiguous float32/64 score rows that fit int indexing."""
+    return (scores.dtype in (np.float32, np.float64) and scores.flags.c_contiguous and 0 < scores.size < 2 ** 31)
+
+
+def _rows_launch(R):
+    return ((R + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK,), (32 * _ROWS_PER_BLOCK,)
+
+
+def attention_softmax_(scores, causal):
+    """Softmax over the last axis of scores (..., T, S), in place, keys j > i + (S - T) masked when causal."""
+    fwd, _ = _attention_softmax_module(scores.dtype)
+    T, S = scores.shape[-2:]
+    R = scores.size // S
+    fwd(*_rows_launch(R), (scores, np.int32(R), np.int32(T), np.int32(S), np.int32(bool(causal))))
+    return scores
+
+
+def attention_softmax_backward_(gp, p, causal):
+    """gp <- p * (gp - sum(gp * p)) over the last axis, in place; gp and p (..., T, S) alike."""
+    _, bwd = _attention_softmax_module(gp.dtype)
+    T, S = gp.shape[-2:]
+    R = gp.size // S
+    bwd(*_rows_launch(R), (gp, p, np.int32(R), np.int32(T), np.int32(S), np.int32(bool(causal))))
+    return gp
 
 
 # ----- cross-entropy backward -----

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend, cuda_kernels, parallel
 from ..tensor import Tensor
 from .common import same_device
 from .dropout import dropout_mask
@@ -99,6 +99,9 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     out_view = xp.swapaxes(out, -2, -3) if q.ndim >= 3 else out
     pieces = _heads_in_parallel(lead, T, S, xp)
     blocks = query_blocks(T, S, causal, xp)
+    # on a GPU: mask and softmax (and its backward) in one kernel pass over the whole (T, S) scores
+    fused = (blocks == [(0, T, S)] and cuda_kernels.use(xp, "attention_softmax")
+             and cuda_kernels.attention_softmax_supported(p))
 
     def block_bias(lo, hi, keys):
         """The mask of queries lo:hi over their last hi - lo keys, where the diagonal runs (None if
@@ -112,7 +115,10 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
         for lo, hi, keys in blocks:
             scores = p_i[..., lo:hi, :keys]
             xp.matmul(qs_i[..., lo:hi, :], k_t[..., :keys], out=scores)
-            _softmax_in_place(scores, block_bias(lo, hi, keys))
+            if fused:
+                cuda_kernels.attention_softmax_(scores, causal)
+            else:
+                _softmax_in_place(scores, block_bias(lo, hi, keys))
             if drop is not None:
                 xp.multiply(scores, drop[ix][..., lo:hi, :keys], out=pd_i[..., lo:hi, :keys])
             xp.matmul(pd_i[..., lo:hi, :keys], vd[ix][..., :keys, :], out=out_i[..., lo:hi, :])
@@ -129,7 +135,10 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
                 xp.matmul(g_i[..., lo:hi, :], v_t[..., :keys], out=gpb)    # dpd = g v^T
                 if drop is not None:
                     gpb *= drop[ix][..., lo:hi, :keys]
-                _softmax_backward_in_place(gpb, p_i[..., lo:hi, :keys])
+                if fused:
+                    cuda_kernels.attention_softmax_backward_(gpb, p_i, causal)
+                else:
+                    _softmax_backward_in_place(gpb, p_i[..., lo:hi, :keys])
                 gqb = gq[ix][..., lo:hi, :]
                 xp.matmul(gpb, k_i[..., :keys, :], out=gqb)                # scores = qs k^T  =>  dq = scale ds k
                 gqb *= scale
