@@ -201,6 +201,34 @@ def profile_ours(shape, device, steps=2):
                                  key=lambda kv: -kv[1])
 
 
+def kernel_profile(make, shape, device, tf32=False, steps=2):
+    """GPU time per kernel name over a step, from PyTorch's profiler (CUPTI sees every kernel in the
+    process, CuPy's included): (ms per step, launches per step, name), largest first, and the step total."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    if device == "cuda":
+        torch.cuda.init()
+    activity = ProfilerActivity.CUDA if device == "cuda" else ProfilerActivity.CPU    # CPU: a smoke test
+    step, sync, free, value = make(shape, device, tf32)
+    value(step())
+    sync()
+    with profile(activities=[activity]) as prof:
+        for _ in range(steps):
+            value(step())
+        sync()
+    rows = []
+    for e in prof.key_averages():
+        t = getattr(e, "device_time_total", None) if device == "cuda" else e.cpu_time_total
+        t = getattr(e, "cuda_time_total", 0) if t is None else t
+        if t > 0:
+            rows.append((t / steps / 1000, e.count / steps, e.key))
+    del step
+    gc.collect()
+    free()
+    rows.sort(reverse=True)
+    return sum(r[0] for r in rows), rows
+
+
 def gpu_name(device):
     if device != "cuda":
         return platform.processor() or platform.machine()
@@ -225,6 +253,8 @@ def main():
     parser.add_argument("--compare-kernel", default="", help="also time ours fp32 with this fused kernel off "
                         "(a name from tinytensor.cuda_kernels.NAMES, or 'all')")
     parser.add_argument("--profile", action="store_true", help="print a per-op profile of our fp32 step")
+    parser.add_argument("--kernel-profile", action="store_true", help="GPU time per kernel of ours and of "
+                        "PyTorch, fp32 (needs PyTorch with CUDA)")
     parser.add_argument("--json", help="write results here (default: $OUT/gpu_bench.json when $OUT is set)")
     args = parser.parse_args()
 
@@ -295,6 +325,18 @@ def main():
             results["profile"] = {"step_s": total, "rows": rows}
         except Exception as exc:
             log(f"  profile: FAILED {type(exc).__name__}: {exc}")
+    if args.kernel_profile:
+        for fw, top in (("ours", 40), ("torch", 20)):
+            if fw not in frameworks and fw == "torch":
+                continue
+            try:
+                total, rows = kernel_profile(makers[fw], shape, args.device)
+                log(f"kernels of {fw} fp32 per step (GPU time {total:.1f} ms):")
+                for ms, n, name in rows[:top]:
+                    log(f"  {ms:8.2f} ms {n:6.0f}x  {name[:110]}")
+                results[f"kernels_{fw}"] = {"total_ms": total, "rows": rows}
+            except Exception as exc:
+                log(f"  kernel profile of {fw}: FAILED {type(exc).__name__}: {exc}")
     log("summary:")
     runs = results["runs"]
     for mode in ("fp32", "tf32"):

@@ -142,6 +142,12 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
                 gqb = gq[ix][..., lo:hi, :]
                 xp.matmul(gpb, k_i[..., :keys, :], out=gqb)                # scores = qs k^T  =>  dq = scale ds k
                 gqb *= scale
+            if xp is not np:
+                # one block on a GPU, where CuPy would copy a transposed (T, S) operand before a batched product:
+                # dv^T = g^T pd and dk^T = qs^T ds keep the big operands as they lie (only (T, D) ones move)
+                xp.matmul(xp.swapaxes(g_i, -1, -2), pd_i, out=xp.swapaxes(gv[ix], -1, -2))
+                xp.matmul(xp.swapaxes(qs_i, -1, -2), gp, out=xp.swapaxes(gk[ix], -1, -2))
+                return
             start = 0
             for lo, _, keys in blocks:                  # by key columns: keys start:keys are seen by queries lo:
                 xp.matmul(xp.swapaxes(pd_i[..., lo:, start:keys], -1, -2), g_i[..., lo:, :],
