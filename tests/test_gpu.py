@@ -135,18 +135,23 @@ def test_layer_norm_kernel_matches_the_array_path(device, kernels, shape, dtype)
 @needs_gpu
 @on_gpus
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_cross_entropy_backward_kernel_matches_the_array_path(device, kernels, reduction):
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "minus_inf_logits"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_kernels_match_the_array_path(device, kernels, reduction, masked, dtype):
     rng = np.random.default_rng(2)
     x0 = rng.standard_normal((4, 16, 1000)) * 3
-    t0 = rng.integers(0, 1000, (4, 16))
+    if masked:                                   # banned classes (never a target) and one large logit
+        x0[..., 990:] = -np.inf
+        x0[1, 2, 5] = 1e4
+    t0 = rng.integers(0, 990, (4, 16))
     t0[0, :3] = -100
 
     def fn():
-        x = tt.tensor(x0, requires_grad=True, device=device)
+        x = tt.tensor(x0, dtype=dtype, requires_grad=True, device=device)
         loss = F.cross_entropy(x, t0, reduction=reduction)
-        loss.backward(tt.tensor(np.ones(loss.shape) * 0.7, device=device))
+        loss.backward(tt.tensor(np.ones(loss.shape) * 0.7, dtype=dtype, device=device))
         return loss.data, x.grad
-    _assert_kernel_matches(fn, kernels, "cross_entropy", rtol=1e-5, atol=1e-7)
+    _assert_kernel_matches(fn, kernels, "cross_entropy", rtol=1e-5, atol=1e-7 if dtype == np.float64 else 1e-6)
 
 
 @needs_gpu
@@ -291,12 +296,13 @@ def test_manual_seed_seeds_cupy(device):
 
 @needs_gpu
 @on_gpus
-def test_tf32_switch_changes_float32_matmul_precision(device):
+@pytest.mark.parametrize("shape", [(512, 512), (6, 128, 128)], ids=["matrix", "batched"])
+def test_tf32_switch_changes_float32_matmul_precision(device, shape):
     cp = backend.cupy_module()
     if int(cp.cuda.Device().compute_capability) < 80:
         pytest.skip("TF32 needs compute capability 8.0+")
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((512, 512)), rng.standard_normal((512, 512))
+    a, b = rng.standard_normal(shape), rng.standard_normal(shape)
     exact = a @ b
     errors = {}
     try:
@@ -337,6 +343,7 @@ def test_kernel_sources_compile_with_nvcc(tmp_path):
     for real in ("float", "double"):              # each RawModule is its own compilation unit, as in CuPy
         units[f"layer_norm_{real}"] = K.LAYER_NORM_SOURCE.replace("REAL", real)
         units[f"attention_softmax_{real}"] = K.ATTENTION_SOFTMAX_SOURCE.replace("REAL", real)
+        units[f"row_stats_{real}"] = K.ROW_STATS_SOURCE.replace("REAL", real)
     for name, code in units.items():
         (tmp_path / f"{name}.cu").write_text(code)
         out = subprocess.run(["nvcc", "-arch=sm_80", "--ptx", str(tmp_path / f"{name}.cu"), "-o",

@@ -19,6 +19,8 @@ def cupy_module():
             raise RuntimeError("device 'cuda' needs CuPy: pip install 'tinytensor[gpu]' "
                                "(and an NVIDIA GPU with its driver)") from exc
         _cupy = cupy
+        if _tf32:                   # set_tf32(True) came first: the batched products follow it too
+            _set_cublas_math_mode(True)
     return _cupy
 
 
@@ -96,6 +98,20 @@ def set_tf32(enabled=True):
         except (ImportError, AttributeError):   # another layout: the environment variable still applies
             return
         linalg.set_compute_type(np.float32, kind)
+        _set_cublas_math_mode(_tf32)
+
+
+def _set_cublas_math_mode(tf32):
+    """CuPy's batched products (cupy.matmul of 3-D and more: attention) pass cuBLAS a plain float32 compute
+    type that ignores set_compute_type; cuBLAS lets those use TF32 when the handle's math mode is
+    CUBLAS_TF32_TENSOR_OP_MATH (3), as PyTorch does for its allow_tf32. The handle is this thread's, on the
+    current device."""
+    try:
+        from cupy_backends.cuda.libs import cublas
+        handle = _cupy.cuda.device.get_cublas_handle()
+        cublas.setMathMode(handle, 3 if tf32 else 0)     # CUBLAS_TF32_TENSOR_OP_MATH / CUBLAS_DEFAULT_MATH
+    except Exception:                                     # no GPU or another CuPy layout: nothing to set
+        pass
 
 
 def tf32_enabled():

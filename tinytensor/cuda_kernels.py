@@ -110,6 +110,24 @@ extern "C" __global__ void tt_layer_norm_bwd_REAL(const REAL* x, const REAL* w, 
     REAL* dxr = dx + (long long)row * D;
     for (int i = lane; i < D; i += 32) dxr[i] = r * (gr[i] * w[i] - a - (xr[i] - m) * r * c);
 }
+
+// dw = sum over rows of g * xhat, db = sum over rows of g: thread per column (reads along a row are
+// coalesced), blockIdx.y picks a chunk of rows; pw, pb (chunks, D) hold each chunk's sums
+extern "C" __global__ void tt_layer_norm_dwdb_REAL(const REAL* x, const REAL* g, const REAL* mean,
+                                                   const REAL* rstd, REAL* pw, REAL* pb, int N, int D, int rows) {
+    int col = blockIdx.x * blockDim.x + threadIdx.x;
+    if (col >= D) return;
+    int r0 = blockIdx.y * rows, r1 = min(N, r0 + rows);
+    REAL sw = 0, sb = 0;
+    for (int r = r0; r < r1; ++r) {
+        long long at = (long long)r * D + col;
+        REAL gv = g[at];
+        sw += gv * (x[at] - mean[r]) * rstd[r];
+        sb += gv;
+    }
+    pw[(long long)blockIdx.y * D + col] = sw;
+    pb[(long long)blockIdx.y * D + col] = sb;
+}
 """
 _ROWS_PER_BLOCK = 8      # 256 threads = 8 warps = 8 rows
 
@@ -119,8 +137,7 @@ def _layer_norm_module(dtype):
 
     def build(cp):
         module = cp.RawModule(code=LAYER_NORM_SOURCE.replace("REAL", real))
-        return (module.get_function(f"tt_layer_norm_fwd_{real}"), module.get_function(f"tt_layer_norm_bwd_{real}"),
-                cp.ElementwiseKernel("T x, T m, T r, T g", "T y", "y = (x - m) * r * g", "tt_layer_norm_gxhat"))
+        return tuple(module.get_function(f"tt_layer_norm_{part}_{real}") for part in ("fwd", "bwd", "dwdb"))
     return _kernel(f"layer_norm_{real}", build)
 
 
@@ -133,7 +150,7 @@ def layer_norm(x, weight, bias, eps):
     """F.layer_norm on CuPy tensors (weight and bias given, checked by the caller)."""
     import cupy as cp
     from .tensor import Tensor
-    fwd, bwd, gxhat = _layer_norm_module(x.dtype)
+    fwd, bwd, dwdb = _layer_norm_module(x.dtype)
     D = x.shape[-1]
     d = cp.ascontiguousarray(x.data).reshape(-1, D)
     N = d.shape[0]
@@ -152,8 +169,16 @@ def layer_norm(x, weight, bias, eps):
             gx = cp.empty_like(d)
             bwd(grid, block, (d, w, g2, mean, rstd, gx, np.int32(N), np.int32(D)))
             gx = gx.reshape(x.shape)
-        gw = gxhat(d, mean[:, None], rstd[:, None], g2).sum(axis=0) if weight.requires_grad else None
-        gb = g2.sum(axis=0) if bias.requires_grad else None
+        gw = gb = None
+        if weight.requires_grad or bias.requires_grad:
+            rows = max(16, -(-N // 128))                # about 128 chunks of rows: enough blocks to fill the GPU
+            chunks = -(-N // rows)
+            pw = cp.empty((chunks, D), dtype=d.dtype)
+            pb = cp.empty((chunks, D), dtype=d.dtype)
+            dwdb(((D + 255) // 256, chunks), (256,), (d, g2, mean, rstd, pw, pb, np.int32(N), np.int32(D),
+                                                    np.int32(rows)))
+            gw = pw.sum(axis=0) if weight.requires_grad else None
+            gb = pb.sum(axis=0) if bias.requires_grad else None
         return gx, gw, gb
     return Tensor._make(y.reshape(x.shape), (x, weight, bias), backward, "layer_norm")
 
@@ -244,6 +269,55 @@ def attention_softmax_backward_(gp, p, causal):
 
 
 # ----- cross-entropy backward -----
+
+ROW_STATS_SOURCE = r"""
+// one block per row of x (N, C): its max m and log(sum(exp(x - m))), in one read of the row. Each thread
+// keeps a running max and a sum of exp(x - its max), rescaled when the max grows; then the threads merge.
+extern "C" __global__ void tt_row_max_lse_REAL(const REAL* x, REAL* m_out, REAL* lse_out, int C) {
+    __shared__ REAL shared_m[32], shared_s[32];
+    const REAL* xr = x + (long long)blockIdx.x * C;
+    REAL m = xr[0], s = 0;
+    for (int j = threadIdx.x; j < C; j += blockDim.x) {
+        REAL v = xr[j];
+        if (v > m) { s = s * exp(m - v) + (REAL)1; m = v; } else if (!isinf(v)) { s += exp(v - m); }  // -inf adds 0
+    }
+    for (int o = 16; o > 0; o >>= 1) {                               // merge within the warp
+        REAL m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+        REAL mm = fmax(m, m2);
+        s = (s == 0 ? s : s * exp(m - mm)) + (s2 == 0 ? s2 : s2 * exp(m2 - mm));
+        m = mm;
+    }
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+    if (lane == 0) { shared_m[warp] = m; shared_s[warp] = s; }
+    __syncthreads();
+    if (warp == 0) {                                                 // merge the warps
+        m = lane < warps ? shared_m[lane] : shared_m[0];
+        s = lane < warps ? shared_s[lane] : (REAL)0;
+        for (int o = 16; o > 0; o >>= 1) {
+            REAL m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+            REAL mm = fmax(m, m2);
+            s = (s == 0 ? s : s * exp(m - mm)) + (s2 == 0 ? s2 : s2 * exp(m2 - mm));   // 0 stays 0 (also at -inf)
+            m = mm;
+        }
+        if (lane == 0) { m_out[blockIdx.x] = m; lse_out[blockIdx.x] = log(s); }
+    }
+}
+"""
+
+
+def row_max_lse(x):
+    """Per row of x (N, C), float32/64: the max (N, 1) and log(sum(exp(x - max))) (N,), one read of x."""
+    import cupy as cp
+    real = "float" if x.dtype == np.float32 else "double"
+    k = _kernel(f"row_stats_{real}", lambda cp: cp.RawModule(code=ROW_STATS_SOURCE.replace("REAL", real))
+                .get_function(f"tt_row_max_lse_{real}"))
+    x = cp.ascontiguousarray(x)
+    N, C = x.shape
+    m = cp.empty((N, 1), dtype=x.dtype)
+    lse_m = cp.empty(N, dtype=x.dtype)
+    k((N,), (256,), (x, m, lse_m, np.int32(C)))
+    return m, lse_m
+
 
 # shifted by the row max first, as the array path does, so large logits keep their precision
 CROSS_ENTROPY_BACKWARD = "dx = (exp((x - m) - lse_m) - (col == t ? (T)1 : (T)0)) * s"
