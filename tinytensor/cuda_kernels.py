@@ -12,9 +12,12 @@ kernels here do the same arithmetic in one pass. They are used only when the dat
     attention softmax                cupy.RawKernel, one warp per score row: causal mask and softmax in place,
                                      and its backward, each one pass over the (T, S) scores
     embedding backward               cupyx.scatter_add (atomic adds; cupy.add.at where cupyx lacks it)
+    strided_matmul                   not a kernel: attention's batched products through cuBLAS on strided
+                                     views (tinytensor/cuda_blas.py), so causal blocks and transposes cost
+                                     no copies
 
 ``TINYTENSOR_CUDA_KERNELS`` turns them off: ``none``, or a comma list of the ones to keep
-(``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax``). ``tests/test_gpu.py`` compares each with the
+(``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax,strided_matmul``). ``tests/test_gpu.py`` compares each with the
 array-op path on a GPU.
 """
 import math
@@ -22,7 +25,7 @@ import os
 
 import numpy as np
 
-NAMES = ("gelu", "layer_norm", "cross_entropy", "adamw", "scatter_add", "attention_softmax")
+NAMES = ("gelu", "layer_norm", "cross_entropy", "adamw", "scatter_add", "attention_softmax", "strided_matmul")
 _setting = os.environ.get("TINYTENSOR_CUDA_KERNELS", "all").strip().lower()
 enabled = set(NAMES) if _setting in ("", "all") else set() if _setting == "none" else \
     {n.strip() for n in _setting.split(",")} & set(NAMES)

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import backend, cuda_kernels, parallel
+from .. import backend, cuda_blas, cuda_kernels, parallel
 from ..tensor import Tensor
 from .common import same_device
 from .dropout import dropout_mask
@@ -58,18 +58,27 @@ def _heads_in_parallel(lead, T, S, xp):
     return parallel.split_leading(lead, parallel.WORKERS)
 
 
-BLOCK = 64      # query rows per block when causal attention skips the keys a block cannot see
+BLOCK = 64          # query rows per block when causal attention skips the keys a block cannot see
+GPU_BLOCK = 256     # the same on a GPU, where fewer, larger products pay
 
 
 def query_blocks(T, S, causal, xp):
     """(lo, hi, keys): queries lo:hi look at keys :keys only. With causal attention and T of at least
-    4 blocks, the rows are cut into blocks of BLOCK, so the scores of a block's future keys, above the
-    diagonal, are never computed (with 4 blocks 10/16 of the products remain, with 16 blocks 17/32);
-    otherwise one block. On the GPU one large product beats several small ones: always one block."""
-    if not causal or T < 4 * BLOCK or xp is not np:
+    4 blocks (2 on a GPU), the rows are cut into blocks, so the scores of a block's future keys, above
+    the diagonal, are never computed (with 4 blocks 10/16 of the products remain, with 16 blocks 17/32);
+    otherwise one block. A GPU cuts blocks only when its products can take strided views as they lie."""
+    block, least = (BLOCK, 4) if xp is np else (GPU_BLOCK, 2)
+    if not causal or T < least * block or (xp is not np and not cuda_kernels.use(xp, "strided_matmul")):
         return [(0, T, S)]
     offset = S - T                      # queries are aligned to the end of the keys (KV cache)
-    return [(lo, min(T, lo + BLOCK), offset + min(T, lo + BLOCK)) for lo in range(0, T, BLOCK)]
+    return [(lo, min(T, lo + block), offset + min(T, lo + block)) for lo in range(0, T, block)]
+
+
+def _product(xp):
+    """matmul(a, b, out): NumPy's, or on a GPU cuBLAS reading transposed and sliced views in place."""
+    if cuda_kernels.use(xp, "strided_matmul"):
+        return cuda_blas.matmul_into
+    return lambda a, b, out: xp.matmul(a, b, out=out)
 
 
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
@@ -99,9 +108,10 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     out_view = xp.swapaxes(out, -2, -3) if q.ndim >= 3 else out
     pieces = _heads_in_parallel(lead, T, S, xp)
     blocks = query_blocks(T, S, causal, xp)
-    # on a GPU: mask and softmax (and its backward) in one kernel pass over the whole (T, S) scores
-    fused = (blocks == [(0, T, S)] and cuda_kernels.use(xp, "attention_softmax")
-             and cuda_kernels.attention_softmax_supported(p))
+    mm = _product(xp)
+    # on a GPU: mask and softmax (and its backward) in one kernel pass over all the blocks' score rows; a
+    # row never reads past its last visible key, so the unused corner of a block-cut matrix is never read
+    fused = cuda_kernels.use(xp, "attention_softmax") and cuda_kernels.attention_softmax_supported(p)
 
     def block_bias(lo, hi, keys):
         """The mask of queries lo:hi over their last hi - lo keys, where the diagonal runs (None if
@@ -112,16 +122,20 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
         qs_i, p_i, pd_i, out_i = qs[ix], p[ix], pd[ix], out_view[ix]
         xp.multiply(qd[ix], scale, out=qs_i)            # scale the (T, D) queries, not the (T, S) scores
         k_t = xp.swapaxes(kd[ix], -1, -2)
-        for lo, hi, keys in blocks:
-            scores = p_i[..., lo:hi, :keys]
-            xp.matmul(qs_i[..., lo:hi, :], k_t[..., :keys], out=scores)
-            if fused:
-                cuda_kernels.attention_softmax_(scores, causal)
-            else:
-                _softmax_in_place(scores, block_bias(lo, hi, keys))
+
+        def weighted_values(lo, hi, keys):
             if drop is not None:
-                xp.multiply(scores, drop[ix][..., lo:hi, :keys], out=pd_i[..., lo:hi, :keys])
-            xp.matmul(pd_i[..., lo:hi, :keys], vd[ix][..., :keys, :], out=out_i[..., lo:hi, :])
+                xp.multiply(p_i[..., lo:hi, :keys], drop[ix][..., lo:hi, :keys], out=pd_i[..., lo:hi, :keys])
+            mm(pd_i[..., lo:hi, :keys], vd[ix][..., :keys, :], out_i[..., lo:hi, :])
+        for lo, hi, keys in blocks:
+            mm(qs_i[..., lo:hi, :], k_t[..., :keys], p_i[..., lo:hi, :keys])
+            if not fused:                               # while the block is in cache
+                _softmax_in_place(p_i[..., lo:hi, :keys], block_bias(lo, hi, keys))
+                weighted_values(lo, hi, keys)
+        if fused:
+            cuda_kernels.attention_softmax_(p_i, causal)
+            for lo, hi, keys in blocks:
+                weighted_values(lo, hi, keys)
     parallel.run(forward_piece, pieces, uses_blas=True)
 
     def backward(g):
@@ -130,30 +144,35 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
         def backward_piece(ix):
             g_i, p_i, pd_i, qs_i, k_i, v_t = g[ix], p[ix], pd[ix], qs[ix], kd[ix], xp.swapaxes(vd[ix], -1, -2)
             gp = xp.empty_like(p_i)                     # d loss / d scores (only the blocks' parts are used)
+
+            def query_grads(lo, hi, keys):              # scores = qs k^T  =>  dq = scale ds k
+                gqb = gq[ix][..., lo:hi, :]
+                mm(gp[..., lo:hi, :keys], k_i[..., :keys, :], gqb)
+                gqb *= scale
             for lo, hi, keys in blocks:                 # by query rows: dq
                 gpb = gp[..., lo:hi, :keys]
-                xp.matmul(g_i[..., lo:hi, :], v_t[..., :keys], out=gpb)    # dpd = g v^T
+                mm(g_i[..., lo:hi, :], v_t[..., :keys], gpb)                # dpd = g v^T
                 if drop is not None:
                     gpb *= drop[ix][..., lo:hi, :keys]
-                if fused:
-                    cuda_kernels.attention_softmax_backward_(gpb, p_i, causal)
-                else:
+                if not fused:
                     _softmax_backward_in_place(gpb, p_i[..., lo:hi, :keys])
-                gqb = gq[ix][..., lo:hi, :]
-                xp.matmul(gpb, k_i[..., :keys, :], out=gqb)                # scores = qs k^T  =>  dq = scale ds k
-                gqb *= scale
-            if xp is not np:
-                # one block on a GPU, where CuPy would copy a transposed (T, S) operand before a batched product:
-                # dv^T = g^T pd and dk^T = qs^T ds keep the big operands as they lie (only (T, D) ones move)
+                    query_grads(lo, hi, keys)
+            if fused:
+                cuda_kernels.attention_softmax_backward_(gp, p_i, causal)
+                for lo, hi, keys in blocks:
+                    query_grads(lo, hi, keys)
+            if xp is not np and mm is not cuda_blas.matmul_into:
+                # one block on a GPU whose batched products copy a transposed operand first: dv^T = g^T pd
+                # and dk^T = qs^T ds keep the big (T, S) operands as they lie (only (T, D) ones move)
                 xp.matmul(xp.swapaxes(g_i, -1, -2), pd_i, out=xp.swapaxes(gv[ix], -1, -2))
                 xp.matmul(xp.swapaxes(qs_i, -1, -2), gp, out=xp.swapaxes(gk[ix], -1, -2))
                 return
             start = 0
             for lo, _, keys in blocks:                  # by key columns: keys start:keys are seen by queries lo:
-                xp.matmul(xp.swapaxes(pd_i[..., lo:, start:keys], -1, -2), g_i[..., lo:, :],
-                          out=gv[ix][..., start:keys, :])                  # out = pd v  =>  dv = pd^T g
-                xp.matmul(xp.swapaxes(gp[..., lo:, start:keys], -1, -2), qs_i[..., lo:, :],
-                          out=gk[ix][..., start:keys, :])                  # dk = ds^T qs
+                mm(xp.swapaxes(pd_i[..., lo:, start:keys], -1, -2), g_i[..., lo:, :],
+                   gv[ix][..., start:keys, :])                              # out = pd v  =>  dv = pd^T g
+                mm(xp.swapaxes(gp[..., lo:, start:keys], -1, -2), qs_i[..., lo:, :],
+                   gk[ix][..., start:keys, :])                              # dk = ds^T qs
                 start = keys
         parallel.run(backward_piece, pieces, uses_blas=True)
         return gq, gk, gv
