@@ -109,6 +109,12 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     pieces = _heads_in_parallel(lead, T, S, xp)
     blocks = query_blocks(T, S, causal, xp)
     mm = _product(xp)
+    one_call = xp is not np and mm is cuda_blas.matmul_into
+    if one_call:
+        # cuBLAS walks a batch with one stride: with k, v and the result head-major (B, H, ., D) in memory,
+        # each product over all (batch, head) pairs is a single call (copying k and v costs far less)
+        kd, vd = xp.ascontiguousarray(kd), xp.ascontiguousarray(vd)
+        out_view = xp.empty(q.shape, dtype=q.dtype)
     # on a GPU: mask and softmax (and its backward) in one kernel pass over all the blocks' score rows; a
     # row never reads past its last visible key, so the unused corner of a block-cut matrix is never read
     fused = cuda_kernels.use(xp, "attention_softmax") and cuda_kernels.attention_softmax_supported(p)
@@ -140,6 +146,8 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
 
     def backward(g):
         gq, gk, gv = (xp.empty(a.shape, dtype=a.dtype) for a in (qd, kd, vd))
+        if one_call:
+            g = xp.ascontiguousarray(g)
 
         def backward_piece(ix):
             g_i, p_i, pd_i, qs_i, k_i, v_t = g[ix], p[ix], pd[ix], qs[ix], kd[ix], xp.swapaxes(vd[ix], -1, -2)
