@@ -2,8 +2,8 @@
 # Everything a short GPU lease has to run for issue 7, in one go, from the repository root:
 #   1. the GPU tests and the fake-device seam tests,
 #   2. benchmarks/gpu_bench.py: GPT-2 small, batch 8 x 1024, full training steps, ours vs PyTorch eager,
-#      fp32 and TF32, ours once more without the fused attention softmax, and a per-op profile of ours
-#      (JSON to $OUT/gpu_bench.json),
+#      fp32 and TF32, ours once more without cuBLAS on strided views (cupy.matmul instead), and the GPU
+#      time of every kernel of both (PyTorch's profiler) (JSON to $OUT/gpu_bench.json),
 #   3. the rest of the test suite (CI's derandomized hypothesis profile) on that machine's packages.
 # Each stage has its own time limit, so the whole script stays under about 8 minutes; a failing stage is
 # reported and the next one still runs. Logs go to $OUT (or /tmp/gpu_check). No network is needed.
@@ -53,11 +53,12 @@ PY
 "$PY" -m pip install -e . --no-deps --no-build-isolation -q 2>&1 | tail -3 \
     || echo "(pip install -e . failed; the tests and the benchmark find the packages from the repository root anyway)"
 
-stage gpu_tests "$T_TESTS" "$PY" -m pytest tests/test_gpu.py tests/test_device_seam.py -q -rs -p no:cacheprovider
-stage gpu_bench "$T_BENCH" "$PY" benchmarks/gpu_bench.py --shape gpt2 --steps 6 --warmup 2 --budget-s 30 \
-    --compare-kernel attention_softmax --profile
-stage full_suite "$T_SUITE" env CI=1 "$PY" -m pytest -q -p no:cacheprovider \
-    --ignore=tests/test_gpu.py --ignore=tests/test_device_seam.py
+stage gpu_tests "$T_TESTS" "$PY" -m pytest tests/test_gpu.py tests/test_device_seam.py tests/test_cuda_blas_emulated.py \
+    -rs -p no:cacheprovider
+stage gpu_bench "$T_BENCH" "$PY" benchmarks/gpu_bench.py --shape gpt2 --steps 8 --warmup 2 --budget-s 30 \
+    --compare-kernel strided_matmul --kernel-profile
+stage full_suite "$T_SUITE" env CI=1 "$PY" -m pytest -p no:cacheprovider \
+    --ignore=tests/test_gpu.py --ignore=tests/test_device_seam.py --ignore=tests/test_cuda_blas_emulated.py
 
 echo "=== summary (total $(( $(date +%s) - START ))s) ==="
 printf '  %s\n' "${SUMMARY[@]}"
