@@ -15,6 +15,8 @@ from . import backend
 DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
+# read only: NumPy has no bfloat16, so BF16 tensors (common in published checkpoints) load as float32
+STORED = {**DTYPES, "BF16": np.uint16}
 MAX_HEADER = 100 * 1024 * 1024
 
 
@@ -68,11 +70,15 @@ def read_header(path):
         if name == "__metadata__":
             continue
         try:
-            dtype = np.dtype(DTYPES[info["dtype"]])
+            kind = info["dtype"]
             shape = [int(s) for s in info["shape"]]
             begin, end = (int(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: tensor {name!r} has a malformed header entry {info!r}") from None
+        if kind not in STORED:
+            raise ValueError(f"{path}: tensor {name!r} has dtype {kind!r}, which tinytensor cannot read "
+                             f"(it reads {', '.join(STORED)})")
+        dtype = np.dtype(STORED[kind])
         if any(s < 0 for s in shape) or not 0 <= begin <= end <= data_size \
                 or end - begin != dtype.itemsize * int(np.prod(shape)):
             raise ValueError(f"{path}: tensor {name!r} claims bytes {begin}..{end} for shape {shape} of "
@@ -82,7 +88,8 @@ def read_header(path):
 
 def load(path, device="cpu", mmap=False):
     """Read a safetensors file into ``{name: array}``. With ``mmap=True`` the arrays are read-only views
-    of the file (no copy in memory until used); nothing in the file is ever executed."""
+    of the file (no copy in memory until used); nothing in the file is ever executed. BF16 tensors come
+    back as float32 (always a copy: NumPy has no bfloat16); ``save`` never writes BF16."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a directory, not a safetensors file")
@@ -95,7 +102,7 @@ def load(path, device="cpu", mmap=False):
         for name, info in header.items():
             if name == "__metadata__":
                 continue
-            dtype = np.dtype(DTYPES[info["dtype"]]).newbyteorder("<")
+            dtype = np.dtype(STORED[info["dtype"]]).newbyteorder("<")
             begin, end = info["data_offsets"]
             if source is not None:
                 array = source[start + begin:start + end].view(dtype).reshape(info["shape"])
@@ -103,6 +110,8 @@ def load(path, device="cpu", mmap=False):
                 f.seek(start + begin)
                 array = np.frombuffer(f.read(end - begin), dtype=dtype).reshape(info["shape"]).copy()
             array = array.astype(array.dtype.newbyteorder("="), copy=False)
+            if info["dtype"] == "BF16":     # bfloat16 is the top half of a float32: widen by 16 zero bits
+                array = (array.astype(np.uint32) << 16).view(np.float32)
             out[name] = backend.to_device(array, device) if device != "cpu" else array
     return out
 

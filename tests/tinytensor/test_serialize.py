@@ -168,3 +168,34 @@ def test_model_state_round_trips_through_a_file(tmp_path):
     other.load_state_dict(tt.load(tmp_path / "m.safetensors"))
     x = tt.randn(2, 3)
     np.testing.assert_array_equal(model(x).data, other(x).data)
+
+
+def _bf16_file(path, bits, shape, extra=None):
+    """A safetensors file holding one BF16 tensor with these raw 16-bit patterns (as published checkpoints do)."""
+    data = np.asarray(bits, dtype="<u2").tobytes()
+    header = {"w": {"dtype": "BF16", "shape": list(shape), "data_offsets": [0, len(data)]}}
+    header.update(extra or {})
+    blob = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
+    return path
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_bf16_tensors_load_as_float32(tmp_path, mmap):
+    # 1.0, -2.0, 0.15625, the bf16 nearest 1/3 (0x3EAB = 0.333984375), +inf, the largest finite bf16
+    bits = [0x3F80, 0xC000, 0x3E20, 0x3EAB, 0x7F80, 0x7F7F]
+    expected = np.array([1.0, -2.0, 0.15625, 0.333984375, np.inf, 3.3895313892515355e38], dtype=np.float32)
+    loaded = tt.load(_bf16_file(tmp_path / "bf16.safetensors", bits, (2, 3)), mmap=mmap)["w"]
+    assert loaded.dtype == np.float32 and loaded.shape == (2, 3)
+    np.testing.assert_array_equal(loaded.ravel(), expected)
+    # every bf16 pattern is the top half of the float32 it stands for
+    np.testing.assert_array_equal(loaded.ravel().view(np.uint32) >> 16, np.array(bits, dtype=np.uint32))
+
+
+def test_bf16_byte_count_is_checked_and_unknown_dtypes_are_named(tmp_path):
+    short = _bf16_file(tmp_path / "short.safetensors", [0x3F80, 0x3F80], (3,))
+    with pytest.raises(ValueError, match="tensor 'w'.*BF16"):
+        tt.load(short)
+    bad = rewrite_header(good_file(tmp_path), tmp_path / "f8.safetensors", lambda h: h["a"].update(dtype="F8_E4M3"))
+    with pytest.raises(ValueError, match="tensor 'a' has dtype 'F8_E4M3'.*cannot read"):
+        tt.load(bad)
