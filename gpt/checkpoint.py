@@ -21,6 +21,7 @@ import numpy as np
 
 import tinytensor as tt
 from tinytensor import serialize
+from tinytensor.atomic import replacing
 
 from .config import GPTConfig
 
@@ -31,13 +32,9 @@ MODEL, OPTIMIZER, META, TOKENIZER = "model.safetensors", "optimizer.safetensors"
 
 def write_json(obj, path):
     """JSON to ``path`` through a temporary name, fsync and rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with replacing(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1)
         f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(folder):

@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from tinytensor.atomic import replacing
+
 EOT = "<|endoftext|>"
 
 
@@ -56,12 +58,8 @@ def tokenizer_digest(tok):
 
 def save_npy(array, path):
     """np.save through a temporary name and a rename, so a reader never sees half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with replacing(path, "wb") as f:
         np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def encode_cached(text, tok, folder):

@@ -21,6 +21,7 @@ import numpy as np
 import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import optim, random
+from tinytensor.atomic import replacing
 
 from . import checkpoint as ckpt
 from .config import GPTConfig
@@ -243,10 +244,11 @@ def plot_losses(history, path):
     ax.set_ylabel("cross-entropy loss")
     ax.legend()
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with replacing(path, "wb") as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)
     return True
 
 
@@ -262,11 +264,11 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None)
     if resume:
         a, meta = _resume_args(a, given)
     _check_args(a)
+    text = read_text(a.data) if a.data else default_corpus()     # a missing --data fails before any folder is made
     if not resume:
         _prepare_out(a, overwrite)
 
     # ----- text and tokenizer -----
-    text = read_text(a.data) if a.data else default_corpus()
     corpus = a.data or "CPython help topics (pydoc_data.topics)"
     if meta is not None and meta["data"]["digest"] != text_digest(text):
         raise TrainingError(f"{corpus} is not the text this checkpoint was trained on (its contents changed)")

@@ -11,6 +11,7 @@ import struct
 import numpy as np
 
 from . import backend
+from .atomic import replacing
 
 DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
@@ -37,15 +38,11 @@ def save(tensors, path, metadata=None):
         offset += array.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)            # pad so the data starts 8-byte aligned
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with replacing(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for array in arrays:
             f.write(array.tobytes())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_header(path):

@@ -104,7 +104,7 @@ def _run(fn, *args):
     from .pipeline import FinetuneError
     try:
         fn(*args)
-    except (FinetuneError, FileNotFoundError, ValueError) as e:
+    except (FinetuneError, OSError, ValueError) as e:       # OSError: missing files, folders, permissions
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
@@ -135,18 +135,21 @@ def _cmd_classify(a):
 
 
 def _cmd_make_instruct(a):
-    entries = make_data.write_instruct(a.out, a.n, a.seed)
-    print(f"wrote {len(entries)} instruction entries ({', '.join(make_data.KINDS)}) to {a.out}")
-    return 0
+    def write():
+        entries = make_data.write_instruct(a.out, a.n, a.seed)
+        print(f"wrote {len(entries)} instruction entries ({', '.join(make_data.KINDS)}) to {a.out}")
+    return _run(write)
 
 
 def _cmd_make_classify(a):
-    rows = make_data.write_classify(a.out, a.n_per_class, a.seed)
-    counts = {}
-    for label, _ in rows:
-        counts[label] = counts.get(label, 0) + 1
-    print(f"wrote {len(rows)} labelled lines ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}) to {a.out}")
-    return 0
+    def write():
+        rows = make_data.write_classify(a.out, a.n_per_class, a.seed)
+        counts = {}
+        for label, _ in rows:
+            counts[label] = counts.get(label, 0) + 1
+        print(f"wrote {len(rows)} labelled lines ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}) "
+              f"to {a.out}")
+    return _run(write)
 
 
 def main(argv=None, prog="python -m gpt"):

@@ -15,6 +15,8 @@ import zipfile
 
 import numpy as np
 
+from tinytensor.atomic import write_text
+
 from .splits import seeded_split
 
 SMS_SPAM_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
@@ -132,8 +134,5 @@ def download_sms_spam(path, url=SMS_SPAM_URL):
     with zipfile.ZipFile(io.BytesIO(blob)) as z:
         name = next(n for n in z.namelist() if n.endswith("SMSSpamCollection"))
         text = z.read(name).decode("utf-8", errors="replace")
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
-    os.replace(tmp, path)
+    write_text(path, text if text.endswith("\n") else text + "\n")
     return path

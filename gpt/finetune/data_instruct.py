@@ -17,9 +17,10 @@ The prompt (everything up to and including "### Response:\\n") and the output ar
 separately and joined, so the prompt given at generation time is exactly the one seen in training.
 """
 import json
-import os
 
 import numpy as np
+
+from tinytensor.atomic import replacing
 
 from .splits import seeded_split
 
@@ -108,9 +109,6 @@ def batches(items, batch_size, pad_id, shuffle=False, rng=None, **collate_kw):
 
 def write_jsonl(rows, path):
     """One JSON object a line, written to a temporary name and renamed into place."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with replacing(path, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -24,6 +24,8 @@ import sysconfig
 
 import numpy as np
 
+from tinytensor.atomic import write_text
+
 KINDS = ("add", "reverse", "field", "yesno")
 
 # one token each in the tiny model's tokenizer (checked with bpe.Tokenizer.load of its tokenizer.bpe)
@@ -120,12 +122,8 @@ def make_classify(n_per_class=1000, seed=0):
 
 def _atomic_write(path, text):
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_text(path, text)
 
 
 def write_instruct(path, n=2000, seed=0):

@@ -65,6 +65,7 @@ def test_resume_and_overwrite_rules(trained):
 def test_cli_errors_are_one_line(tmp_path, trained):
     data, out, _ = trained
     _one_line_error(run_cli("train", "--data", tmp_path / "missing.txt", "--out", tmp_path / "x"), "missing.txt")
+    assert not (tmp_path / "x").exists()                 # nothing made for a run that never started
     _one_line_error(run_cli("train", "--lr", "-1"), "--lr", "expected a number")
     _one_line_error(run_cli("train", "--batch-size", "0"), "--batch-size", "positive integer")
     _one_line_error(run_cli("train", "--preset", "huge"), "--preset")
