@@ -54,27 +54,29 @@ def emulated(monkeypatch):
     return blas
 
 
-def _cases(rng, dtype=np.float64):
+def strided_cases(rng, dtype=np.float64, xp=np):
+    """(name, a, b, out) views of many layouts, made with ``xp`` (NumPy here, CuPy in tests/test_gpu.py):
+    transposed, sliced, heads-inside-tokens batch axes, no batch, vector-shaped matrices."""
     def arr(*shape):
-        return rng.standard_normal(shape).astype(dtype)
+        return xp.asarray(rng.standard_normal(shape).astype(dtype))
     big = arr(2, 3, 40, 50)
     perm = arr(2, 9, 3, 8).transpose(0, 2, 1, 3)                # (2, 3, 9, 8) with heads inside tokens
     return [
-        ("contiguous", arr(4, 5, 6), arr(4, 6, 7), np.empty((4, 5, 7), dtype)),
-        ("a transposed", arr(4, 6, 5).swapaxes(-1, -2), arr(4, 6, 7), np.empty((4, 5, 7), dtype)),
-        ("b transposed", arr(4, 5, 6), arr(4, 7, 6).swapaxes(-1, -2), np.empty((4, 5, 7), dtype)),
-        ("sliced blocks", big[..., 8:24, :30], big[..., :30, 10:20], np.empty((2, 3, 16, 10), dtype)),
+        ("contiguous", arr(4, 5, 6), arr(4, 6, 7), xp.empty((4, 5, 7), dtype)),
+        ("a transposed", arr(4, 6, 5).swapaxes(-1, -2), arr(4, 6, 7), xp.empty((4, 5, 7), dtype)),
+        ("b transposed", arr(4, 5, 6), arr(4, 7, 6).swapaxes(-1, -2), xp.empty((4, 5, 7), dtype)),
+        ("sliced blocks", big[..., 8:24, :30], big[..., :30, 10:20], xp.empty((2, 3, 16, 10), dtype)),
         ("transposed slices", big[..., :30, 8:24].swapaxes(-1, -2), big[..., 10:20, :30].swapaxes(-1, -2),
-         np.empty((2, 3, 16, 10), dtype)),
-        ("permuted batch", perm, arr(2, 9, 3, 8).transpose(0, 2, 3, 1), np.empty((2, 9, 3, 9), dtype).transpose(0, 2, 1, 3)),
-        ("no batch", arr(5, 6).T, arr(5, 4), np.empty((6, 4), dtype)),
-        ("vector rows", arr(3, 1, 6), arr(3, 6, 1), np.empty((3, 1, 1), dtype)),
+         xp.empty((2, 3, 16, 10), dtype)),
+        ("permuted batch", perm, arr(2, 9, 3, 8).transpose(0, 2, 3, 1), xp.empty((2, 9, 3, 9), dtype).transpose(0, 2, 1, 3)),
+        ("no batch", arr(5, 6).T, arr(5, 4), xp.empty((6, 4), dtype)),
+        ("vector rows", arr(3, 1, 6), arr(3, 6, 1), xp.empty((3, 1, 1), dtype)),
     ]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_every_layout_gives_the_product(emulated, dtype):
-    for name, a, b, out in _cases(np.random.default_rng(0), dtype):
+    for name, a, b, out in strided_cases(np.random.default_rng(0), dtype):
         calls = emulated.calls
         assert cuda_blas.matmul_into(a, b, out) is out
         assert emulated.calls > calls, f"{name}: fell back instead of calling cuBLAS"
