@@ -38,11 +38,19 @@ def write(path, pattern, merges, special_tokens, byte_ids):
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write("\n".join(lines) + "\n")
+        os.chmod(tmp, default_file_mode())     # mkstemp makes owner-only files; give it a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def default_file_mode():
+    """The mode open() would give a new file: 0o666 less this process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 class _Lines:

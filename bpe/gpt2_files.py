@@ -11,6 +11,7 @@ import os
 import tempfile
 import urllib.request
 
+from .fileformat import default_file_mode
 from .patterns import GPT2_PATTERN
 from .tokenizer import Tokenizer
 
@@ -123,9 +124,15 @@ def download_gpt2(folder):
         if hashlib.sha256(data).hexdigest() != sha:
             raise ValueError(f"downloaded {name} does not have the expected SHA-256 {sha}")
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, default_file_mode())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     return folder
 
 

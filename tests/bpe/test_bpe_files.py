@@ -44,6 +44,8 @@ def test_save_replaces_atomically(tiny_tok, tmp_path):
     tiny_tok.save(path)
     assert os.listdir(tmp_path) == ["tok.bpe"]           # no temporary file left behind
     assert bpe.Tokenizer.load(path).merges == tiny_tok.merges
+    (tmp_path / "plain").write_text("x")                  # the mode any new file gets here (umask applied)
+    assert os.stat(path).st_mode & 0o777 == os.stat(tmp_path / "plain").st_mode & 0o777
 
 
 def test_special_names_with_spaces_and_quotes(tmp_path):
