@@ -102,10 +102,6 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     p = xp.empty(lead + (T, S), dtype=q.dtype)          # attention weights (B, H, T, S)
     drop = dropout_mask(p.shape, dropout_p, p.dtype, backend.device_of(p)) if dropout_p and training else None
     pd = xp.empty_like(p) if drop is not None else p    # weights after dropout
-    # write the result with heads inside tokens, (B, T, H, D) in memory, so the usual
-    # out.transpose(0, 2, 1, 3).reshape(B, T, H * D) that follows needs no copy
-    out = xp.empty(lead[:-1] + (T, lead[-1], D), dtype=q.dtype) if q.ndim >= 3 else xp.empty(q.shape, q.dtype)
-    out_view = xp.swapaxes(out, -2, -3) if q.ndim >= 3 else out
     pieces = _heads_in_parallel(lead, T, S, xp)
     blocks = query_blocks(T, S, causal, xp)
     mm = _product(xp)
@@ -114,6 +110,12 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
         # cuBLAS walks a batch with one stride: with k, v and the result head-major (B, H, ., D) in memory,
         # each product over all (batch, head) pairs is a single call (copying k and v costs far less)
         kd, vd = xp.ascontiguousarray(kd), xp.ascontiguousarray(vd)
+        out_view = xp.empty(q.shape, dtype=q.dtype)
+    elif q.ndim >= 3:
+        # write the result with heads inside tokens, (B, T, H, D) in memory, so the usual
+        # out.transpose(0, 2, 1, 3).reshape(B, T, H * D) that follows needs no copy
+        out_view = xp.swapaxes(xp.empty(lead[:-1] + (T, lead[-1], D), dtype=q.dtype), -2, -3)
+    else:
         out_view = xp.empty(q.shape, dtype=q.dtype)
     # on a GPU: mask and softmax (and its backward) in one kernel pass over all the blocks' score rows; a
     # row never reads past its last visible key, so the unused corner of a block-cut matrix is never read
@@ -169,7 +171,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
                 cuda_kernels.attention_softmax_backward_(gp, p_i, causal)
                 for lo, hi, keys in blocks:
                     query_grads(lo, hi, keys)
-            if xp is not np and mm is not cuda_blas.matmul_into:
+            if xp is not np and not one_call:
                 # one block on a GPU whose batched products copy a transposed operand first: dv^T = g^T pd
                 # and dk^T = qs^T ds keep the big (T, S) operands as they lie (only (T, D) ones move)
                 xp.matmul(xp.swapaxes(g_i, -1, -2), pd_i, out=xp.swapaxes(gv[ix], -1, -2))
