@@ -17,8 +17,8 @@ kernels here do the same arithmetic in one pass. They are used only when the dat
                                      no copies
 
 ``TINYTENSOR_CUDA_KERNELS`` turns them off: ``none``, or a comma list of the ones to keep
-(``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax,strided_matmul``). ``tests/test_gpu.py`` compares each with the
-array-op path on a GPU.
+(``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax,strided_matmul``).
+``tests/test_gpu.py`` compares each with the array-op path on a GPU.
 """
 import math
 import os
