@@ -45,8 +45,12 @@ def format_prompt(entry):
 
 def load_entries(path):
     """A JSON list of {"instruction", "input", "output"} objects (extra keys such as "kind" are kept)."""
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a JSON file of instruction entries ({exc}); `python -m gpt make-data "
+                         "instruct --out FILE` writes one") from None
     if not isinstance(data, list) or not data:
         raise ValueError(f"{path}: expected a non-empty JSON list of instruction entries")
     for i, e in enumerate(data):

@@ -98,6 +98,13 @@ def _trainable_report(model):
 
 
 # ----- classification -----
+def _check_split(path, what, n, train, val, test):
+    """Every part of the train / val / test split must hold something, or the run cannot be judged."""
+    if not (train and val and test):
+        raise FinetuneError(f"{path}: {n} {what} split into {len(train)} train / {len(val)} val / {len(test)} test; "
+                            "every part needs at least one: use more data")
+
+
 def run_classify(a, log=print):
     """``a``: the parsed flags of ``finetune classify``. Returns the metrics dict."""
     if a.download:
@@ -119,6 +126,7 @@ def run_classify(a, log=print):
     if a.max_examples and len(rows) > a.max_examples:
         rows = [rows[i] for i in sorted(np.random.default_rng(a.seed).choice(len(rows), a.max_examples, replace=False))]
     train_rows, val_rows, test_rows = data_classify.split(rows, seed=a.seed)
+    _check_split(a.data, "labelled examples", len(rows), train_rows, val_rows, test_rows)
 
     tt.manual_seed(a.seed)
     model, tok, what = load_base(a.init)
@@ -166,6 +174,7 @@ def run_instruct(a, log=print):
     t0 = time.perf_counter()
     entries = data_instruct.load_entries(a.data)
     train_e, val_e, test_e = data_instruct.split(entries, seed=a.seed)
+    _check_split(a.data, "entries", len(entries), train_e, val_e, test_e)
     if a.max_test is not None:
         test_e = test_e[:a.max_test]
     tt.manual_seed(a.seed)

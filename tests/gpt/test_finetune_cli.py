@@ -74,6 +74,15 @@ def test_cli_errors(tmp_path, base, capsys):
     assert rc == 2
     with pytest.raises(SystemExit):
         cli.main(["finetune", "classify", "--data", str(data), "--init", str(base), "--out", "o", "--train", "head"])
+    capsys.readouterr()
+    tiny = tmp_path / "two.tsv"                          # too little to split into train / val / test
+    tiny.write_text("doc\thello there\ncomment\tx = 1\n", encoding="utf-8")
+    rc = cli.main(["finetune", "classify", "--data", str(tiny), "--init", str(base), "--out", str(tmp_path / "o2")])
+    assert rc == 2 and "every part needs at least one" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
+    rc = cli.main(["finetune", "instruct", "--data", str(tiny), "--init", str(base), "--out", str(tmp_path / "o3")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not a JSON file of instruction entries" in err and "make-data instruct" in err
 
 
 def test_wired_into_python_m_gpt(tmp_path, capsys):
