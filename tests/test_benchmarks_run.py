@@ -1,0 +1,42 @@
+"""The benchmark scripts still run (no timing is asserted: speed lives in benchmarks/RESULTS.md).
+
+A GPU session has minutes of device time; a benchmark that broke on the CPU side would waste them. These
+run the scripts on the CPU with the smallest settings and check their output's shape, not their numbers.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args, timeout=300):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_gpu_bench_harness_on_the_cpu(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = _run("benchmarks/gpu_bench.py", "--device", "cpu", "--shape", "tiny", "--steps", "1", "--warmup", "1",
+                "--frameworks", "ours", "--modes", "fp32", "--profile", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    run = result["runs"]["ours_fp32"]
+    assert run["tokens_per_s"] > 0 and len(run["losses"]) == 2
+    assert result["profile"]["rows"] and "per-op profile" in proc.stdout
+
+
+def test_ab_bench_compares_two_checkouts():
+    proc = _run("benchmarks/ab_bench.py", ROOT, ROOT, "--steps", "1", "--rounds", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("median of medians") == 2
+    bad = _run("benchmarks/ab_bench.py", ROOT, "/nonexistent", "--rounds", "1")
+    assert bad.returncode == 2 and "not a tinytensor checkout" in bad.stderr
+
+
+def test_every_benchmark_has_help():
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        if script.name in ("torch_gpt.py",):                 # a module the others import, not a command
+            continue
+        proc = _run(script, "--help", timeout=60)
+        assert proc.returncode == 0 and "usage" in proc.stdout, (script.name, proc.stderr)
