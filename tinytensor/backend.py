@@ -84,7 +84,8 @@ def set_tf32(enabled=True):
     A no-op on the CPU (NumPy has no TF32) and never imports CuPy. CuPy decides a matmul's compute type
     from the environment variable ``CUPY_TF32`` the first time it needs it (cupy/_core/_routines_linalg.pyx,
     ``get_compute_type``: ``int(os.getenv('CUPY_TF32', '0')) > 0`` selects ``COMPUTE_TYPE_TF32``), and
-    ``set_compute_type(dtype, compute_type)`` in the same module changes it later; we set both.
+    ``set_compute_type(dtype, compute_type)`` in the same module changes it later; we set both, and the
+    cuBLAS math mode that CuPy's batched products (attention's) follow (see ``_set_cublas_math_mode``).
     TF32 needs compute capability 8.0 or newer (Ampere, Hopper); CuPy warns and keeps float32 on older GPUs.
     """
     global _tf32
