@@ -62,9 +62,8 @@ def _mapped(path):
         short = name[len("transformer."):] if name.startswith("transformer.") else name
         if _IGNORED.match(short):
             continue
-        dtype = np.dtype(serialize.DTYPES[info["dtype"]]).newbyteorder("<")
         begin, end = info["data_offsets"]
-        array = source[start + begin:start + end].view(dtype).reshape(info["shape"])
+        array = serialize.tensor_from_bytes(source[start + begin:start + end], info)
         if array.dtype != np.float32:
             array = array.astype(np.float32)          # e.g. float16 files: this tensor is copied
         out[short] = array

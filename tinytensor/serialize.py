@@ -99,18 +99,26 @@ def load(path, device="cpu", mmap=False):
         for name, info in header.items():
             if name == "__metadata__":
                 continue
-            dtype = np.dtype(STORED[info["dtype"]]).newbyteorder("<")
             begin, end = info["data_offsets"]
             if source is not None:
-                array = source[start + begin:start + end].view(dtype).reshape(info["shape"])
+                raw = source[start + begin:start + end]
             else:
+                raw = bytearray(end - begin)            # a writable buffer: the arrays made on it are too
                 f.seek(start + begin)
-                array = np.frombuffer(f.read(end - begin), dtype=dtype).reshape(info["shape"]).copy()
-            array = array.astype(array.dtype.newbyteorder("="), copy=False)
-            if info["dtype"] == "BF16":     # bfloat16 is the top half of a float32: widen by 16 zero bits
-                array = (array.astype(np.uint32) << 16).view(np.float32)
+                f.readinto(raw)
+                raw = np.frombuffer(raw, dtype=np.uint8)
+            array = tensor_from_bytes(raw, info)
             out[name] = backend.to_device(array, device) if device != "cpu" else array
     return out
+
+
+def tensor_from_bytes(raw, info):
+    """One tensor from its raw little-endian bytes ``raw`` (a uint8 array) and its checked header entry:
+    a view of ``raw`` where NumPy has the dtype (on a little-endian machine), a new float32 array for BF16."""
+    array = raw.view(np.dtype(STORED[info["dtype"]]).newbyteorder("<")).reshape(info["shape"])
+    if info["dtype"] == "BF16":         # bfloat16 is the top half of a float32: widen by 16 zero bits
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def load_metadata(path):

@@ -111,3 +111,40 @@ def test_gpt2_tokenizer_with_gpt2_shapes(shared_data):
     tok = bpe.gpt2(shared_data / "gpt2" / "encoder.json", shared_data / "gpt2" / "vocab.bpe")
     assert tok.encode("Hello, I am") == [15496, 11, 314, 716]
     assert tok.n_vocab == GPTConfig.preset("gpt2-small").vocab_size
+
+
+def _as_bf16_file(src, dst):
+    """Rewrite a float32 safetensors file with every float32 tensor stored as BF16 (the top 16 bits), the way
+    many published checkpoints are; returns {name: the float32 values the BF16 file holds}."""
+    import struct
+    header = {}
+    blobs, offset, expected = [], 0, {}
+    for name, array in tt.load(src).items():
+        if array.dtype == np.float32:
+            top = (np.ascontiguousarray(array).view(np.uint32) >> 16).astype("<u2")
+            expected[name] = (top.astype(np.uint32) << 16).view(np.float32)
+            blob, kind = top.tobytes(), "BF16"
+        else:
+            blob, kind = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(), "F32"
+            expected[name] = array
+        header[name] = {"dtype": kind, "shape": list(array.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    raw = json.dumps(header).encode()
+    dst.write_bytes(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+    return expected
+
+
+def test_a_bf16_checkpoint_loads_as_float32(tmp_path):
+    model = _randomise(small_model())
+    folder = _hf_files(tmp_path / "hf", model)
+    (tmp_path / "bf16").mkdir()
+    (tmp_path / "bf16" / "config.json").write_text((folder / "config.json").read_text())
+    expected = _as_bf16_file(folder / "model.safetensors", tmp_path / "bf16" / "model.safetensors")
+    loaded = load_gpt2(tmp_path / "bf16")
+    state = gpt2_state(loaded, prefix="")
+    assert state["wte.weight"].dtype == np.float32
+    for name in ("wte.weight", "h.1.mlp.c_fc.weight", "ln_f.bias"):
+        np.testing.assert_array_equal(state[name], expected[name], err_msg=name)
+    ids = np.random.default_rng(0).integers(0, 97, (2, 16))
+    np.testing.assert_allclose(loaded(ids).numpy(), model(ids).numpy(), rtol=0.1, atol=0.1)  # bf16 keeps ~3 digits
