@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from .train import TrainConfig, TrainingError
+from .train import TrainConfig, TrainingError, check_device_available
 
 
 class _Parser(argparse.ArgumentParser):
@@ -166,6 +166,7 @@ def cmd_sample(ns):
     from .generate import TextStreamer, generate
     if ns.device not in ("cpu", "cuda"):
         raise TrainingError(f"--device must be cpu or cuda, got {ns.device!r}")
+    check_device_available(ns.device)
     if ns.gpt2:
         from .pretrained import load_gpt2
         enc, merges = os.path.join(ns.gpt2, "encoder.json"), os.path.join(ns.gpt2, "vocab.bpe")

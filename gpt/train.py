@@ -144,6 +144,16 @@ def build_config(args, vocab_size):
         raise TrainingError(str(e)) from None
 
 
+def check_device_available(device):
+    """A TrainingError (one line on the command line) before any work when --device cuda cannot run here."""
+    if device != "cpu":
+        from tinytensor import backend
+        try:
+            backend.require_cuda()
+        except RuntimeError as exc:
+            raise TrainingError(f"--device {device}: {exc}") from None
+
+
 def _check_args(a):
     positive = ("max_steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "save_every")
     for name in positive:
@@ -166,6 +176,7 @@ def _check_args(a):
         raise TrainingError(f"--schedule must be cosine or constant, got {a.schedule!r}")
     if a.device not in ("cpu", "cuda") and not str(a.device).startswith("cuda:"):
         raise TrainingError(f"--device must be cpu or cuda, got {a.device!r}")
+    check_device_available(a.device)
     if a.init not in ("gpt2", "torch"):
         raise TrainingError(f"--init must be gpt2 or torch, got {a.init!r}")
     if a.preset not in GPTConfig.PRESETS:

@@ -32,6 +32,17 @@ def cuda_available():
         return False
 
 
+def require_cuda():
+    """Raise a RuntimeError saying why when device "cuda" cannot be used here (no CuPy, or no GPU it sees)."""
+    cp = cupy_module()                      # names the missing package when CuPy is not installed
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:                # CuPy without a driver raises its own CUDA errors
+        raise RuntimeError(f"CuPy cannot reach a GPU here ({type(exc).__name__}: {exc})") from None
+    if count < 1:
+        raise RuntimeError("CuPy sees no GPU on this machine")
+
+
 def check_device(device):
     """Normalise a device name ("cpu", "cuda", "cuda:0") and reject anything else."""
     if device is None:

@@ -121,3 +121,12 @@ def test_progress_bar_in_a_log_and_in_a_terminal():
 
 
 _ = np
+
+
+def test_cuda_without_a_gpu_is_one_line_before_any_work(tmp_path):
+    from tinytensor import backend
+    if backend.cuda_available():
+        pytest.skip("this machine has a GPU: --device cuda would run")
+    _one_line_error(run_cli("train", "--device", "cuda", "--out", tmp_path / "c"), "--device cuda")
+    assert not (tmp_path / "c").exists()
+    _one_line_error(run_cli("sample", "--checkpoint", tmp_path / "none", "--device", "cuda"), "--device cuda")
