@@ -17,6 +17,9 @@ def replacing(path, mode="w", **open_kwargs):
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a folder; give a file name to write")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path}: no folder {folder}")
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, mode, **open_kwargs) as f:

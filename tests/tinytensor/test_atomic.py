@@ -40,3 +40,8 @@ def test_make_data_into_a_folder_says_so_and_leaves_nothing(tmp_path, capsys):
     assert cli.main(["make-data", "instruct", "--out", str(folder), "--n", "4"]) == 2
     assert "is a folder" in capsys.readouterr().err
     assert _strays(tmp_path) == [] and os.listdir(folder) == []
+
+
+def test_a_missing_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no folder .*nowhere"):
+        write_text(tmp_path / "nowhere" / "a.txt", "x")
