@@ -70,7 +70,8 @@ def supported(a, b, out):
 
 
 def matmul_into(a, b, out):
-    """``out[...] = a @ b`` for CuPy arrays with the same batch axes, without copying strided operands."""
+    """``out[...] = a @ b`` for CuPy arrays with the same batch axes, without copying strided operands.
+    ``out`` must not share memory with ``a`` or ``b`` (attention's never do; cupy.matmul would copy)."""
     xp = backend.xp_of(out)
     if not supported(a, b, out):
         xp.matmul(a, b, out=out)
