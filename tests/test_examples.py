@@ -26,6 +26,7 @@ KEY_LINES = {
     "09_sampling.py": "tokens outside the top 10 drawn: 0",
     "10_finetune_classifier.py": "after fine-tuning",
     "11_instruction_tuning.py": "exact match on 4 held-out prompts:",
+    "12_attention_in_tiles.py": "tiled forward and backward equal the fused op: True",
 }
 # extra arguments: 09-11 look for 08's checkpoint in the system temp folder; point them at an empty
 # place so CI always runs the same path (train a small base model, then use it), whatever ran before
