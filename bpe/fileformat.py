@@ -32,13 +32,19 @@ def write(path, pattern, merges, special_tokens, byte_ids):
     lines += [f"{json.dumps(name)} {i}" for name, i in special_tokens.items()]
     lines.append(f"merges {len(merges)}")
     lines += [f"{left} {right}" for (left, right), _ in merges]
+    replace_file(path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def replace_file(path, data):
+    """Write the bytes ``data`` to ``path`` atomically: a temporary file beside it, then a rename, so a
+    crash never leaves half a file (and a failure leaves no temporary). bpe stands alone, without tinytensor,
+    so it keeps this small helper of its own (tinytensor.atomic does the same for the engine and gpt)."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".bpe", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(lines) + "\n")
-        os.chmod(tmp, default_file_mode())     # mkstemp makes owner-only files; give it a normal file's mode
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, _default_file_mode())    # mkstemp makes owner-only files; give it a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -46,7 +52,7 @@ def write(path, pattern, merges, special_tokens, byte_ids):
         raise
 
 
-def default_file_mode():
+def _default_file_mode():
     """The mode open() would give a new file: 0o666 less this process's umask."""
     mask = os.umask(0)
     os.umask(mask)

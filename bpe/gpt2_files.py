@@ -8,10 +8,9 @@ characters through a fixed bytes <-> unicode table (`bytes_to_unicode`), so that
 import hashlib
 import json
 import os
-import tempfile
 import urllib.request
 
-from .fileformat import default_file_mode
+from .fileformat import replace_file
 from .patterns import GPT2_PATTERN
 from .tokenizer import Tokenizer
 
@@ -123,16 +122,7 @@ def download_gpt2(folder):
             data = response.read()
         if hashlib.sha256(data).hexdigest() != sha:
             raise ValueError(f"downloaded {name} does not have the expected SHA-256 {sha}")
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, default_file_mode())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        replace_file(path, data)
     return folder
 
 

@@ -135,6 +135,11 @@ extern "C" __global__ void tt_layer_norm_dwdb_REAL(const REAL* x, const REAL* g,
 _ROWS_PER_BLOCK = 8      # 256 threads = 8 warps = 8 rows
 
 
+def _rows_launch(R):
+    """(grid, block) for the one-warp-per-row kernels over R rows."""
+    return ((R + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK,), (32 * _ROWS_PER_BLOCK,)
+
+
 def _layer_norm_module(dtype):
     real = "float" if dtype == np.float32 else "double"
 
@@ -161,8 +166,7 @@ def layer_norm(x, weight, bias, eps):
     y = cp.empty_like(d)
     mean = cp.empty(N, dtype=d.dtype)
     rstd = cp.empty(N, dtype=d.dtype)
-    grid = ((N + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK,)
-    block = (32 * _ROWS_PER_BLOCK,)
+    grid, block = _rows_launch(N)
     fwd(grid, block, (d, w, b, y, mean, rstd, np.int32(N), np.int32(D), d.dtype.type(eps)))
 
     def backward(g):
@@ -247,10 +251,6 @@ def _attention_softmax_module(dtype):
 def attention_softmax_supported(scores):
     """The kernel takes C-contiguous float32/64 score rows that fit int indexing."""
     return (scores.dtype in (np.float32, np.float64) and scores.flags.c_contiguous and 0 < scores.size < 2 ** 31)
-
-
-def _rows_launch(R):
-    return ((R + _ROWS_PER_BLOCK - 1) // _ROWS_PER_BLOCK,), (32 * _ROWS_PER_BLOCK,)
 
 
 def attention_softmax_(scores, causal):
