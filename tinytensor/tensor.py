@@ -35,6 +35,11 @@ def _dense(g):
     return g.dense() if isinstance(g, SliceGrad) else g
 
 
+def _writable(a):
+    """NumPy gives 0-d results back as scalars (``np.float64``), which cannot be added into in place."""
+    return np.asarray(a) if isinstance(a, np.generic) else a
+
+
 def _accumulate(grads, owned, key, g):
     """Add gradient ``g`` into ``grads[key]``. Arrays this function made itself (``owned``) are added to in
     place; any other array may be shared with another tensor's gradient and is never written to."""
@@ -49,9 +54,9 @@ def _accumulate(grads, owned, key, g):
         if isinstance(have, SliceGrad):
             have = have.dense()
         elif isinstance(g, SliceGrad):
-            have = have.copy()
+            have = _writable(have.copy())
         else:
-            grads[key] = have + g
+            grads[key] = _writable(have + g)
             owned.add(key)
             return
         owned.add(key)
@@ -60,7 +65,7 @@ def _accumulate(grads, owned, key, g):
     elif getattr(have, "shape", None) == g.shape and have.dtype == g.dtype:
         have += g
     else:                                   # a shape or dtype that in-place addition would change: add anew
-        have = have + g
+        have = _writable(have + g)
     grads[key] = have
 
 

@@ -311,6 +311,23 @@ def test_layer_norm_gradient_by_its_jacobian():
     np.testing.assert_allclose(b.grad, g, rtol=1e-14)
 
 
+@pytest.mark.parametrize("offset", [0.0, 3e3, 1e5])
+def test_layer_norm_float32_stays_precise_far_from_zero(offset):
+    """Rows around a large common value: the float32 mean is rounded, and the rounding must not show."""
+    rng = np.random.default_rng(11)
+    x_np = (offset + rng.standard_normal((16, 768))).astype(np.float32)
+    w_np, b_np = rng.standard_normal(768).astype(np.float32), rng.standard_normal(768).astype(np.float32)
+    g = rng.standard_normal((16, 768)).astype(np.float32)
+    results = {}
+    for dtype in (np.float32, np.float64):
+        x, w, b = (tt.tensor(a, dtype=dtype, requires_grad=True) for a in (x_np, w_np, b_np))
+        y = F.layer_norm(x, w, b)
+        y.backward(g.astype(dtype))
+        results[dtype] = (y.data, x.grad, w.grad, b.grad)
+    for got, want in zip(results[np.float32], results[np.float64]):
+        assert np.abs(got - want).max() <= 2e-6 * np.abs(want).max()
+
+
 def test_linear_gradient_by_hand():
     rng = np.random.default_rng(6)
     x_np, w_np, b_np = rng.standard_normal((2, 3, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)

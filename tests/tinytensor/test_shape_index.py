@@ -157,3 +157,14 @@ def test_advanced_indexing_mixed_with_basic(index):
     np_index = tuple(np.asarray(i) if isinstance(i, list) else i for i in index)
     np.testing.assert_array_equal(x[index].data, x.data[np_index])
     assert tt.gradcheck(lambda x: x[index], x)
+
+
+def test_slices_of_a_0d_tensor_add_into_its_other_gradients():
+    """x[()] and x[...] of a 0-d tensor next to other uses of x: NumPy makes 0-d sums into scalars,
+    which the slice's gradient must still be added into (found by the graph fuzzer)."""
+    x = tt.tensor(2.0, dtype=np.float64, requires_grad=True)
+    (x[()].sum() * x).backward()
+    np.testing.assert_allclose(x.grad, 4.0)
+    x.grad = None
+    (x * x + x[()] * 3 + x[...]).backward()
+    np.testing.assert_allclose(x.grad, 2 * 2.0 + 3 + 1)

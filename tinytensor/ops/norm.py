@@ -1,58 +1,83 @@
-"""Layer normalisation over the last axis, fused with its hand-derived backward."""
-import numpy as np
+"""Layer normalisation over the last axis, fused with its hand-derived backward.
 
+NumPy is slow at one thing layer norm does everywhere: scaling every row by its own number (x / std)
+or every column by its own weight. On rows of a few hundred numbers such a broadcast pass costs nearly
+twice a plain elementwise one, so here the per-row and per-column factors are first spread into a full
+(rows, D) matrix by a rank-2 matrix product, [a, c] @ [u; v] = a u^T + c v^T (BLAS writes it about as
+fast as a copy), and then applied by a plain pass. Row sums (means, variances, the backward's dot
+products) are matrix-vector products or ``vecdot``. Only x - mean stays a broadcast.
+"""
 from .. import backend, cuda_kernels, parallel
 from ..tensor import Tensor
 from .common import as_tensor, same_device
 
 
-def _row_mean(a, xp):
-    """Mean over the last axis, keepdims, as a matrix-vector product: BLAS beats NumPy's reduction here."""
-    D = a.shape[-1]
-    if a.ndim < 2:
-        return a.mean(axis=-1, keepdims=True)
-    return (a.reshape(-1, D) @ xp.full(D, 1.0 / D, dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
+def _spread(xp, out, a, u, c=None, v=None):
+    """out[i, j] = a[i] u[j] + c[i] v[j]: per-row times per-column factors as one BLAS product."""
+    left = xp.empty((len(a), 2), dtype=out.dtype)       # rank 2 on purpose: NumPy sends a rank-1
+    left[:, 0] = a                                      # product (k = 1) to a slow non-BLAS loop
+    left[:, 1] = 0 if c is None else c
+    right = xp.zeros((2, len(u)), dtype=out.dtype)
+    right[0] = u
+    if v is not None:
+        right[1] = v
+    xp.matmul(left, right, out=out)
+    return out
 
 
-def _batch_sum(a, xp):
-    """Sum over every axis but the last (a column sum, again as one matrix-vector product)."""
-    if a.ndim < 2:
-        return a
-    D = a.shape[-1]
-    return xp.ones(a.size // D, dtype=a.dtype) @ a.reshape(-1, D)
+def _row_dots(xp, a, b):
+    """sum_j a[i, j] b[i, j] for every row i, in one read of both (no product array)."""
+    if hasattr(xp, "vecdot"):
+        return xp.vecdot(a, b)
+    return xp.einsum("ij,ij->i", a, b)
 
 
-def _forward_rows(d, xhat, rstd, out, w, b, eps):
-    """One block of rows (N, D): xhat = (d - mean) / sqrt(var + eps), out = xhat w + b, rstd kept."""
+def _forward_rows(d, xc, mean_error, rstd, out, w, b, eps):
+    """Rows (N, D): out = (d - mean) / sqrt(var + eps) w + b, and fills in what backward needs.
+
+    xc = d - mean is kept with ``mean_error``: float32 rounding leaves the BLAS mean slightly off, and
+    the mean of xc measures by how much (0 in exact arithmetic); both corrections cost vectors only.
+    """
     xp = backend.xp_of(d)
-    xp.subtract(d, d[:, :1], out=xhat)                   # shift by each row's first value: a BLAS mean of
-    xhat -= _row_mean(xhat, xp)                          # the small differences keeps float32 precise
-    rstd[...] = 1 / xp.sqrt(_row_mean(xhat * xhat, xp) + d.dtype.type(eps))
-    xhat *= rstd
-    if w is not None:
-        xp.multiply(xhat, w, out=out)
+    D = d.shape[1]
+    inv_d = xp.full(D, 1.0 / D, dtype=d.dtype)
+    xp.subtract(d, (d @ inv_d)[:, None], out=xc)
+    mean_error[:] = xc @ inv_d
+    var = _row_dots(xp, xc, xc) / d.dtype.type(D) - mean_error * mean_error
+    rstd[:] = 1 / xp.sqrt(xp.maximum(var, 0) + d.dtype.type(eps))
+    # out = (xc - e) rstd w + b = xc * (rstd w^T) + ((-e rstd) w^T + 1 b^T)
+    _spread(xp, out, rstd, w)
+    out *= xc
+    if b is None:
+        out += _spread(xp, xp.empty_like(out), -mean_error * rstd, w)
     else:
-        out[...] = xhat
-    if b is not None:
-        out += b
+        out += _spread(xp, xp.empty_like(out), -mean_error * rstd, w, xp.ones_like(rstd), b)
 
 
-def _backward_rows(g, xhat, rstd, gx, w_over_d, w, want_w, want_b):
-    """One block of rows: with gh = g w, dx = rstd (gh - mean(gh) - xhat mean(gh xhat)) into ``gx``.
+def _backward_rows(g, xc, mean_error, rstd, gx, w, want_w, want_b):
+    """Rows (N, D): dx into ``gx``; returns dw and db (None where not wanted).
 
-    mean(gh) = g . (w / D) and mean(gh xhat) = (g xhat) . (w / D) are matrix-vector products, and
-    g xhat is also the block's share of dw (a column sum); both shares (dw, db) are returned.
+    With xhat = (xc - e) rstd and gh = g w: dx = rstd (gh - mean(gh) - xhat mean(gh xhat)), which is
+    g * (rstd w^T) + xc * (k 1^T) + c 1^T for the per-row numbers k and c below.
     """
     xp = backend.xp_of(g)
-    g_xhat = g * xhat
-    mean_gh_xhat = (g_xhat @ w_over_d)[:, None]
-    mean_gh = (g @ w_over_d)[:, None]
-    gh = g * w if w is not None else g
-    xp.multiply(xhat, mean_gh_xhat, out=gx)
-    gx += mean_gh
-    xp.subtract(gh, gx, out=gx)
-    gx *= rstd
-    return (_batch_sum(g_xhat, xp) if want_w else None), (_batch_sum(g, xp) if want_b else None)
+    N, D = g.shape
+    g_xc = g * xc
+    w_over_d = w / g.dtype.type(D)
+    mean_gh = g @ w_over_d
+    mean_gh_xhat = rstd * (g_xc @ w_over_d - mean_error * mean_gh)
+    dw = rstd @ g_xc - (rstd * mean_error) @ g if want_w else None     # sum over rows of g xhat
+    db = xp.ones(N, dtype=g.dtype) @ g if want_b else None
+    k = -rstd * rstd * mean_gh_xhat
+    c = -k * mean_error - rstd * mean_gh
+    ones = xp.ones(D, dtype=g.dtype)
+    _spread(xp, gx, rstd, w)
+    gx *= g
+    spread = _spread(xp, g_xc, k, ones)                  # g * xc's memory, its sums taken
+    spread *= xc
+    gx += spread
+    gx += _spread(xp, spread, c, ones)
+    return dw, db
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
@@ -72,37 +97,25 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     if cuda_kernels.use(xp, "layer_norm") and cuda_kernels.layer_norm_supported(x, weight, bias):
         return cuda_kernels.layer_norm(x, weight, bias, eps)     # one fused kernel per pass on a GPU
     d = x.data
-    D = x.shape[-1]
     shape = d.shape
-    rows = (lambda a: a.reshape(-1, D)) if d.ndim >= 1 else (lambda a: a.reshape(1, 1))
-    xhat = xp.empty(shape, dtype=d.dtype)                # normalised input, kept for backward
-    rstd = xp.empty(shape[:-1] + (1,) if d.ndim else (1,), dtype=d.dtype)
+    D = shape[-1] if d.ndim else 1
+    rows = lambda a: a.reshape(-1, D)                    # noqa: E731 (every array as (rows, D))
+    n_rows = d.size // D if D else 0
+    xc = xp.empty((n_rows, D), dtype=d.dtype)            # x - mean, kept for backward
+    mean_error = xp.empty(n_rows, dtype=d.dtype)
+    rstd = xp.empty(n_rows, dtype=d.dtype)
     out = xp.empty(shape, dtype=d.dtype)
-    w = weight.data if weight is not None else None
+    w = weight.data if weight is not None else xp.ones(D, dtype=d.dtype)
     b = bias.data if bias is not None else None
-    parallel.for_row_blocks(lambda *blk: _forward_rows(*blk, w, b, eps), rows(d), rows(xhat),
-                            rstd.reshape(-1, 1), rows(out), uses_blas=True)
+    with parallel.blas_threads(1):     # small products: BLAS threads would only spin against our own
+        _forward_rows(rows(d), xc, mean_error, rstd, rows(out), w, b, eps)
     parents = tuple(p for p in (x, weight, bias) if p is not None)
 
     def backward(g):
         gx = xp.empty(shape, dtype=d.dtype)
-        g_rows, xhat_rows, rstd_rows, gx_rows = rows(g), rows(xhat), rstd.reshape(-1, 1), rows(gx)
         want_w = weight is not None and weight.requires_grad
         want_b = bias is not None and bias.requires_grad
-        n = len(g_rows)
-        blocks = parallel.spans(n, g_rows.size, parallel.MIN_ELEMENTS) if xp is np else [(0, n)]
-        partial_w, partial_b = [None] * len(blocks), [None] * len(blocks)
-        w_over_d = (w if w is not None else xp.ones(D, dtype=d.dtype)) / d.dtype.type(D)
-
-        def block(i):           # dx for a block of rows, and that block's share of dw and db
-            lo, hi = blocks[i]
-            partial_w[i], partial_b[i] = _backward_rows(g_rows[lo:hi], xhat_rows[lo:hi], rstd_rows[lo:hi],
-                                                        gx_rows[lo:hi], w_over_d, w, want_w, want_b)
-        parallel.run(block, range(len(blocks)), uses_blas=True)
-        grads = [gx]
-        if weight is not None:
-            grads.append(sum(partial_w[1:], partial_w[0]) if want_w else None)
-        if bias is not None:
-            grads.append(sum(partial_b[1:], partial_b[0]) if want_b else None)
-        return tuple(grads)
+        with parallel.blas_threads(1):
+            dw, db = _backward_rows(rows(g), xc, mean_error, rstd, rows(gx), w, want_w, want_b)
+        return (gx,) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
     return Tensor._make(out, parents, backward, "layer_norm")
