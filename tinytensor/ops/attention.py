@@ -44,9 +44,15 @@ def _softmax_in_place(scores, bias):
     scores /= scores.sum(axis=-1, keepdims=True)
 
 
-def _softmax_backward_in_place(gp, p):
-    """gp <- p (gp - sum(gp p)) over the last axis: the softmax's backward, in place, one block."""
-    gp -= (gp * p).sum(axis=-1, keepdims=True)
+def _softmax_backward_in_place(gp, p, g, out):
+    """gp <- p (gp - sum(gp p)) over the last axis: the softmax's backward, in place, one block.
+
+    sum_j gp_ij p_ij = sum_j (g_i . v_j) p_ij = g_i . out_i: the row sums come from the (T, D) gradient
+    and result instead of a pass over the (T, S) weights (as flash attention does; dropout included).
+    """
+    xp = backend.xp_of(gp)
+    rows = xp.vecdot(g, out) if hasattr(xp, "vecdot") else xp.einsum("...d,...d->...", g, out)
+    gp -= rows[..., None]
     gp *= p
 
 
@@ -153,6 +159,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
 
         def backward_piece(ix):
             g_i, p_i, pd_i, qs_i, k_i, v_t = g[ix], p[ix], pd[ix], qs[ix], kd[ix], xp.swapaxes(vd[ix], -1, -2)
+            out_i = out_view[ix]
             gp = xp.empty_like(p_i)                     # d loss / d scores (only the blocks' parts are used)
 
             def query_grads(lo, hi, keys):              # scores = qs k^T  =>  dq = scale ds k
@@ -165,7 +172,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
                 if drop is not None:
                     gpb *= drop[ix][..., lo:hi, :keys]
                 if not fused:
-                    _softmax_backward_in_place(gpb, p_i[..., lo:hi, :keys])
+                    _softmax_backward_in_place(gpb, p_i[..., lo:hi, :keys], g_i[..., lo:hi, :], out_i[..., lo:hi, :])
                     query_grads(lo, hi, keys)
             if fused:
                 cuda_kernels.attention_softmax_backward_(gp, p_i, causal)
