@@ -176,6 +176,39 @@ def test_attention_matches_twin(causal, data):
     assert tt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal), q, k, v)
 
 
+def test_attention_scores_are_small_bounds_every_score():
+    from tinytensor.ops.attention import SAFE_SCORE, scores_are_small
+    rng = np.random.default_rng(3)
+    q, k = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 7, 8))
+    largest = np.sqrt((q * q).sum(-1).max() * (k * k).sum(-1).max())
+    assert np.abs(q @ np.swapaxes(k, -1, -2)).max() <= largest
+    assert scores_are_small(q * 0.99 * SAFE_SCORE / largest, k)
+    assert not scores_are_small(q * 1.01 * SAFE_SCORE / largest, k)
+    assert not scores_are_small(np.full((1, 2, 3), np.nan), k) and not scores_are_small(q, k * np.inf)
+    assert not scores_are_small(q[:, :0], k)
+
+
+@pytest.mark.parametrize("size,unshifted", [(0.1, True), (4.0, True), (300.0, False)])
+def test_attention_softmax_with_and_without_the_max_shift(size, unshifted):
+    from tinytensor.ops.attention import scores_are_small
+    rng = np.random.default_rng(4)
+    shape = (2, 2, 6, 4)
+    q_np, k_np, v_np = (rng.standard_normal(shape) for _ in range(3))
+    q_np *= size / np.abs(q_np).max()
+    k_np *= size / np.abs(k_np).max()
+    assert scores_are_small(q_np / 2, k_np) == unshifted        # scaled queries: 1 / sqrt(D)
+    g = rng.standard_normal(shape)
+    results = []
+    for dtype, fn in ((np.float32, F.scaled_dot_product_attention), (np.float64, attention_twin)):
+        q, k, v = (tt.tensor(a, dtype=dtype, requires_grad=True) for a in (q_np, k_np, v_np))
+        out = fn(q, k, v, causal=True)
+        out.backward(g.astype(dtype))
+        results.append([out.data, q.grad, k.grad, v.grad])
+    for got, want in zip(*results):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * max(1.0, np.abs(want).max()))
+
+
 def test_causal_attention_ignores_future_keys():
     rng = np.random.default_rng(0)
     q, k, v = (tt.tensor(rng.standard_normal((1, 1, 3, 2)), dtype=np.float64, requires_grad=True) for _ in range(3))

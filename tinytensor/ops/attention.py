@@ -32,16 +32,39 @@ def causal_bias(T, S, dtype, xp):
     return _masks[key]
 
 
-def _softmax_in_place(scores, bias):
+SAFE_SCORE = 40.0   # exp(s) for |s| below this stays far inside float32's normal range (about e^-87 to e^88)
+
+
+def _row_dots(xp, a, b):
+    """a_i . b_i along the last axis, for every row i."""
+    return xp.vecdot(a, b) if hasattr(xp, "vecdot") else xp.einsum("...d,...d->...", a, b)
+
+
+def scores_are_small(qs, k):
+    """True when no score qs_i . k_j can reach SAFE_SCORE in size: |q . k| <= |q| |k| (Cauchy-Schwarz).
+
+    The softmax subtracts each row's largest score only so that exp cannot overflow; when this bound
+    shows it cannot, the (slow, row by row) max and the subtraction are skipped: same result.
+    """
+    xp = backend.xp_of(qs)
+    if qs.size == 0 or k.size == 0:
+        return False
+    largest = _row_dots(xp, qs, qs).max() * _row_dots(xp, k, k).max()
+    return bool(largest < SAFE_SCORE * SAFE_SCORE)      # False for inf or nan too
+
+
+def _softmax_in_place(scores, bias, shift=True):
     """softmax over the last axis of a block of score rows, after adding ``bias`` (or None) to its last
-    columns (the causal mask: -inf where a query must not look)."""
+    columns (the causal mask: -inf where a query must not look). ``shift=False`` when the scores are
+    known to be small (``scores_are_small``): exp is then taken without subtracting the row maxima."""
     xp = backend.xp_of(scores)
     if bias is not None:
         masked = scores[..., scores.shape[-1] - bias.shape[-1]:]
         masked += bias
-    scores -= scores.max(axis=-1, keepdims=True)
+    if shift:
+        scores -= scores.max(axis=-1, keepdims=True)
     xp.exp(scores, out=scores)
-    scores /= scores.sum(axis=-1, keepdims=True)
+    scores /= (scores @ xp.ones(scores.shape[-1], dtype=scores.dtype))[..., None]   # BLAS row sums
 
 
 def _softmax_backward_in_place(gp, p, g, out):
@@ -50,9 +73,7 @@ def _softmax_backward_in_place(gp, p, g, out):
     sum_j gp_ij p_ij = sum_j (g_i . v_j) p_ij = g_i . out_i: the row sums come from the (T, D) gradient
     and result instead of a pass over the (T, S) weights (as flash attention does; dropout included).
     """
-    xp = backend.xp_of(gp)
-    rows = xp.vecdot(g, out) if hasattr(xp, "vecdot") else xp.einsum("...d,...d->...", g, out)
-    gp -= rows[..., None]
+    gp -= _row_dots(backend.xp_of(gp), g, out)[..., None]
     gp *= p
 
 
@@ -136,6 +157,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
         qs_i, p_i, pd_i, out_i = qs[ix], p[ix], pd[ix], out_view[ix]
         xp.multiply(qd[ix], scale, out=qs_i)            # scale the (T, D) queries, not the (T, S) scores
         k_t = xp.swapaxes(kd[ix], -1, -2)
+        shift = fused or not scores_are_small(qs_i, kd[ix])   # (the GPU kernel finds its own row maxima)
 
         def weighted_values(lo, hi, keys):
             if drop is not None:
@@ -144,7 +166,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
         for lo, hi, keys in blocks:
             mm(qs_i[..., lo:hi, :], k_t[..., :keys], p_i[..., lo:hi, :keys])
             if not fused:                               # while the block is in cache
-                _softmax_in_place(p_i[..., lo:hi, :keys], block_bias(lo, hi, keys))
+                _softmax_in_place(p_i[..., lo:hi, :keys], block_bias(lo, hi, keys), shift)
                 weighted_values(lo, hi, keys)
         if fused:
             cuda_kernels.attention_softmax_(p_i, causal)
