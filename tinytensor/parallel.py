@@ -181,6 +181,15 @@ def run(fn, jobs, uses_blas=False):
         _region.release()
 
 
+def on_one_thread(fn):
+    """Call ``fn()`` in the calling thread with BLAS held to one thread, and return its result: for ops
+    whose matrix products are too small for threads. It is a region of one job, so it never changes the
+    BLAS setting while another thread's region runs (then it simply runs as it is)."""
+    result = []
+    run(lambda _: result.append(fn()), [None], uses_blas=True)
+    return result[0]
+
+
 def for_row_blocks(fn, *arrays, uses_blas=False):
     """Call ``fn(*blocks)`` on matching row blocks of ``arrays`` (same leading dimension), in parallel
     when the arrays are large NumPy arrays and more than one worker is allowed."""

@@ -220,14 +220,14 @@ def test_heap_tuning_is_applied_on_glibc():
 def test_a_forked_child_runs_threaded_ops(threads):
     import os
     x = tt.tensor(np.random.default_rng(0).standard_normal((64, 32)).astype(np.float32), requires_grad=True)
-    F.layer_norm(x).sum().backward()            # the parent's pool exists before the fork
+    F.gelu(x).sum().backward()                  # the parent's pool exists before the fork
     expected = x.grad.copy()
     pid = os.fork()
     if pid == 0:                                 # child: the same work, then report by exit status
         code = 1
         try:
             y = tt.tensor(x.data, requires_grad=True)
-            F.layer_norm(y).sum().backward()
+            F.gelu(y).sum().backward()
             code = 0 if np.allclose(y.grad, expected, atol=1e-6) else 2
         finally:
             os._exit(code)
@@ -244,3 +244,15 @@ def test_a_forked_child_runs_threaded_ops(threads):
             pytest.fail("the forked child hung in a thread region")
         time.sleep(0.01)
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_on_one_thread_holds_blas_and_gives_the_setting_back():
+    if not parallel.blas_controlled():
+        pytest.skip("this NumPy's BLAS cannot be driven")
+    get, _ = parallel._blas
+    before = get()
+    with parallel.blas_threads(2):
+        setting = get()                         # 2, or fewer where OpenBLAS was built for fewer
+        assert parallel.on_one_thread(get) == 1
+        assert get() == setting
+    assert get() == before

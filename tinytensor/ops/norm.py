@@ -107,15 +107,15 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     out = xp.empty(shape, dtype=d.dtype)
     w = weight.data if weight is not None else xp.ones(D, dtype=d.dtype)
     b = bias.data if bias is not None else None
-    with parallel.blas_threads(1):     # small products: BLAS threads would only spin against our own
-        _forward_rows(rows(d), xc, mean_error, rstd, rows(out), w, b, eps)
+    # small products: BLAS's own threads would only be left spinning against the next op's threads
+    parallel.on_one_thread(lambda: _forward_rows(rows(d), xc, mean_error, rstd, rows(out), w, b, eps))
     parents = tuple(p for p in (x, weight, bias) if p is not None)
 
     def backward(g):
         gx = xp.empty(shape, dtype=d.dtype)
         want_w = weight is not None and weight.requires_grad
         want_b = bias is not None and bias.requires_grad
-        with parallel.blas_threads(1):
-            dw, db = _backward_rows(rows(g), xc, mean_error, rstd, rows(gx), w, want_w, want_b)
+        dw, db = parallel.on_one_thread(
+            lambda: _backward_rows(rows(g), xc, mean_error, rstd, rows(gx), w, want_w, want_b))
         return (gx,) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
     return Tensor._make(out, parents, backward, "layer_norm")
