@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import backend, cuda_blas, cuda_kernels, parallel
 from ..tensor import Tensor
-from .common import same_device
+from .common import row_dots, same_device
 from .dropout import dropout_mask
 
 _masks = {}
@@ -35,21 +35,15 @@ def causal_bias(T, S, dtype, xp):
 SAFE_SCORE = 40.0   # exp(s) for |s| below this stays far inside float32's normal range (about e^-87 to e^88)
 
 
-def _row_dots(xp, a, b):
-    """a_i . b_i along the last axis, for every row i."""
-    return xp.vecdot(a, b) if hasattr(xp, "vecdot") else xp.einsum("...d,...d->...", a, b)
-
-
 def scores_are_small(qs, k):
     """True when no score qs_i . k_j can reach SAFE_SCORE in size: |q . k| <= |q| |k| (Cauchy-Schwarz).
 
     The softmax subtracts each row's largest score only so that exp cannot overflow; when this bound
     shows it cannot, the (slow, row by row) max and the subtraction are skipped: same result.
     """
-    xp = backend.xp_of(qs)
     if qs.size == 0 or k.size == 0:
         return False
-    largest = _row_dots(xp, qs, qs).max() * _row_dots(xp, k, k).max()
+    largest = row_dots(qs, qs).max() * row_dots(k, k).max()
     return bool(largest < SAFE_SCORE * SAFE_SCORE)      # False for inf or nan too
 
 
@@ -73,7 +67,7 @@ def _softmax_backward_in_place(gp, p, g, out):
     sum_j gp_ij p_ij = sum_j (g_i . v_j) p_ij = g_i . out_i: the row sums come from the (T, D) gradient
     and result instead of a pass over the (T, S) weights (as flash attention does; dropout included).
     """
-    gp -= _row_dots(backend.xp_of(gp), g, out)[..., None]
+    gp -= row_dots(g, out)[..., None]
     gp *= p
 
 

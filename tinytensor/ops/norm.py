@@ -9,7 +9,7 @@ products) are matrix-vector products or ``vecdot``. Only x - mean stays a broadc
 """
 from .. import backend, cuda_kernels, parallel
 from ..tensor import Tensor
-from .common import as_tensor, same_device
+from .common import as_tensor, row_dots, same_device
 
 
 def _spread(xp, out, a, u, c=None, v=None):
@@ -25,13 +25,6 @@ def _spread(xp, out, a, u, c=None, v=None):
     return out
 
 
-def _row_dots(xp, a, b):
-    """sum_j a[i, j] b[i, j] for every row i, in one read of both (no product array)."""
-    if hasattr(xp, "vecdot"):
-        return xp.vecdot(a, b)
-    return xp.einsum("ij,ij->i", a, b)
-
-
 def _forward_rows(d, xc, mean_error, rstd, out, w, b, eps):
     """Rows (N, D): out = (d - mean) / sqrt(var + eps) w + b, and fills in what backward needs.
 
@@ -43,7 +36,7 @@ def _forward_rows(d, xc, mean_error, rstd, out, w, b, eps):
     inv_d = xp.full(D, 1.0 / D, dtype=d.dtype)
     xp.subtract(d, (d @ inv_d)[:, None], out=xc)
     mean_error[:] = xc @ inv_d
-    var = _row_dots(xp, xc, xc) / d.dtype.type(D) - mean_error * mean_error
+    var = row_dots(xc, xc) / d.dtype.type(D) - mean_error * mean_error
     rstd[:] = 1 / xp.sqrt(xp.maximum(var, 0) + d.dtype.type(eps))
     # out = (xc - e) rstd w + b = xc * (rstd w^T) + ((-e rstd) w^T + 1 b^T)
     _spread(xp, out, rstd, w)
