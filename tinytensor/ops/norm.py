@@ -25,32 +25,28 @@ def _spread(xp, out, a, u, c=None, v=None):
     return out
 
 
-def _forward_rows(d, xc, mean_error, rstd, out, w, b, eps):
-    """Rows (N, D): out = (d - mean) / sqrt(var + eps) w + b, and fills in what backward needs.
-
-    xc = d - mean is kept with ``mean_error``: float32 rounding leaves the BLAS mean slightly off, and
-    the mean of xc measures by how much (0 in exact arithmetic); both corrections cost vectors only.
-    """
+def _forward_rows(d, xc, rstd, out, w, b, eps):
+    """Rows (N, D): out = (d - mean) / sqrt(var + eps) w + b; fills in xc = d - mean and rstd for backward."""
     xp = backend.xp_of(d)
     D = d.shape[1]
     inv_d = xp.full(D, 1.0 / D, dtype=d.dtype)
     xp.subtract(d, (d @ inv_d)[:, None], out=xc)
-    mean_error[:] = xc @ inv_d
-    var = row_dots(xc, xc) / d.dtype.type(D) - mean_error * mean_error
+    # float32 rounding leaves the BLAS mean slightly off; the mean of xc says by how much (0 if exact)
+    error = xc @ inv_d
+    var = row_dots(xc, xc) / d.dtype.type(D) - error * error
     rstd[:] = 1 / xp.sqrt(xp.maximum(var, 0) + d.dtype.type(eps))
-    # out = (xc - e) rstd w + b = xc * (rstd w^T) + ((-e rstd) w^T + 1 b^T)
-    _spread(xp, out, rstd, w)
+    if float(xp.abs(error * rstd).max(initial=0)) > xp.finfo(d.dtype).eps:
+        xc -= error[:, None]            # only when the rounding would show in the result (rows far from 0)
+    _spread(xp, out, rstd, w)           # out = xc * (rstd w^T) + b
     out *= xc
-    if b is None:
-        out += _spread(xp, xp.empty_like(out), -mean_error * rstd, w)
-    else:
-        out += _spread(xp, xp.empty_like(out), -mean_error * rstd, w, xp.ones_like(rstd), b)
+    if b is not None:
+        out += b
 
 
-def _backward_rows(g, xc, mean_error, rstd, gx, w, want_w, want_b):
+def _backward_rows(g, xc, rstd, gx, w, want_w, want_b):
     """Rows (N, D): dx into ``gx``; returns dw and db (None where not wanted).
 
-    With xhat = (xc - e) rstd and gh = g w: dx = rstd (gh - mean(gh) - xhat mean(gh xhat)), which is
+    With xhat = xc rstd and gh = g w: dx = rstd (gh - mean(gh) - xhat mean(gh xhat)), which is
     g * (rstd w^T) + xc * (k 1^T) + c 1^T for the per-row numbers k and c below.
     """
     xp = backend.xp_of(g)
@@ -58,11 +54,11 @@ def _backward_rows(g, xc, mean_error, rstd, gx, w, want_w, want_b):
     g_xc = g * xc
     w_over_d = w / g.dtype.type(D)
     mean_gh = g @ w_over_d
-    mean_gh_xhat = rstd * (g_xc @ w_over_d - mean_error * mean_gh)
-    dw = rstd @ g_xc - (rstd * mean_error) @ g if want_w else None     # sum over rows of g xhat
+    mean_gh_xhat = rstd * (g_xc @ w_over_d)
+    dw = rstd @ g_xc if want_w else None                 # sum over rows of g xhat
     db = xp.ones(N, dtype=g.dtype) @ g if want_b else None
     k = -rstd * rstd * mean_gh_xhat
-    c = -k * mean_error - rstd * mean_gh
+    c = -rstd * mean_gh
     ones = xp.ones(D, dtype=g.dtype)
     _spread(xp, gx, rstd, w)
     gx *= g
@@ -95,13 +91,12 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     rows = lambda a: a.reshape(-1, D)                    # noqa: E731 (every array as (rows, D))
     n_rows = d.size // D if D else 0
     xc = xp.empty((n_rows, D), dtype=d.dtype)            # x - mean, kept for backward
-    mean_error = xp.empty(n_rows, dtype=d.dtype)
     rstd = xp.empty(n_rows, dtype=d.dtype)
     out = xp.empty(shape, dtype=d.dtype)
     w = weight.data if weight is not None else xp.ones(D, dtype=d.dtype)
     b = bias.data if bias is not None else None
     # small products: BLAS's own threads would only be left spinning against the next op's threads
-    parallel.on_one_thread(lambda: _forward_rows(rows(d), xc, mean_error, rstd, rows(out), w, b, eps))
+    parallel.on_one_thread(lambda: _forward_rows(rows(d), xc, rstd, rows(out), w, b, eps))
     parents = tuple(p for p in (x, weight, bias) if p is not None)
 
     def backward(g):
@@ -109,6 +104,6 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
         want_w = weight is not None and weight.requires_grad
         want_b = bias is not None and bias.requires_grad
         dw, db = parallel.on_one_thread(
-            lambda: _backward_rows(rows(g), xc, mean_error, rstd, rows(gx), w, want_w, want_b))
+            lambda: _backward_rows(rows(g), xc, rstd, rows(gx), w, want_w, want_b))
         return (gx,) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
     return Tensor._make(out, parents, backward, "layer_norm")
