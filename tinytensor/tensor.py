@@ -308,9 +308,7 @@ class Tensor:
             if g is None:
                 continue
             if node._backward is None or node._retain:
-                node.grad = g if node.grad is None else node.grad + g
-                if isinstance(node.grad, np.generic):    # a 0-d gradient may come back as a NumPy scalar
-                    node.grad = np.asarray(node.grad)
+                node.grad = _writable(g if node.grad is None else node.grad + g)
                 if node._backward is None:
                     if printer:
                         printer.leaf(node, g)

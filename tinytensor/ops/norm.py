@@ -2,25 +2,22 @@
 
 NumPy is slow at one thing layer norm does everywhere: scaling every row by its own number (x / std)
 or every column by its own weight. On rows of a few hundred numbers such a broadcast pass costs nearly
-twice a plain elementwise one, so here the per-row and per-column factors are first spread into a full
-(rows, D) matrix by a rank-2 matrix product, [a, c] @ [u; v] = a u^T + c v^T (BLAS writes it about as
-fast as a copy), and then applied by a plain pass. Row sums (means, variances, the backward's dot
-products) are matrix-vector products or ``vecdot``. Only x - mean stays a broadcast.
+twice a plain elementwise one, so here each per-row-times-per-column factor (rstd w^T) is first spread
+into a full (rows, D) matrix by a matrix product, [a, 0] @ [u; 0] = a u^T (BLAS writes it about as fast
+as a copy), and then applied by a plain pass. Row sums (means, variances, the backward's dot products)
+are matrix-vector products or ``vecdot``. What stays a broadcast: x - mean and + bias.
 """
 from .. import backend, cuda_kernels, parallel
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
 
 
-def _spread(xp, out, a, u, c=None, v=None):
-    """out[i, j] = a[i] u[j] + c[i] v[j]: per-row times per-column factors as one BLAS product."""
-    left = xp.empty((len(a), 2), dtype=out.dtype)       # rank 2 on purpose: NumPy sends a rank-1
+def _spread(xp, out, a, u):
+    """out[i, j] = a[i] u[j]: a per-row times a per-column factor, as one BLAS product into ``out``."""
+    left = xp.zeros((len(a), 2), dtype=out.dtype)       # rank 2 on purpose: NumPy sends a rank-1
     left[:, 0] = a                                      # product (k = 1) to a slow non-BLAS loop
-    left[:, 1] = 0 if c is None else c
     right = xp.zeros((2, len(u)), dtype=out.dtype)
     right[0] = u
-    if v is not None:
-        right[1] = v
     xp.matmul(left, right, out=out)
     return out
 
