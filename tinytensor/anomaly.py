@@ -5,7 +5,8 @@ import zlib
 import numpy as np
 
 from . import backend
-from .tensor import _backward_hooks, _hooks, read_by_backward
+from .tensor import _backward_hooks, _hooks
+from .versions import read_by_backward
 
 
 class AnomalyError(FloatingPointError):

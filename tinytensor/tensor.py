@@ -10,13 +10,12 @@ import operator
 
 import numpy as np
 
-from . import backend
+from . import backend, versions
 from .accumulate import GradientSums, SliceGrad, dense, writable  # noqa: F401 (SliceGrad: for the ops)
 from .grad_mode import _mode, enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
 _hooks = []            # callables run on every new op result: (tensor, op_name, parents) -> None
 _backward_hooks = []   # callables run after each op's backward: (node, grad_out, input_grads) -> None
-_clock = itertools.count(1)   # one tick per recorded op and per in-place change: what happened first
 
 
 def _check_dtype(dtype):
@@ -85,12 +84,12 @@ class Tensor:
 
     def _set_data(self, array):
         self._data = array
-        self._changed_at = next(_clock)
+        self._mark_changed()
 
     def _mark_changed(self):
         """Record that ``.data``'s array was changed in place (an optimizer step does this): backward
         through an op that used this tensor before then refuses (see ``Tensor.data``)."""
-        self._changed_at = next(_clock)
+        versions.mark_changed(self)
 
     data = property(operator.attrgetter("_data"), _set_data, doc="""The backing array (NumPy, or CuPy on "cuda").
 
@@ -125,7 +124,7 @@ class Tensor:
         out._data, out.grad, out._op, out._retain = data, None, op, False
         out._requires_grad = _mode.enabled and any(p._requires_grad for p in parents)
         if out._requires_grad:
-            out._parents, out._backward, out._made_at = parents, backward, next(_clock)
+            out._parents, out._backward, out._made_at = parents, backward, versions.tick()
         else:
             out._parents, out._backward = (), None
         for hook in _hooks:
@@ -253,7 +252,8 @@ class Tensor:
             if node.is_leaf:
                 _leaf_done(node, g, printer)                # its trace line and post-accumulate-grad hooks
                 continue
-            _check_unchanged(node)
+            if versions.last_change > node._made_at:       # some tensor changed since this op ran
+                versions.check_unchanged(node)
             input_grads = node._backward(g)                 # the chain rule: dL/d(input) from dL/d(node)
             if _backward_hooks or printer:
                 input_grads = _instrument(node, g, input_grads, printer)
@@ -326,22 +326,6 @@ def _instrument(node, g, input_grads, printer):
     for hook in _backward_hooks + ([printer.step] if printer else []):
         hook(node, g, input_grads)
     return input_grads
-
-
-def read_by_backward(node):
-    """The tensors whose values ``node``'s backward reads: the ones a ``Function`` saved, else (an op made
-    by ``Tensor._make``, which does not say) all its inputs and its result."""
-    return node._saved if node._saved is not None else node._parents + (node,)
-
-
-def _check_unchanged(node):
-    """Refuse to run ``node``'s backward when a tensor it reads was changed through the Tensor API after
-    the op ran (see ``Tensor.data``): its gradient would silently be computed from the new values."""
-    for t in read_by_backward(node):
-        if t._changed_at > node._made_at:
-            what = "its result" if t is node else "an input"
-            raise RuntimeError(f"backward of '{node._op}': {what} of shape {t.shape} was changed in place "
-                               "after the op used it; compute again from the changed values (or change a copy)")
 
 
 def topological_order(root):
