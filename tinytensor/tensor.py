@@ -4,6 +4,11 @@ Every op returns a new Tensor that remembers its inputs (``_parents``) and a fun
 (``_backward``) that turns the gradient of the output into gradients of the inputs. Calling
 ``loss.backward()`` visits the graph from the loss back to the leaves in reverse topological
 order and adds each gradient into the leaf's ``.grad``.
+
+Beside it: ``accumulate.py`` (how the gradients from several uses of a tensor are summed),
+``versions.py`` (backward refuses inputs changed after use), ``grad_mode.py`` (``no_grad``, per
+thread), ``function.py`` (``tt.Function``, the public way to add an op; ops inside the package call
+``Tensor._make`` directly).
 """
 import itertools
 import operator
