@@ -103,7 +103,8 @@ class WrongCount(tt.Function):
 
 @pytest.mark.parametrize("fn, error, message", [
     (WrongDtype, TypeError, r"WrongDtype.backward: the gradient of argument 0 is float64, the argument is float32"),
-    (WrongShape, ValueError, r"WrongShape.backward: the gradient of argument 0 has shape \(5,\), the argument has shape \(3,\)"),
+    (WrongShape, ValueError,
+     r"WrongShape.backward: the gradient of argument 0 has shape \(5,\), the argument has shape \(3,\)"),
     (WrongCount, ValueError, r"WrongCount.backward returned 1 gradients for 2 forward arguments"),
 ])
 def test_a_backward_that_breaks_the_rules_gets_one_line_naming_the_function(fn, error, message):
