@@ -1,17 +1,18 @@
 """05 - Write a new op, then property-test its gradient with tt.gradcheck and hypothesis.
 
 The op: hypot(a, b) = sqrt(a^2 + b^2), elementwise, with NumPy broadcasting. An op is two functions
-side by side: the forward computes the output from arrays, the backward turns dL/d(out) into
-dL/d(each input). `Tensor._make` records both in the graph.
+side by side, written as a `tt.Function`: `forward` computes the output from arrays, `backward` turns
+dL/d(out) into dL/d(each input). `Hypot.apply` runs it on tensors and records both in the graph.
 
 What to look at:
-  1. `hypot` below: the local derivatives as one-line comments, and `unbroadcast` summing each input's
-     gradient back to its own shape (see 03_broadcasting.py for why).
+  1. `Hypot` below: the local derivatives as one-line comments. Its backward returns gradients of the
+     broadcast shape; the engine sums each back to its input's shape (see 03_broadcasting.py for why).
   2. tt.gradcheck on one example: it compares the backward with central finite differences in float64.
   3. The same check as a property over many hypothesis-drawn shapes and values, including 0-d
      tensors, axes of size 1 and pairs of shapes that broadcast (tinytensor.testing strategies).
-  4. A buggy twin that forgets `unbroadcast`. It passes when both inputs have the same shape, so a
-     hand-picked test could miss it; hypothesis finds a failing case and shrinks it to a small one.
+  4. A buggy twin that unpacks its saved arrays in the wrong order. It passes when both inputs hold the
+     same values, so a hand-picked test could miss it; hypothesis finds a failing case and shrinks it to
+     a small one.
 
 Run:  python examples/05_new_op_property_test.py [--quick]
 """
@@ -26,30 +27,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a clon
 import tinytensor as tt  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from tinytensor import testing as ttst  # noqa: E402
-from tinytensor.ops.common import operands, unbroadcast  # noqa: E402
-from tinytensor.tensor import Tensor  # noqa: E402
 
 
-def hypot(a, b):
+class Hypot(tt.Function):
     """sqrt(a^2 + b^2), elementwise, broadcasting like NumPy."""
-    a, b = operands(a, b, "hypot")               # two tensors of one dtype (numbers become tensors)
-    out = np.sqrt(a.data * a.data + b.data * b.data)
 
-    def backward(g):                             # g = dL/d(out), the broadcast shape
-        ga = unbroadcast(g * a.data / out, a.shape)   # d hypot / da = a / hypot
-        gb = unbroadcast(g * b.data / out, b.shape)   # d hypot / db = b / hypot
-        return ga, gb
-    return Tensor._make(out, (a, b), backward, "hypot")
+    @staticmethod
+    def forward(ctx, a, b):                      # arrays in: NumPy here (CuPy on a GPU, ctx.xp says which)
+        out = ctx.xp.sqrt(a * a + b * b)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):                        # g = dL/d(out), the broadcast shape
+        a, b, out = ctx.saved_tensors
+        return g * a / out, g * b / out          # d hypot / da = a / hypot, d hypot / db = b / hypot
 
 
-def hypot_buggy(a, b):
-    """The same op with a classic bug: the gradients keep the broadcast shape."""
-    a, b = operands(a, b, "hypot")
-    out = np.sqrt(a.data * a.data + b.data * b.data)
+class HypotBuggy(Hypot):
+    """The same op with a classic bug: the saved arrays unpacked in the wrong order."""
 
-    def backward(g):
-        return g * a.data / out, g * b.data / out    # BUG: no unbroadcast
-    return Tensor._make(out, (a, b), backward, "hypot_buggy")
+    @staticmethod
+    def backward(ctx, g):
+        b, a, out = ctx.saved_tensors            # BUG: saved as (a, b, out)
+        return g * a / out, g * b / out
+
+
+hypot, hypot_buggy = Hypot.apply, HypotBuggy.apply
 
 
 def main():
@@ -96,8 +100,8 @@ def main():
     print("some drawn shape pairs:", seen[:6])
 
     print("\n=== 4. the buggy twin ===")
-    same = tt.tensor(np.ones((2, 3)), requires_grad=True, dtype="float64")
-    print("same shapes, hand-picked test passes:", tt.gradcheck(hypot_buggy, same, same * 2))
+    a, b = (tt.tensor(np.full((2, 3), 1.5), requires_grad=True, dtype="float64") for _ in range(2))
+    print("equal inputs, hand-picked test passes:", tt.gradcheck(hypot_buggy, a, b))
 
     @config
     @given(ttst.broadcastable_shapes(2), ttst.data())
@@ -114,7 +118,7 @@ def main():
         print(f"hypothesis found a failure: {type(exc).__name__}: {first}")
         for note in getattr(exc, "__notes__", []):
             print("  " + note.replace("\n", "\n  "))
-    print("\nLook: the shrunk example is tiny, two inputs of different shapes: the smallest case that")
+    print("\nLook: the shrunk example is tiny, two small inputs whose values differ: the smallest case that")
     print("shows the bug. Put such a test in tests/ and it guards the op from then on.")
 
 

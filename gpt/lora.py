@@ -114,8 +114,7 @@ def merge_lora(model):
     for name in wrapped:
         parent, attr = _parent_and_attr(model, name)
         lora = getattr(parent, attr)
-        plain = nn.Linear.__new__(nn.Linear)
-        plain.in_features, plain.out_features = lora.in_features, lora.out_features
+        plain = nn.skip_init(nn.Linear, lora.in_features, lora.out_features, bias=False)
         plain.weight = nn.Parameter(lora.merged_weight(), requires_grad=lora.weight.requires_grad,
                                     device=lora.weight.device)
         plain.bias = lora.bias

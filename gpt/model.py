@@ -18,24 +18,17 @@ from .config import GPTConfig
 
 
 def _linear(in_features, out_features, bias=True):
-    """An nn.Linear whose weights are left unset (np.empty: no draws, no memory touched yet).
+    """An nn.Linear whose weights are left unset (``nn.skip_init``: no draws, no memory touched yet).
 
     GPT.__init__ then draws GPT-2's initialisation (or a loader fills the weights), so the layer's
     own default initialisation would only be wasted time and random draws.
     """
-    layer = nn.Linear.__new__(nn.Linear)
-    layer.weight = nn.Parameter(np.empty((out_features, in_features), np.float32))
-    layer.bias = nn.Parameter(np.zeros(out_features, np.float32)) if bias else None
-    layer.in_features, layer.out_features = in_features, out_features
-    return layer
+    return nn.skip_init(nn.Linear, in_features, out_features, bias=bias)
 
 
 def _embedding(num, dim):
     """An nn.Embedding with unset weights (see ``_linear``)."""
-    layer = nn.Embedding.__new__(nn.Embedding)
-    layer.weight = nn.Parameter(np.empty((num, dim), np.float32))
-    layer.num, layer.dim = num, dim
-    return layer
+    return nn.skip_init(nn.Embedding, num, dim)
 
 
 class KVCache:

@@ -7,12 +7,14 @@
     x.grad            # array([2., 4., 6.], dtype=float32)
 """
 from . import backend, heap, parallel, random
-from .tensor import Tensor, is_grad_enabled, no_grad, tensor, topological_order
+from .tensor import Tensor, tensor, topological_order
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import methods as _methods  # noqa: F401  (attaches operators to Tensor)
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
 from .random import manual_seed
 from .gradcheck import GradcheckError, gradcheck
 from .anomaly import AnomalyError, detect_anomaly
+from .function import Function, FunctionCtx
 from .serialize import load, save
 from .ops.elementwise import abs, exp, log, masked_fill, relu, sigmoid, sqrt, tanh, where
 from .ops.matmul import matmul

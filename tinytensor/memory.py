@@ -38,13 +38,16 @@ def _root_buffer(a):
 
 
 def _saved_values(fn):
-    """Arrays and tensors a backward function holds: its closure cells, one level of tuples/lists/dicts."""
+    """Arrays and tensors a backward function holds: its closure cells, one level of tuples/lists/dicts
+    (and what a ``tt.Function`` saved)."""
     found = []
     for cell in getattr(fn, "__closure__", None) or ():
         try:
             value = cell.cell_contents
         except ValueError:          # an empty cell
             continue
+        if hasattr(value, "save_for_backward"):     # a tt.Function's context: what it saved
+            value = value.saved_tensors
         items = value if isinstance(value, (tuple, list)) else value.values() if isinstance(value, dict) else (value,)
         for item in items:
             if isinstance(item, Tensor) or (hasattr(item, "nbytes") and hasattr(item, "dtype")):

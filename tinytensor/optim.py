@@ -125,6 +125,7 @@ class AdamW(Optimizer):
             if state is None:
                 state = self.state[i] = {"step": 0, "exp_avg": xp.zeros_like(p.data), "exp_avg_sq": xp.zeros_like(p.data)}
             state["step"] += 1
+            p._mark_changed()           # updated in place below: backward of an older graph must refuse
             t = state["step"]
             b1, b2 = group["betas"]
             lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]

@@ -4,93 +4,23 @@ Every op returns a new Tensor that remembers its inputs (``_parents``) and a fun
 (``_backward``) that turns the gradient of the output into gradients of the inputs. Calling
 ``loss.backward()`` visits the graph from the loss back to the leaves in reverse topological
 order and adds each gradient into the leaf's ``.grad``.
+
+Beside it: ``accumulate.py`` (how the gradients from several uses of a tensor are summed),
+``versions.py`` (backward refuses inputs changed after use), ``grad_mode.py`` (``no_grad``, per
+thread), ``function.py`` (``tt.Function``, the public way to add an op; ops inside the package call
+``Tensor._make`` directly).
 """
+import itertools
+import operator
+
 import numpy as np
 
-from . import backend
+from . import backend, versions
+from .accumulate import GradientSums, SliceGrad, dense, writable  # noqa: F401 (SliceGrad: for the ops)
+from .grad_mode import _mode, enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
-_grad_enabled = True
 _hooks = []            # callables run on every new op result: (tensor, op_name, parents) -> None
 _backward_hooks = []   # callables run after each op's backward: (node, grad_out, input_grads) -> None
-
-
-class SliceGrad:
-    """A gradient that is zero except in one region picked by basic indexing: what ``x[index]`` gives back
-    to ``x``. The backward pass adds it straight into the gradient it accumulates for ``x``, so three
-    slices of one tensor (q, k, v from a fused projection) cost one buffer, not three zero-filled copies
-    and two sums. Anything else that sees it gets the full array from ``dense()``."""
-    __slots__ = ("like", "index", "values")
-
-    def __init__(self, like, index, values):
-        self.like, self.index, self.values = like, index, values
-
-    def dense(self):
-        """The gradient as an array shaped (and laid out in memory) like the sliced tensor's data."""
-        grad = backend.xp_of(self.values).zeros_like(self.like, dtype=self.values.dtype)
-        grad[self.index] = self.values
-        return grad
-
-
-def _dense(g):
-    return g.dense() if isinstance(g, SliceGrad) else g
-
-
-def _writable(a):
-    """NumPy gives 0-d results back as scalars (``np.float64``), which cannot be added into in place."""
-    return np.asarray(a) if isinstance(a, np.generic) else a
-
-
-def _accumulate(grads, owned, key, g):
-    """Add gradient ``g`` into ``grads[key]``. Arrays this function made itself (``owned``) are added to in
-    place; any other array may be shared with another tensor's gradient and is never written to."""
-    if key not in grads:
-        grads[key] = g
-        return
-    have = grads[key]
-    if key not in owned:
-        # make an array of our own from the two: a slice goes into a copy of the other one
-        if isinstance(have, SliceGrad):
-            have, g = g, have
-        if isinstance(have, SliceGrad):
-            have = have.dense()
-        elif isinstance(g, SliceGrad):
-            have = _writable(have.copy())
-        else:
-            grads[key] = _writable(have + g)
-            owned.add(key)
-            return
-        owned.add(key)
-    if isinstance(g, SliceGrad):
-        have[g.index] += g.values
-    elif getattr(have, "shape", None) == g.shape and have.dtype == g.dtype:
-        have += g
-    else:                                   # a shape or dtype that in-place addition would change: add anew
-        have = _writable(have + g)
-    grads[key] = have
-
-
-class no_grad:
-    """Context manager (and decorator) that records no graph: ops inside return plain tensors."""
-
-    def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, False
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
-
-    def __call__(self, fn):
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
-        wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-        return wrapper
-
-
-def is_grad_enabled():
-    """True unless inside ``no_grad()``."""
-    return _grad_enabled
 
 
 def _check_dtype(dtype):
@@ -144,17 +74,51 @@ class Tensor:
     """
 
     __array_ufunc__ = None     # make NumPy hand `np_array * tensor` to Tensor.__rmul__
+    _changed_at = 0            # tick of the last change through the Tensor API (0: none since creation)
+    _saved = None              # an op node's tensors its backward reads (None: all inputs and the result)
+    _post_accumulate_grad_hooks = None
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
-        self.data = _to_array(data, _check_dtype(dtype), device)
-        if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require gradients, not {self.data.dtype}")
-        self.requires_grad = bool(requires_grad)
+        self._data = _to_array(data, _check_dtype(dtype), device)
+        self.requires_grad = requires_grad
         self.grad = None
         self._parents = ()
         self._backward = None
         self._op = None
         self._retain = False
+
+    def _set_data(self, array):
+        self._data = array
+        self._mark_changed()
+
+    def _mark_changed(self):
+        """Record that ``.data``'s array was changed in place (an optimizer step does this): backward
+        through an op that used this tensor before then refuses (see ``Tensor.data``)."""
+        versions.mark_changed(self)
+
+    data = property(operator.attrgetter("_data"), _set_data, doc="""The backing array (NumPy, or CuPy on "cuda").
+
+    Changing a tensor after an op used it makes that op's backward wrong, so ``backward()`` checks, as
+    PyTorch does, and raises naming the op and the tensor's shape. What is caught:
+
+    - always (no cost worth measuring): every change made through the Tensor API after the op ran:
+      assigning ``x.data = array``, augmented assignment ``x.data += 1`` / ``x.data -= lr * g`` (Python
+      assigns the result back), and optimizer steps (SGD and AdamW mark the parameters they update);
+    - under ``tt.detect_anomaly()`` (forward and backward inside it), also writes straight into the array,
+      ``x.data[:] = 10``, ``np.add(x.data, 1, out=x.data)``, or through another view of the same memory: each
+      op fingerprints its inputs' and its result's bytes (CRC-32) and backward compares.
+
+    Not caught outside ``detect_anomaly``: writes into the array itself (NumPy has no cheap way to tell
+    that an array changed); after such a write, call ``x.data = x.data`` to mark the change.
+    """)
+
+    def _set_requires_grad(self, flag):
+        if flag and self._data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, not {self._data.dtype}")
+        self._requires_grad = bool(flag)
+
+    requires_grad = property(operator.attrgetter("_requires_grad"), _set_requires_grad,
+                             doc="Whether backward() computes a gradient for this tensor (floating point only).")
 
     @classmethod
     def _make(cls, data, parents, backward, op):
@@ -162,10 +126,10 @@ class Tensor:
         out = cls.__new__(cls)
         if isinstance(data, np.generic):    # NumPy turns 0-d results into scalars; keep .data an array
             data = np.asarray(data)
-        out.data, out.grad, out._op, out._retain = data, None, op, False
-        out.requires_grad = _grad_enabled and any(p.requires_grad for p in parents)
-        if out.requires_grad:
-            out._parents, out._backward = parents, backward
+        out._data, out.grad, out._op, out._retain = data, None, op, False
+        out._requires_grad = _mode.enabled and any(p._requires_grad for p in parents)
+        if out._requires_grad:
+            out._parents, out._backward, out._made_at = parents, backward, versions.tick()
         else:
             out._parents, out._backward = (), None
         for hook in _hooks:
@@ -237,14 +201,14 @@ class Tensor:
     @classmethod
     def _plain(cls, data, requires_grad=False):
         out = cls.__new__(cls)
-        out.data, out.grad, out.requires_grad = data, None, requires_grad
+        out._data, out.grad, out._requires_grad = data, None, False
         out._parents, out._backward, out._op, out._retain = (), None, None, False
+        if requires_grad:
+            out.requires_grad = True        # the setter refuses integer data
         return out
 
     def requires_grad_(self, flag=True):
-        if flag and self.dtype.kind != "f":
-            raise TypeError(f"only floating-point tensors can require gradients, not {self.dtype}")
-        self.requires_grad = bool(flag)
+        self.requires_grad = flag
         return self
 
     def retain_grad(self):
@@ -282,6 +246,30 @@ class Tensor:
         only when this tensor holds one element. The graph is freed afterwards unless
         ``retain_graph=True``. ``trace=True`` prints each step as it runs (see ``tinytensor.trace``).
         """
+        printer = _trace_printer() if trace else None
+        grads = GradientSums(self, self._seed_gradient(grad))
+        for node in reversed(topological_order(self)):      # every use of a tensor before the tensor
+            g = grads.pop(node)                             # dL/d(node), all its uses summed
+            if g is None:
+                continue
+            if node.is_leaf or node._retain:
+                node.grad = writable(g if node.grad is None else node.grad + g)
+            if node.is_leaf:
+                _leaf_done(node, g, printer)                # its trace line and post-accumulate-grad hooks
+                continue
+            if versions.last_change > node._made_at:       # some tensor changed since this op ran
+                versions.check_unchanged(node)
+            input_grads = node._backward(g)                 # the chain rule: dL/d(input) from dL/d(node)
+            if _backward_hooks or printer:
+                input_grads = _instrument(node, g, input_grads, printer)
+            for parent, pg in zip(node._parents, input_grads):
+                if pg is not None and parent.requires_grad:
+                    grads.add(parent, pg)
+            if not retain_graph:
+                node._backward, node._parents = _freed, ()
+
+    def _seed_gradient(self, grad):
+        """The gradient backward() starts from: ones for a one-element tensor, else the given one, checked."""
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad; create an input with "
                                "requires_grad=True and compute from it")
@@ -290,44 +278,59 @@ class Tensor:
             if self.size != 1:
                 raise RuntimeError(f"backward() on a tensor of shape {self.shape} needs a gradient of that "
                                    "shape; call backward(grad) or reduce to a scalar first (e.g. .sum())")
-            grad = xp.ones_like(self.data)
-        else:
-            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
-            if grad.shape != self.shape:
-                raise ValueError(f"backward(): gradient of shape {grad.shape} for a tensor of shape {self.shape}")
-        printer = None
-        if trace:
-            from .trace import TracePrinter
-            printer = TracePrinter()
-        order = topological_order(self)
-        grads = {id(self): grad}
-        owned = set()       # keys whose gradient array was made here (safe to add into in place)
-        for node in reversed(order):
-            g = _dense(grads.pop(id(node), None))
-            owned.discard(id(node))
-            if g is None:
-                continue
-            if node._backward is None or node._retain:
-                node.grad = _writable(g if node.grad is None else node.grad + g)
-                if node._backward is None:
-                    if printer:
-                        printer.leaf(node, g)
-                    continue
-            input_grads = node._backward(g)
-            if _backward_hooks or printer:          # instruments see plain arrays
-                input_grads = tuple(_dense(pg) for pg in input_grads)
-            for hook in _backward_hooks:
-                hook(node, g, input_grads)
-            if printer:
-                printer.step(node, g, input_grads)
-            for parent, pg in zip(node._parents, input_grads):
-                if pg is None or not parent.requires_grad:
-                    continue
-                _accumulate(grads, owned, id(parent), pg)
-            if not retain_graph:
-                node._backward, node._parents = _freed, ()
+            return xp.ones_like(self.data)
+        grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+        if grad.shape != self.shape:
+            raise ValueError(f"backward(): gradient of shape {grad.shape} for a tensor of shape {self.shape}")
+        return grad
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` in every ``backward()`` right after this leaf's ``.grad`` got its last
+        contribution of that pass (data parallelism starts averaging a gradient there). Returns a handle;
+        ``handle.remove()`` takes the hook off."""
+        if self._backward is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors (parameters, inputs) "
+                               "accumulate a .grad; this one was made by an op")
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook: this tensor does not require grad")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = {}
+        return RemovableHandle(self._post_accumulate_grad_hooks, hook)
 
     # operators and methods are attached in tinytensor/ops/methods.py
+
+
+class RemovableHandle:
+    """What a ``register_*_hook`` call returns: ``handle.remove()`` takes the hook off again."""
+    _ids = itertools.count()
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._id = hooks, next(self._ids)
+        hooks[self._id] = hook
+
+    def remove(self):
+        self._hooks.pop(self._id, None)
+
+
+def _trace_printer():
+    from .trace import TracePrinter
+    return TracePrinter()
+
+
+def _leaf_done(leaf, g, printer):
+    """A leaf's ``.grad`` is complete for this pass: print it when tracing, run its hooks."""
+    if printer:
+        printer.leaf(leaf, g)
+    for hook in tuple((leaf._post_accumulate_grad_hooks or {}).values()):
+        hook(leaf)
+
+
+def _instrument(node, g, input_grads, printer):
+    """Show one backward step to the instruments (anomaly checks, profilers, the trace), as plain arrays."""
+    input_grads = tuple(dense(pg) for pg in input_grads)
+    for hook in _backward_hooks + ([printer.step] if printer else []):
+        hook(node, g, input_grads)
+    return input_grads
 
 
 def topological_order(root):

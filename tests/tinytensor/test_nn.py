@@ -178,3 +178,27 @@ def test_module_to_dtype_casts_every_parameter():
     assert all(p.dtype == np.float64 for p in net.parameters())
     assert net(np.array([1, 2])).dtype == np.float64
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_skip_init_builds_layers_without_drawing_or_filling():
+    class Pair(nn.Module):
+        def __init__(self, dim):
+            self.norm = nn.LayerNorm(dim)
+            self.proj = nn.Linear(dim, 2 * dim, dtype=np.float64)
+
+    tt.manual_seed(0)
+    expected = tt.randn(4).numpy()
+    tt.manual_seed(0)
+    lin = nn.skip_init(nn.Linear, 3, 4)
+    emb = nn.skip_init(nn.Embedding, 5, 2)
+    pair = nn.skip_init(Pair, 3)
+    np.testing.assert_array_equal(tt.randn(4).numpy(), expected)     # the seeded stream did not move
+    assert (lin.weight.shape, lin.bias.shape, lin.in_features, lin.out_features) == ((4, 3), (4,), 3, 4)
+    assert emb.weight.shape == (5, 2) and (emb.num, emb.dim) == (5, 2)
+    assert pair.proj.weight.dtype == np.float64 and pair.norm.weight.shape == (3,)
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for p in pair.parameters())
+    assert nn.skip_init(nn.Linear, 3, 4, bias=False).bias is None
+    tt.manual_seed(0)
+    nn.Linear(3, 4)                                  # outside skip_init the default draws happen again
+    assert not np.array_equal(tt.randn(4).numpy(), expected)
+    np.testing.assert_array_equal(nn.LayerNorm(3).weight.data, np.ones(3))

@@ -5,23 +5,24 @@ import numpy as np
 
 from .. import random
 from ..ops import activation, dropout, elementwise, embedding, linear, norm
-from .module import Module, Parameter
+from .init import new_parameter
+from .module import Module
 
 
 class Linear(Module):
     """y = x W^T + b with W of shape (out_features, in_features), as in PyTorch.
 
-    Initialised uniformly in ±1/sqrt(in_features), like PyTorch's default.
+    Initialised uniformly in ±1/sqrt(in_features), like PyTorch's default (``nn.skip_init`` skips it).
     """
 
     def __init__(self, in_features, out_features, bias=True, device="cpu", dtype=np.float32):
         bound = 1.0 / math.sqrt(in_features)
-        draw = random.generator().uniform(-bound, bound, (out_features, in_features)).astype(dtype)
-        self.weight = Parameter(draw, dtype=dtype, device=device)
-        self.bias = None
-        if bias:
-            b = random.generator().uniform(-bound, bound, (out_features,)).astype(dtype)
-            self.bias = Parameter(b, dtype=dtype, device=device)
+
+        def uniform(*shape):
+            return random.generator().uniform(-bound, bound, shape).astype(dtype)
+        self.weight = new_parameter((out_features, in_features), dtype, device,
+                                    lambda: uniform(out_features, in_features))
+        self.bias = new_parameter((out_features,), dtype, device, lambda: uniform(out_features)) if bias else None
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x):
@@ -35,7 +36,7 @@ class Embedding(Module):
     """A table of ``num`` vectors of size ``dim``; ``layer(ids)`` looks rows up. Initialised N(0, 1)."""
 
     def __init__(self, num, dim, device="cpu", dtype=np.float32):
-        self.weight = Parameter(random.normal((num, dim), np.dtype(dtype)), dtype=dtype, device=device)
+        self.weight = new_parameter((num, dim), dtype, device, lambda: random.normal((num, dim), np.dtype(dtype)))
         self.num, self.dim = num, dim
 
     def forward(self, ids):
@@ -49,8 +50,8 @@ class LayerNorm(Module):
     """Normalise the last axis to mean 0, variance 1, then scale and shift (weight 1, bias 0 at start)."""
 
     def __init__(self, dim, eps=1e-5, device="cpu", dtype=np.float32):
-        self.weight = Parameter(np.ones(dim, dtype=dtype), dtype=dtype, device=device)
-        self.bias = Parameter(np.zeros(dim, dtype=dtype), dtype=dtype, device=device)
+        self.weight = new_parameter((dim,), dtype, device, lambda: np.ones(dim, dtype=dtype))
+        self.bias = new_parameter((dim,), dtype, device, lambda: np.zeros(dim, dtype=dtype))
         self.dim, self.eps = dim, eps
 
     def forward(self, x):
