@@ -6,7 +6,7 @@
     y.backward()
     x.grad            # array([2., 4., 6.], dtype=float32)
 """
-from . import backend, heap, parallel, random
+from . import backend, config, heap, parallel, random
 from .tensor import Tensor, is_grad_enabled, no_grad, tensor, topological_order
 from .ops import methods as _methods  # noqa: F401  (attaches operators to Tensor)
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
@@ -30,6 +30,6 @@ cuda_available = backend.cuda_available
 set_tf32 = backend.set_tf32    # TF32 matmuls on "cuda"; a no-op on the CPU
 
 set_num_threads = parallel.set_workers    # threads for tinytensor's CPU work (1 = no splitting)
-heap.tune()                # reuse freed array memory instead of faulting in fresh pages (see heap.py)
+tune_heap = heap.tune      # reuse freed array memory instead of faulting in fresh pages (see heap.py)
 
 __version__ = "0.1.0"
