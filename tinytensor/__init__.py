@@ -20,6 +20,7 @@ from .ops.reduce import max, mean, min, sum, var
 from .ops.shape import concatenate, reshape, split, squeeze, stack, transpose, unsqueeze
 from .ops.softmax import log_softmax, softmax
 from . import functional, nn, optim
+from .reference import reference_ops, use_reference_ops
 from .graphviz import draw, to_dot
 from .memory import graph_stats, op_counter
 from .trace import trace  # the context manager (from tinytensor.trace import TracePrinter still works)

@@ -414,3 +414,38 @@ def test_fused_ops_agree_with_twins_in_float32(name):
     fused, twin = cases[name]
     assert fused(x32).dtype == np.float32
     assert_same(fused, twin, [x32], rtol=1e-4, atol=1e-5)
+
+
+# ----- regressions -----
+
+def test_softmax_of_a_0d_tensor_is_one_with_zero_gradient_like_pytorch():
+    x = tt.tensor(2.0, dtype=np.float64, requires_grad=True)
+    y = F.softmax(x)
+    assert y.shape == () and y.item() == 1.0
+    y.backward()
+    assert x.grad.shape == () and x.grad == 0.0
+    x.grad = None
+    z = F.log_softmax(x)
+    assert z.shape == () and z.item() == 0.0
+    z.backward()
+    assert x.grad == 0.0
+
+
+def test_attention_mask_cache_stays_bounded_whatever_lengths_it_sees():
+    """Every distinct (T, S) used to keep its mask and bias for the life of the process (300 prompt
+    lengths held ~800 MB): the memory held after many lengths must stay bounded."""
+    import gc
+    import tracemalloc
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with tt.no_grad():
+            for T in range(1, 301):                 # float64 biases and bool masks: 81 MB if all were kept
+                q = tt.tensor(np.ones((1, 1, T, 1)), dtype=np.float64)
+                F.scaled_dot_product_attention(q, q, q, causal=True)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 40 << 20, f"{held / 2**20:.0f} MB still held after 300 prompt lengths"
