@@ -370,7 +370,8 @@ def test_fused_ops_agree_with_twins_in_float32(name):
         "log_softmax": (F.log_softmax, R.log_softmax),
         "gelu": (F.gelu, R.gelu),
         "layer_norm": (F.layer_norm, R.layer_norm),
-        "attention": (lambda x: F.scaled_dot_product_attention(x, x, x), lambda x: R.scaled_dot_product_attention(x, x, x)),
+        "attention": (lambda x: F.scaled_dot_product_attention(x, x, x),
+                      lambda x: R.scaled_dot_product_attention(x, x, x)),
         "cross_entropy": (lambda x: F.cross_entropy(x.reshape(4, 3, 4)[0], np.array([0, 3, 1])),
                           lambda x: R.cross_entropy(x.reshape(4, 3, 4)[0], np.array([0, 3, 1]))),
     }

@@ -4,7 +4,8 @@ Its composed twin: ``reference.layer_norm`` (mean, subtract, variance, divide). 
 with xc = x - mean, rstd = 1 / sqrt(var + eps) per row and xhat = xc rstd:
 
     out = xhat w + b
-    dx  = rstd (gh - mean(gh) - xhat mean(gh xhat))   with gh = g w     d xhat_i / d x_j = rstd (δ_ij - 1/D - xhat_i xhat_j / D)
+    dx  = rstd (gh - mean(gh) - xhat mean(gh xhat))      with gh = g w, the gradient reaching xhat, as
+                                                         d xhat_i / d x_j = rstd (δ_ij - 1/D - xhat_i xhat_j / D)
     dw  = sum over rows of g xhat,   db = sum over rows of g
 """
 from .. import backend, config, cuda_kernels, parallel, reference
@@ -43,12 +44,13 @@ def _backward_rows(g, xc, rstd, gx, w, want_w, want_b):
     mean_gh_xhat = rstd * (g_xc @ w_over_d)              # mean(gh xhat) per row (N,)
     dw = rstd @ g_xc if want_w else None
     db = xp.ones(N, dtype=g.dtype) @ g if want_b else None
-    # dx term by term, each a per-row times a per-column factor applied to a full array:
+    # dx = rstd gh - rstd xhat mean(gh xhat) - rstd mean(gh), term by term; each term is a per-row factor
+    # times a per-column one, spread into a full array (``_spread``) and applied by a plain pass
     ones = xp.ones(D, dtype=g.dtype)
-    _spread(xp, gx, rstd, w)                             # rstd gh = (rstd w^T) g
+    _spread(xp, gx, rstd, w)                             # rstd gh = (rstd w^T) * g
     gx *= g
-    term = _spread(xp, g_xc, -rstd * rstd * mean_gh_xhat, ones)   # - rstd xhat mean(gh xhat) = (-rstd^2 mean(gh xhat) 1^T) xc
-    term *= xc                                           # (in g_xc's memory, its sums taken)
+    term = _spread(xp, g_xc, -rstd * rstd * mean_gh_xhat, ones)   # (g_xc's memory: its sums are taken)
+    term *= xc                                           # - rstd xhat mean(gh xhat) = (-rstd^2 mean(gh xhat) 1^T) * xc
     gx += term
     gx += _spread(xp, term, -rstd * mean_gh, ones)       # - rstd mean(gh)
     return dw, db
