@@ -8,6 +8,8 @@ import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import config, optim
 
+from test_device_seam import fake_cuda  # noqa: F401  (a fixture)
+
 FUSED = {"softmax", "log_softmax", "cross_entropy", "gelu", "layer_norm", "scaled_dot_product_attention",
          "linear", "embedding"}
 
@@ -116,3 +118,11 @@ def test_a_gpt_trains_the_same_on_the_twins():
     for step, (a, b) in enumerate(zip(grads, twin_grads)):
         for name in a:
             np.testing.assert_allclose(b[name], a[name], rtol=1e-8, atol=1e-12, err_msg=f"step {step}: {name}")
+
+
+def test_the_twins_keep_a_gpt_training_step_on_the_device(fake_cuda):
+    """The device-seam check (every output, gradient, parameter and moment stays a device array, equal to
+    the CPU's) with the whole engine on its twins."""
+    import test_device_seam
+    with tt.reference_ops():
+        test_device_seam.test_a_gpt_training_step_on_the_device_matches_the_cpu(fake_cuda)

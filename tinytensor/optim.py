@@ -1,4 +1,8 @@
-"""Optimizers written out by hand: SGD with momentum, AdamW with decoupled weight decay, and grad clipping."""
+"""Optimizers written out by hand: SGD with momentum, AdamW with decoupled weight decay, and grad clipping.
+
+AdamW's update as the paper writes it, array by array: ``reference.adamw_update``; here the same update
+runs in place with one temporary, its large parameters cut into pieces shared over the threads.
+"""
 import math
 
 import numpy as np
