@@ -301,10 +301,10 @@ def main():
                 "steps_s": times, "losses": losses}
             log(f"{label}: {tokens / median:10.0f} tokens/s  ({step_flops(*shape) / median / 1e12:.1f} TFLOP/s)")
     if args.compare_kernel:
-        from tinytensor import cuda_kernels
-        saved = set(cuda_kernels.enabled)
-        off = set(cuda_kernels.NAMES) if args.compare_kernel == "all" else {args.compare_kernel}
-        cuda_kernels.enabled = saved - off
+        from tinytensor import config
+        saved = set(config.cuda_kernels)
+        off = set(config.CUDA_KERNEL_NAMES) if args.compare_kernel == "all" else {args.compare_kernel}
+        config.cuda_kernels = saved - off
         label = f"ours fp32 without {args.compare_kernel}"
         try:
             median, times, losses = time_steps(make_ours, shape, args.device, False, args.steps, args.warmup,
@@ -315,7 +315,7 @@ def main():
         except Exception as exc:
             log(f"  {label}: FAILED {type(exc).__name__}: {exc}")
         finally:
-            cuda_kernels.enabled = saved
+            config.cuda_kernels = saved
     if args.profile:
         try:
             total, rows = profile_ours(shape, args.device)

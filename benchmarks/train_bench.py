@@ -66,6 +66,7 @@ def make_ours(shape, seed=0, return_model=False):
     import tinytensor.functional as F
     from tinytensor import optim
     vocab, context, emb, layers, heads, batch, T = shape
+    tt.tune_heap()                              # freed memory reused, as `python -m gpt train` asks for
     tt.manual_seed(seed)
     model = gpt.GPT(gpt.GPTConfig(vocab_size=vocab, context_length=context, emb_dim=emb, n_layers=layers,
                                   n_heads=heads, drop_rate=0.0, qkv_bias=True))
@@ -191,6 +192,7 @@ def main():
     threads = os.environ.get("OPENBLAS_NUM_THREADS", str(os.cpu_count()))
     import tinytensor
     tinytensor.set_num_threads(int(threads))    # the same number of threads as torch gets
+    tinytensor.tune_heap()                      # for the whole process, both frameworks, from the start
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads each, "
           f"numpy {np.__version__}" + (f", torch {__import__('torch').__version__}" if have_torch else ", no torch"))
     print(f"float32 matmul ceiling: {ceiling / 1e9:.1f} GFLOP/s")

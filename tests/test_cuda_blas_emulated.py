@@ -142,12 +142,39 @@ def test_random_views_give_the_product(batch, m, k, n, ta, tb, pad, seed):
         cuda_blas._cublas, cuda_blas._address = saved
 
 
+def _visible(T, S):
+    """(T, S) True where query i may look at key j (queries aligned to the end of the keys)."""
+    return np.arange(S)[None, :] <= np.arange(T)[:, None] + (S - T)
+
+
+def _softmax_kernel(scores, causal):
+    """cuda_kernels.attention_softmax_ played by NumPy: like the kernel, it reads only the visible keys."""
+    s = scores.view(np.ndarray)
+    shown = np.where(_visible(*s.shape[-2:]), s, -np.inf)
+    e = np.exp(shown - shown.max(-1, keepdims=True))
+    s[...] = e / e.sum(-1, keepdims=True)
+
+
+def _softmax_backward_kernel(gp, p, causal):
+    """cuda_kernels.attention_softmax_backward_ played by NumPy (the unseen corner may hold anything)."""
+    g, w = gp.view(np.ndarray), p.view(np.ndarray)
+    seen = _visible(*g.shape[-2:])
+    g_seen, w_seen = np.where(seen, g, 0), np.where(seen, w, 0)
+    g[...] = w_seen * (g_seen - (g_seen * w_seen).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("softmax_kernel", [False, True], ids=["array softmax", "softmax kernel"])
 @pytest.mark.parametrize("T,S,dropout", [(70, 70, 0.0), (40, 75, 0.0), (64, 64, 0.25)])
-def test_causal_blocks_through_the_emulated_products_match_the_cpu(fake_cuda, emulated, monkeypatch, T, S, dropout):  # noqa: F811
+def test_causal_blocks_through_the_emulated_products_match_the_cpu(fake_cuda, emulated, monkeypatch, T, S,  # noqa: F811
+                                                                   dropout, softmax_kernel):
     """Attention on the fake device with its products sent through matmul_into and the GPU's query blocks
-    made small: the same values and gradients as on the CPU (where the blocks are NumPy's)."""
+    made small: the same values and gradients as on the CPU (where the blocks are NumPy's); with the
+    attention-softmax kernel (played by NumPy) too, as on a GPU, where one kernel takes every block's rows."""
     from tinytensor.ops import attention
-    monkeypatch.setattr(cuda_kernels, "use", lambda xp, name: name == "strided_matmul" and xp is not np)
+    used = {"strided_matmul", "attention_softmax"} if softmax_kernel else {"strided_matmul"}
+    monkeypatch.setattr(cuda_kernels, "use", lambda xp, name: name in used and xp is not np)
+    monkeypatch.setattr(cuda_kernels, "attention_softmax_", _softmax_kernel)
+    monkeypatch.setattr(cuda_kernels, "attention_softmax_backward_", _softmax_backward_kernel)
     monkeypatch.setattr(attention, "GPU_BLOCK", 16)
     assert len(attention.query_blocks(T, S, True, fake_cuda)) == -(-T // 16)
     rng = np.random.default_rng(4)

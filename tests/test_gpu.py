@@ -14,7 +14,7 @@ import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import backend, cuda_kernels, nn, optim
+from tinytensor import backend, config, cuda_kernels, nn, optim
 
 from test_cuda_blas_emulated import strided_cases
 from test_device_seam import OP_CASES, RANDOM_CASES, run_case
@@ -43,7 +43,7 @@ def is_gpu_array(a):
 @pytest.fixture
 def kernels(monkeypatch):
     """Switch the fused kernels on or off for one test: ``kernels(set_of_names)``."""
-    return lambda names: monkeypatch.setattr(cuda_kernels, "enabled", set(names))
+    return lambda names: monkeypatch.setattr(config, "cuda_kernels", set(names))
 
 
 # ----- every op family, forward and backward, against the CPU in float64 -----

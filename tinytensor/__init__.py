@@ -6,7 +6,7 @@
     y.backward()
     x.grad            # array([2., 4., 6.], dtype=float32)
 """
-from . import backend, heap, parallel, random
+from . import backend, config, heap, parallel, random
 from .tensor import Tensor, tensor, topological_order
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import methods as _methods  # noqa: F401  (attaches operators to Tensor)
@@ -22,6 +22,7 @@ from .ops.reduce import max, mean, min, sum, var
 from .ops.shape import concatenate, reshape, split, squeeze, stack, transpose, unsqueeze
 from .ops.softmax import log_softmax, softmax
 from . import functional, nn, optim
+from .reference import reference_ops, use_reference_ops
 from .graphviz import draw, to_dot
 from .memory import graph_stats, op_counter
 from .trace import trace  # the context manager (from tinytensor.trace import TracePrinter still works)
@@ -32,6 +33,6 @@ cuda_available = backend.cuda_available
 set_tf32 = backend.set_tf32    # TF32 matmuls on "cuda"; a no-op on the CPU
 
 set_num_threads = parallel.set_workers    # threads for tinytensor's CPU work (1 = no splitting)
-heap.tune()                # reuse freed array memory instead of faulting in fresh pages (see heap.py)
+tune_heap = heap.tune      # reuse freed array memory instead of faulting in fresh pages (see heap.py)
 
 __version__ = "0.1.0"

@@ -6,6 +6,8 @@ code runs on both. Importing tinytensor never imports CuPy; it is looked up the 
 """
 import numpy as np
 
+from . import config
+
 _cupy = None
 
 
@@ -19,7 +21,7 @@ def cupy_module():
             raise RuntimeError("device 'cuda' needs CuPy: pip install 'tinytensor[gpu]' "
                                "(and an NVIDIA GPU with its driver)") from exc
         _cupy = cupy
-        if _tf32:                   # set_tf32(True) came first: the batched products follow it too
+        if config.tf32:             # set_tf32(True) came first: the batched products follow it too
             _set_cublas_math_mode(True)
     return _cupy
 
@@ -86,9 +88,6 @@ def to_numpy(array):
     return array if xp_of(array) is np else array.get()
 
 
-_tf32 = False
-
-
 def set_tf32(enabled=True):
     """Let float32 matrix products on "cuda" use TF32 tensor cores (faster, about 10 mantissa bits).
 
@@ -99,18 +98,17 @@ def set_tf32(enabled=True):
     cuBLAS math mode that CuPy's batched products (attention's) follow (see ``_set_cublas_math_mode``).
     TF32 needs compute capability 8.0 or newer (Ampere, Hopper); CuPy warns and keeps float32 on older GPUs.
     """
-    global _tf32
     import os
-    _tf32 = bool(enabled)
-    os.environ["CUPY_TF32"] = "1" if _tf32 else "0"
+    config.tf32 = bool(enabled)
+    os.environ["CUPY_TF32"] = "1" if config.tf32 else "0"
     if _cupy is not None and getattr(_cupy, "__name__", "") == "cupy":
         try:
             from cupy._core import _routines_linalg as linalg
-            kind = linalg.COMPUTE_TYPE_TF32 if _tf32 else linalg.COMPUTE_TYPE_DEFAULT
+            kind = linalg.COMPUTE_TYPE_TF32 if config.tf32 else linalg.COMPUTE_TYPE_DEFAULT
         except (ImportError, AttributeError):   # another layout: the environment variable still applies
             return
         linalg.set_compute_type(np.float32, kind)
-        _set_cublas_math_mode(_tf32)
+        _set_cublas_math_mode(config.tf32)
 
 
 def _set_cublas_math_mode(tf32):
@@ -127,5 +125,5 @@ def _set_cublas_math_mode(tf32):
 
 
 def tf32_enabled():
-    """True after ``set_tf32(True)``."""
-    return _tf32
+    """True after ``set_tf32(True)`` (``config.tf32``)."""
+    return config.tf32

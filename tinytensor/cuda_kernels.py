@@ -17,26 +17,31 @@ kernels here do the same arithmetic in one pass. They are used only when the dat
                                      no copies
 
 ``TINYTENSOR_CUDA_KERNELS`` turns them off: ``none``, or a comma list of the ones to keep
-(``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax,strided_matmul``).
+(``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax,strided_matmul``); the set in use is
+``tinytensor.config.cuda_kernels``.
 ``tests/test_gpu.py`` compares each with the array-op path on a GPU.
 """
 import math
-import os
 
 import numpy as np
 
-NAMES = ("gelu", "layer_norm", "cross_entropy", "adamw", "scatter_add", "attention_softmax", "strided_matmul")
-_setting = os.environ.get("TINYTENSOR_CUDA_KERNELS", "all").strip().lower()
-enabled = set(NAMES) if _setting in ("", "all") else set() if _setting == "none" else \
-    {n.strip() for n in _setting.split(",")} & set(NAMES)
+from . import config
+
+NAMES = config.CUDA_KERNEL_NAMES
 
 _C = math.sqrt(2.0 / math.pi)
 _kernels = {}
 
 
 def use(xp, name):
-    """True when ``xp`` is the real cupy module and kernel ``name`` is enabled."""
-    return xp is not np and name in enabled and getattr(xp, "__name__", "") == "cupy"
+    """True when ``xp`` is the real cupy module and kernel ``name`` is enabled (``config.cuda_kernels``)."""
+    return xp is not np and name in config.cuda_kernels and getattr(xp, "__name__", "") == "cupy"
+
+
+def __getattr__(name):
+    if name == "enabled":               # the old name of config.cuda_kernels, still readable
+        return config.cuda_kernels
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _kernel(name, build):

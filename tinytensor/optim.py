@@ -1,9 +1,13 @@
-"""Optimizers written out by hand: SGD with momentum, AdamW with decoupled weight decay, and grad clipping."""
+"""Optimizers written out by hand: SGD with momentum, AdamW with decoupled weight decay, and grad clipping.
+
+AdamW's update as the paper writes it, array by array: ``reference.adamw_update``; here the same update
+runs in place with one temporary, its large parameters cut into pieces shared over the threads.
+"""
 import math
 
 import numpy as np
 
-from . import backend, parallel, cuda_kernels
+from . import backend, config, cuda_kernels, parallel, reference
 
 
 def _groups(params_or_groups, defaults):
@@ -102,53 +106,10 @@ class SGD(Optimizer):
             p.data -= p.dtype.type(group["lr"]) * g
 
 
-class AdamW(Optimizer):
-    """Adam with decoupled weight decay (Loshchilov & Hutter), as in PyTorch.
-
-    For each parameter: m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
-    p -= lr * wd * p;  p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
-    A flat parameter list decays every parameter; pass groups to exempt some (biases, norms).
-    """
-
-    def __init__(self, params_or_groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
-        if lr < 0 or eps < 0 or not all(0.0 <= b < 1.0 for b in betas) or weight_decay < 0:
-            raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
-        super().__init__(params_or_groups, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
-
-    def step(self):
-        blocks = []         # (arrays, hyperparameters) of every CPU update, run below as one thread region
-        for i, group, p in self._indexed():
-            if p.grad is None:
-                continue
-            xp = backend.xp_of(p.data)
-            state = self.state.get(i)
-            if state is None:
-                state = self.state[i] = {"step": 0, "exp_avg": xp.zeros_like(p.data), "exp_avg_sq": xp.zeros_like(p.data)}
-            state["step"] += 1
-            p._mark_changed()           # updated in place below: backward of an older graph must refuse
-            t = state["step"]
-            b1, b2 = group["betas"]
-            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-            one = p.dtype.type
-            m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
-            if cuda_kernels.use(xp, "adamw"):         # the same update in one GPU kernel per parameter
-                cuda_kernels.adamw_update(p.data, g, m, v, b1, b2, lr, wd, eps, t)
-                continue
-            hyper = (one(b1), one(1 - b1), one(b2), one(1 - b2), one(1 - lr * wd) if wd else None,
-                     one(1 / math.sqrt(1 - b2 ** t)), one(eps), one(-lr / (1 - b1 ** t)))
-            arrays = (p.data, g, m, v)
-            if xp is not np or not all(a.flags.c_contiguous for a in arrays):
-                _adamw_block(*arrays, *hyper)
-                continue
-            flat = tuple(a.reshape(-1) for a in arrays)     # large parameters are cut into a few pieces
-            for lo, hi in parallel.spans(len(flat[0]), len(flat[0]), parallel.MIN_ELEMENTS):
-                blocks.append((tuple(a[lo:hi] for a in flat), hyper))
-        # every parameter's update (or piece of one) is a job: the threads share them all in one go
-        parallel.run(lambda block: _adamw_block(*block[0], *block[1]), blocks)
-
-
 def _adamw_block(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, decay, bias2, eps, step):
-    """One AdamW update of a block, in place, with one temporary reused for every term."""
+    """One AdamW update of a block, in place (the formula in AdamW's docstring), one temporary reused for
+    every term. The constants come from ``_adamw_constants``: decay = 1 - lr wd (None without decay),
+    bias2 = 1 / sqrt(1 - b2^t), step = -lr / (1 - b1^t)."""
     xp = backend.xp_of(p)
     scratch = xp.multiply(g, one_minus_b1)
     m *= b1
@@ -165,6 +126,62 @@ def _adamw_block(p, g, m, v, b1, one_minus_b1, b2, one_minus_b2, decay, bias2, e
     xp.divide(m, scratch, out=scratch)
     scratch *= step                            # -lr / (1 - b1^t): the bias-corrected step
     p += scratch
+
+
+def _adamw_constants(dtype, b1, b2, lr, wd, eps, t):
+    """The numbers ``_adamw_block`` takes after its arrays, in the parameter's dtype."""
+    one = dtype.type
+    return (one(b1), one(1 - b1), one(b2), one(1 - b2), one(1 - lr * wd) if wd else None,
+            one(1 / math.sqrt(1 - b2 ** t)), one(eps), one(-lr / (1 - b1 ** t)))
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as in PyTorch.
+
+    For each parameter: m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+    p -= lr * wd * p;  p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    A flat parameter list decays every parameter; pass groups to exempt some (biases, norms).
+    Its twin, the formula array by array: ``reference.adamw_update`` (``tt.use_reference_ops``).
+    """
+
+    def __init__(self, params_or_groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        if lr < 0 or eps < 0 or not all(0.0 <= b < 1.0 for b in betas) or weight_decay < 0:
+            raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
+        super().__init__(params_or_groups, {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay})
+
+    def step(self):
+        jobs = []           # (arrays, constants) of every CPU update, run below as one thread region
+        for i, group, p in self._indexed():
+            if p.grad is None:
+                continue
+            xp = backend.xp_of(p.data)
+            state = self.state.get(i)
+            if state is None:
+                state = self.state[i] = {"step": 0, "exp_avg": xp.zeros_like(p.data), "exp_avg_sq": xp.zeros_like(p.data)}
+            state["step"] += 1
+            p._mark_changed()           # updated in place below: backward of an older graph must refuse
+            t = state["step"]
+            b1, b2 = group["betas"]
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            arrays = (p.data, p.grad, state["exp_avg"], state["exp_avg_sq"])
+            if config.reference_ops:
+                reference.adamw_update(*arrays, t, lr, (b1, b2), eps, wd)
+            elif cuda_kernels.use(xp, "adamw"):     # the same update in one GPU kernel per parameter
+                cuda_kernels.adamw_update(*arrays, b1, b2, lr, wd, eps, t)
+            elif xp is np and all(a.flags.c_contiguous for a in arrays):
+                jobs += _pieces(arrays, _adamw_constants(p.dtype, b1, b2, lr, wd, eps, t))
+            else:
+                _adamw_block(*arrays, *_adamw_constants(p.dtype, b1, b2, lr, wd, eps, t))
+        # the schedule: every parameter's update (or piece of one) is a job, the threads share them all
+        parallel.run(lambda job: _adamw_block(*job[0], *job[1]), jobs)
+
+
+def _pieces(arrays, constants):
+    """Jobs (arrays, constants) updating matching pieces of ``arrays``: a large parameter is cut into
+    one piece per thread, a small one stays whole."""
+    flat = tuple(a.reshape(-1) for a in arrays)
+    return [(tuple(a[lo:hi] for a in flat), constants)
+            for lo, hi in parallel.spans(len(flat[0]), len(flat[0]), parallel.MIN_ELEMENTS)]
 
 
 def clip_grad_norm(params, max_norm):

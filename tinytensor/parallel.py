@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-WORKERS = max(1, min(4, os.cpu_count() or 1))
+from . import config
+
 MIN_ELEMENTS = 1 << 18        # below about a megabyte the thread hand-off costs more than it saves
 BLAS_MIN_WORK = 1 << 21       # multiply-adds below which a matrix product stays in one call
 _pool = None
@@ -39,11 +40,17 @@ if hasattr(os, "register_at_fork"):
 
 
 def set_workers(n):
-    """Use ``n`` threads for tinytensor's CPU work (1 turns the splitting off)."""
-    global WORKERS, _pool
+    """Use ``n`` threads for tinytensor's CPU work (1 turns the splitting off): ``config.threads``."""
+    global _pool
     if _pool is not None:
         _pool.shutdown(wait=True)
-    WORKERS, _pool = max(1, int(n)), None
+    config.threads, _pool = max(1, int(n)), None
+
+
+def __getattr__(name):
+    if name == "WORKERS":               # the old name of config.threads, still readable
+        return config.threads
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----- holding BLAS to one thread -----
@@ -164,14 +171,14 @@ def run(fn, jobs, uses_blas=False):
         # itself over the cores leaves its helper threads spinning for a while afterwards, and they
         # would then compete with the threads of the next region
         with blas_threads(1) if uses_blas else contextlib.nullcontext():
-            if WORKERS == 1 or len(jobs) < 2 or (uses_blas and _blas is None):
+            if config.threads == 1 or len(jobs) < 2 or (uses_blas and _blas is None):
                 for job in jobs:
                     fn(job)
                 return
             if _pool is None:
-                _pool = ThreadPoolExecutor(WORKERS - 1, thread_name_prefix="tinytensor")
+                _pool = ThreadPoolExecutor(config.threads - 1, thread_name_prefix="tinytensor")
             region = _Region(fn, jobs)
-            for _ in range(min(WORKERS - 1, len(jobs) - 1)):
+            for _ in range(min(config.threads - 1, len(jobs) - 1)):
                 _pool.submit(region.work)
             region.work()
             region.all_done.acquire()           # wait for jobs still running in helper threads
@@ -220,6 +227,6 @@ def spans(n, work, minimum=None):
     (multiply-adds of a matrix product, or elements of a pass) reaches ``minimum`` (BLAS_MIN_WORK by
     default); else the one range (0, n). One job per thread measured faster than several smaller ones."""
     minimum = BLAS_MIN_WORK if minimum is None else minimum
-    if WORKERS == 1 or n < WORKERS or work < minimum:
+    if config.threads == 1 or n < config.threads or work < minimum:
         return [(0, n)]
-    return _split(n, WORKERS)
+    return _split(n, config.threads)

@@ -7,16 +7,17 @@ import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import heap, optim, parallel
+from tinytensor import config, heap, optim, parallel
+from tinytensor import reference as R
 from tinytensor.ops import attention
 
-from test_fused import assert_same, attention_twin
+from test_fused import assert_same
 
 
 @pytest.fixture
 def threads(monkeypatch):
     """Two threads, and every op's work split however small it is."""
-    before = parallel.WORKERS
+    before = config.threads
     monkeypatch.setattr(parallel, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(parallel, "BLAS_MIN_WORK", 0)
     tt.set_num_threads(2)
@@ -26,7 +27,7 @@ def threads(monkeypatch):
 
 def serial_and_threaded(fn):
     """fn() once with one thread, once with two; both results (fn returns a list of arrays)."""
-    before = parallel.WORKERS
+    before = config.threads
     try:
         tt.set_num_threads(1)
         one = fn()
@@ -184,7 +185,7 @@ def test_blocked_causal_attention_matches_the_twin_and_gradcheck(T, S, monkeypat
     q = tt.tensor(rng.standard_normal((2, 2, T, 3)), dtype=np.float64, requires_grad=True)
     k, v = (tt.tensor(rng.standard_normal((2, 2, S, 3)), dtype=np.float64, requires_grad=True) for _ in range(2))
     assert_same(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True),
-                lambda q, k, v: attention_twin(q, k, v, causal=True), [q, k, v])
+                lambda q, k, v: R.scaled_dot_product_attention(q, k, v, causal=True), [q, k, v])
     assert tt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True), q, k, v)
 
     def with_dropout(q, k, v):
@@ -206,14 +207,27 @@ def test_blocked_attention_equals_one_block(monkeypatch):
 # ----- the heap settings -----
 
 def test_heap_tuning_can_be_turned_off(monkeypatch):
-    monkeypatch.setattr(heap, "tuned", False)
+    monkeypatch.setattr(config, "heap_tuned", False)
     monkeypatch.setenv("TINYTENSOR_HEAP_TUNING", "0")
-    assert heap.tune() is False
+    assert tt.tune_heap() is False and not config.heap_tuned
 
 
 @pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc", reason="glibc only")
 def test_heap_tuning_is_applied_on_glibc():
-    assert heap.tune() is True
+    assert tt.tune_heap() is True
+    assert config.heap_tuned and heap.tuned
+
+
+def test_importing_tinytensor_leaves_malloc_alone():
+    """Heap tuning changes the whole process: a program asks for it (tt.tune_heap()), importing never does."""
+    import subprocess
+    import sys
+    code = ("import tinytensor as tt, tinytensor.functional, gpt\n"
+            "from tinytensor import heap\n"
+            "print(tt.config.heap_tuned, heap.tuned)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")

@@ -1,11 +1,41 @@
-"""A dense layer as one op, y = x W^T + b: batch axes folded into rows, the rows shared over threads."""
+"""A dense layer as one op, y = x W^T + b, with its hand-written backward.
+
+Its composed twin: ``reference.linear`` (a matmul and an add). Batch axes are folded into rows, so x is
+(N, in); the schedule at the bottom shares the rows (or the two backward products) over the threads.
+"""
 from functools import partial
 
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend, config, parallel, reference
 from ..tensor import Tensor
 
+# ----- the math, on a block of rows x (N, in), W (out, in), b (out,) -----
+
+
+def _forward_rows(x, w, b, y):
+    """y = x W^T + b."""
+    backend.xp_of(x).matmul(x, w.T, out=y)
+    if b is not None:
+        y += b                                          # while the block is still in cache
+
+
+def _input_grad(g, w, dx):
+    """dx = g W  (dy/dx = W)."""
+    backend.xp_of(g).matmul(g, w, out=dx)
+
+
+def _weight_grads(g, x, dw, db, ones):
+    """dW = g^T x (dy/dW: each row's outer product g x^T, summed) and db = 1^T g (dy/db = 1), for a block
+    of output features (g's columns); either may be None. The column sums of db as one BLAS product."""
+    xp = backend.xp_of(g)
+    if dw is not None:
+        xp.matmul(g.T, x, out=dw)
+    if db is not None:
+        xp.matmul(ones, g, out=db)
+
+
+# ----- the op -----
 
 def linear(x, weight, bias=None):
     """x (..., in) times weight (out, in) transposed, plus bias (out,) -> (..., out)."""
@@ -22,55 +52,65 @@ def linear(x, weight, bias=None):
     if bias is not None and bias.device != weight.device:
         raise RuntimeError(f"linear: weight on {weight.device}, bias on {bias.device} (different devices); "
                            "move one with .to()")
-    xp = backend.xp_of(x.data)
+    if config.reference_ops:
+        return reference.linear(x, weight, bias)
     w = weight.data
     b = bias.data if bias is not None else None
     x2 = x.data.reshape(-1, in_f)                       # (N, in)
-    n = x2.shape[0]
-    y = xp.empty((n, out_f), dtype=w.dtype)
-    threads = xp is np                                  # CuPy runs the whole product as one kernel
-
-    def forward_rows(span):                             # a block of rows: y = x W^T + b
-        lo, hi = span
-        xp.matmul(x2[lo:hi], w.T, out=y[lo:hi])
-        if b is not None:
-            y[lo:hi] += b                               # while the block is still in cache
-    if threads:
-        parallel.run(forward_rows, parallel.spans(n, n * in_f * out_f), uses_blas=True)
-    else:
-        forward_rows((0, n))
+    y = _forward(x2, w, b)
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
-        g2 = g.reshape(-1, out_f)                       # (N, out)
-        gx = xp.empty((n, in_f), dtype=w.dtype) if x.requires_grad else None
-        gw = xp.empty_like(w) if weight.requires_grad else None
-        gb = xp.empty_like(b) if bias is not None and bias.requires_grad else None
-        ones = xp.ones(n, dtype=w.dtype) if gb is not None else None
-
-        def input_rows(span):                           # dy/dx = W
-            lo, hi = span
-            xp.matmul(g2[lo:hi], w, out=gx[lo:hi])
-
-        def weight_rows(span):                          # dy/dW = x (an outer product per row), dy/db = 1
-            lo, hi = span
-            if gw is not None:
-                xp.matmul(g2[:, lo:hi].T, x2, out=gw[lo:hi])
-            if gb is not None:
-                xp.matmul(ones, g2[:, lo:hi], out=gb[lo:hi])   # column sums as one BLAS product
-        work = n * in_f * out_f
-        if gx is not None and (gw is not None or gb is not None):
-            # the two products have the same number of multiply-adds: a thread each, whole
-            jobs = [partial(input_rows, (0, n)), partial(weight_rows, (0, out_f))]
-        elif gx is not None:
-            jobs = [partial(input_rows, span) for span in parallel.spans(n, work)]
-        else:
-            jobs = [partial(weight_rows, span) for span in parallel.spans(out_f, work)]
-        if threads:
-            parallel.run(lambda job: job(), jobs, uses_blas=True)
-        else:                                           # CuPy: each product is one kernel already
-            for job in jobs:
-                job()
-        grads = (gx.reshape(x.shape) if gx is not None else None, gw)
-        return grads + (gb,) if bias is not None else grads
+        want = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
+        dx, dw, db = _backward(g.reshape(-1, out_f), x2, w, b, *want)
+        grads = (dx.reshape(x.shape) if dx is not None else None, dw)
+        return grads + (db,) if bias is not None else grads
     return Tensor._make(y.reshape(x.shape[:-1] + (out_f,)), parents, backward, "linear")
+
+
+# ----- the schedule: rows, or the two backward products, shared over the threads -----
+
+def _forward(x, w, b):
+    """y (N, out): on the CPU the rows cut into one block per thread; CuPy runs the product as one kernel."""
+    xp = backend.xp_of(x)
+    n = x.shape[0]
+    y = xp.empty((n, w.shape[0]), dtype=w.dtype)
+    rows = lambda span: _forward_rows(x[span[0]:span[1]], w, b, y[span[0]:span[1]])   # noqa: E731
+    if xp is np:
+        parallel.run(rows, parallel.spans(n, n * w.size), uses_blas=True)
+    else:
+        rows((0, n))
+    return y
+
+
+def _backward(g, x, w, b, want_x, want_w, want_b):
+    """(dx, dW, db), None where not wanted. dx and dW are products of the same size: with both wanted,
+    one thread takes each whole; with one, its rows are split over the threads."""
+    xp = backend.xp_of(g)
+    n, (out_f, in_f) = g.shape[0], w.shape
+    dx = xp.empty((n, in_f), dtype=w.dtype) if want_x else None
+    dw = xp.empty_like(w) if want_w else None
+    db = xp.empty_like(b) if want_b else None
+    ones = xp.ones(n, dtype=w.dtype) if db is not None else None
+
+    def input_rows(span):
+        lo, hi = span
+        _input_grad(g[lo:hi], w, dx[lo:hi])
+
+    def weight_rows(span):                              # a block of output features
+        lo, hi = span
+        _weight_grads(g[:, lo:hi], x, dw[lo:hi] if dw is not None else None,
+                      db[lo:hi] if db is not None else None, ones)
+    work = n * in_f * out_f
+    if dx is not None and (dw is not None or db is not None):
+        jobs = [partial(input_rows, (0, n)), partial(weight_rows, (0, out_f))]
+    elif dx is not None:
+        jobs = [partial(input_rows, span) for span in parallel.spans(n, work)]
+    else:
+        jobs = [partial(weight_rows, span) for span in parallel.spans(out_f, work)]
+    if xp is np:
+        parallel.run(lambda job: job(), jobs, uses_blas=True)
+    else:                                               # CuPy: each product is one kernel already
+        for job in jobs:
+            job()
+    return dx, dw, db

@@ -1,9 +1,42 @@
-"""Cross-entropy fused with log-softmax: the loss of a language model over its whole vocabulary."""
+"""Cross-entropy fused with log-softmax: the loss of a language model over its whole vocabulary.
+
+Its composed twin: ``reference.cross_entropy`` (log-softmax, then the target's entry). Per row i of the
+logits x (N, C), with target t_i, m_i = max_j x_ij and lse_i = log sum_j exp(x_ij - m_i):
+
+    loss_i = lse_i - (x_it - m_i)                        (= -log softmax(x_i)[t_i])
+    d loss_i / d x_ij = softmax_ij - [j == t_i]          softmax_ij = exp((x_ij - m_i) - lse_i)
+
+Both are taken from the shifted values: lse - x_t would round log C away beside a large max (float32
+logits of 1e4). No (N, C) array is made in the forward; the backward recomputes the softmax.
+"""
 import numpy as np
 
-from .. import backend, cuda_kernels, parallel
+from .. import backend, config, cuda_kernels, parallel, reference
 from ..tensor import Tensor
 
+# ----- the math, on a block of rows -----
+
+
+def _row_stats(x, m, sum_e):
+    """m = max_j x_ij (N, 1) and sum_e = sum_j exp(x_ij - m_i) (N,), whose log is lse."""
+    xp = backend.xp_of(x)
+    xp.max(x, axis=1, keepdims=True, out=m)
+    e = x - m
+    xp.exp(e, out=e)
+    xp.sum(e, axis=1, out=sum_e)
+
+
+def _softmax_minus_onehot(x, m, lse, t, scale, grad):
+    """grad = (softmax(x) - onehot(t)) scale[:, None]: d loss_i / d x_ij, times each row's weight."""
+    xp = backend.xp_of(x)
+    xp.subtract(x, m, out=grad)
+    grad -= lse[:, None]
+    xp.exp(grad, out=grad)
+    grad[xp.arange(len(grad)), t] -= 1
+    grad *= scale[:, None]
+
+
+# ----- the op -----
 
 def _targets_array(targets, xp):
     data = targets.data if isinstance(targets, Tensor) else targets
@@ -12,56 +45,6 @@ def _targets_array(targets, xp):
         raise TypeError(f"cross_entropy: targets must be integer class ids, not {data.dtype} "
                         "(use .astype('int64') if they are whole numbers)")
     return data
-
-
-def _row_blocks(x):
-    """Row ranges of about a megabyte each: every pass over a block then runs in the CPU's cache."""
-    step = max(1, (1 << 18) // max(1, x.shape[1]))
-    return [slice(i, i + step) for i in range(0, x.shape[0], step)]
-
-
-def _row_stats(x, xp):
-    """Per row: the max m (N, 1) and log(sum(exp(x - m))) (N,), in cache-sized blocks shared over the
-    threads, so no (N, C) temporary is made."""
-    if cuda_kernels.use(xp, "cross_entropy") and x.dtype in (np.float32, np.float64) and x.size:
-        return cuda_kernels.row_max_lse(x)              # one GPU kernel, one read of the logits
-    if xp is not np:
-        m = x.max(axis=1, keepdims=True)
-        return m, xp.log(xp.exp(x - m).sum(axis=1))
-    m = np.empty((x.shape[0], 1), dtype=x.dtype)
-    lse_m = np.empty(x.shape[0], dtype=x.dtype)
-
-    def block(rows):
-        xb, mb = x[rows], m[rows]
-        np.max(xb, axis=1, keepdims=True, out=mb)
-        e = xb - mb
-        np.exp(e, out=e)
-        np.sum(e, axis=1, out=lse_m[rows])
-    parallel.run(block, _row_blocks(x))
-    return m, np.log(lse_m, out=lse_m)
-
-
-def _softmax_minus_onehot(x, m, lse_m, targets, scale, xp):
-    """(softmax(x) - onehot(targets)) * scale[:, None] per row; softmax as exp((x - m) - lse_m), shifting
-    first to keep float32 precise beside a large max. Block by block (shared over threads) on the CPU."""
-    if xp is not np:
-        grad = x - m
-        grad -= lse_m[:, None]
-        xp.exp(grad, out=grad)
-        grad[xp.arange(x.shape[0]), targets] -= 1
-        grad *= scale[:, None]
-        return grad
-    grad = np.empty_like(x)
-
-    def block(rows):
-        g = grad[rows]
-        np.subtract(x[rows], m[rows], out=g)
-        g -= lse_m[rows, None]
-        np.exp(g, out=g)
-        g[np.arange(len(g)), targets[rows]] -= 1
-        g *= scale[rows, None]
-    parallel.run(block, _row_blocks(x))
-    return grad
 
 
 def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
@@ -79,17 +62,18 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
         raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
                          f"{logits.shape[:-1]} (logits (N, C) or (B, T, C)), got {t.shape}")
     C = logits.shape[-1]
-    x = logits.data.reshape(-1, C)                       # (N, C)
     t = t.reshape(-1)                                    # (N,)
     keep = t != ignore_index
     bad = keep & ((t < 0) | (t >= C))
     if bool(bad.any()):
         raise IndexError(f"cross_entropy: target id {int(t[bad][0])} is out of range for {C} classes")
+    if config.reference_ops:
+        return reference.cross_entropy(logits, targets, ignore_index, reduction)
+    kernel = cuda_kernels.use(xp, "cross_entropy")      # on a GPU: both passes as fused kernels
+    x = logits.data.reshape(-1, C)                       # (N, C)
     safe_t = xp.where(keep, t, 0)
-    rows = xp.arange(x.shape[0])
-    m, lse_m = _row_stats(x, xp)                          # max, and log sum exp(x - m) per row: in [0, log C]
-    # from the shifted values: lse - x_t would round log C away beside a large max (float32 logits of 1e4)
-    losses = (lse_m - (x[rows, safe_t] - m[:, 0])) * keep  # (N,)
+    m, lse = _stats(x, kernel and x.dtype in (np.float32, np.float64) and x.size > 0)
+    losses = (lse - (x[xp.arange(x.shape[0]), safe_t] - m[:, 0])) * keep   # (N,)
     count = int(keep.sum())
     if reduction == "mean":
         out = losses.sum() / x.dtype.type(count) if count else xp.asarray(np.nan, dtype=x.dtype)
@@ -99,13 +83,38 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
         out = losses.reshape(logits.shape[:-1])
     out = out.astype(x.dtype, copy=False)
 
-    def backward(g):  # d loss_i / d x_ij = softmax_ij - [j == t_i], for kept rows
+    def backward(g):
         if reduction == "none":
             scale = g.reshape(-1) * keep
         else:
             scale = keep * (g / count if reduction == "mean" and count else g)
-        if cuda_kernels.use(xp, "cross_entropy"):         # the same formula in one GPU kernel
-            return (cuda_kernels.cross_entropy_backward(x, m, lse_m, safe_t, scale).reshape(logits.shape),)
-        grad = _softmax_minus_onehot(x, m, lse_m, safe_t, scale.astype(x.dtype, copy=False), xp)  # recomputed
+        if kernel:
+            return (cuda_kernels.cross_entropy_backward(x, m, lse, safe_t, scale).reshape(logits.shape),)
+        grad = xp.empty_like(x)                          # the softmax recomputed, block by block
+        _in_row_blocks(_softmax_minus_onehot, x, m, lse, safe_t, scale.astype(x.dtype, copy=False), grad)
         return (grad.reshape(logits.shape),)
     return Tensor._make(out, (logits,), backward, "cross_entropy")
+
+
+# ----- the schedule: cache-sized row blocks shared over the threads -----
+
+def _stats(x, kernel):
+    """Per row: the max m (N, 1) and lse = log(sum(exp(x - m))) (N,); no (N, C) array is kept."""
+    if kernel:
+        return cuda_kernels.row_max_lse(x)               # one GPU kernel, one read of the logits
+    xp = backend.xp_of(x)
+    m = xp.empty((x.shape[0], 1), dtype=x.dtype)
+    sum_e = xp.empty(x.shape[0], dtype=x.dtype)
+    _in_row_blocks(_row_stats, x, m, sum_e)
+    return m, xp.log(sum_e, out=sum_e)
+
+
+def _in_row_blocks(fn, x, *arrays):
+    """``fn(x, *arrays)`` on matching row blocks: on the CPU about a megabyte of x each (every pass over a
+    block then runs in the CPU's cache), shared over the threads; on a GPU all rows as one block."""
+    if backend.xp_of(x) is not np:
+        fn(x, *arrays)
+        return
+    step = max(1, (1 << 18) // max(1, x.shape[1]))
+    blocks = [slice(i, i + step) for i in range(0, x.shape[0], step)]
+    parallel.run(lambda rows: fn(x[rows], *(a[rows] for a in arrays)), blocks)

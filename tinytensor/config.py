@@ -1,0 +1,35 @@
+"""Every global setting of tinytensor in one place, as DeZero keeps its switches in one ``Config``.
+
+Read them here. Change them through the call named beside each, which also does what a change needs
+(restarting the thread pool, telling CuPy, calling malloc); a test may assign one for a while.
+
+    threads         tt.set_num_threads(n)        threads for tinytensor's CPU work (1 = no splitting)
+    tf32            tt.set_tf32(flag)            TF32 matrix products on a GPU (no effect on the CPU)
+    cuda_kernels    TINYTENSOR_CUDA_KERNELS      names of the fused CUDA kernels in use (cuda_kernels.py)
+    reference_ops   tt.use_reference_ops(flag)   every fused op, and AdamW, runs its readable twin
+                                                 (tinytensor/reference.py); also ``with tt.reference_ops():``
+    heap_tuned      tt.tune_heap()               malloc set to reuse freed memory (heap.py); never at import
+
+They are process-wide (the threads of one process share them), as PyTorch's are.
+"""
+import os
+
+CUDA_KERNEL_NAMES = ("gelu", "layer_norm", "cross_entropy", "adamw", "scatter_add", "attention_softmax",
+                     "strided_matmul")
+
+
+def _cuda_kernels_from_environment():
+    """TINYTENSOR_CUDA_KERNELS: "all" (the default), "none", or a comma list of names to keep."""
+    setting = os.environ.get("TINYTENSOR_CUDA_KERNELS", "all").strip().lower()
+    if setting in ("", "all"):
+        return set(CUDA_KERNEL_NAMES)
+    if setting == "none":
+        return set()
+    return {name.strip() for name in setting.split(",")} & set(CUDA_KERNEL_NAMES)
+
+
+threads = max(1, min(4, os.cpu_count() or 1))
+tf32 = False
+cuda_kernels = _cuda_kernels_from_environment()
+reference_ops = False
+heap_tuned = False

@@ -1,0 +1,124 @@
+"""The readable twins of the fused ops: read these first.
+
+Each twin is the textbook formula written with tinytensor's elementary ops (exp, sum, matmul,
+indexing, ...), so its gradient comes from those ops' own backward and nothing here is hand-derived.
+The fused ops of the same name (``tinytensor.functional``: softmax.py, loss.py, activation.py, norm.py,
+attention.py, linear.py and embedding.py in ``tinytensor/ops``) compute the same numbers faster, each
+with a backward written by hand; ``adamw_update`` is the twin of the update in optim.py.
+tests/tinytensor/test_fused.py checks every pair against each other and both against float64 NumPy.
+
+``tt.use_reference_ops(True)``, or ``with tt.reference_ops(): ...``, makes every fused op and AdamW's
+step run its twin, so a whole GPT can be stepped through with ops a learner has read.
+"""
+import contextlib
+import math
+
+from . import backend, config
+from .ops.dropout import dropout
+from .ops.masks import causal_mask
+from .tensor import Tensor
+
+# ----- the switch -----
+
+
+def use_reference_ops(flag=True):
+    """Run every fused op (and AdamW's step) as its twin from now on (False: the fused ops again).
+    Returns the previous setting. Process-wide (``config.reference_ops``)."""
+    before, config.reference_ops = config.reference_ops, bool(flag)
+    return before
+
+
+@contextlib.contextmanager
+def reference_ops(flag=True):
+    """``with tt.reference_ops(): ...`` runs the block on the twins, then restores the setting."""
+    before = use_reference_ops(flag)
+    try:
+        yield
+    finally:
+        use_reference_ops(before)
+
+
+# ----- the twins -----
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along ``axis``."""
+    shifted = x - x.max(axis=axis, keepdims=True).detach()    # a constant shift changes nothing, and exp
+    e = shifted.exp()                                           # of numbers <= 0 cannot overflow
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """x - log(sum(exp(x))) along ``axis``."""
+    shifted = x - x.max(axis=axis, keepdims=True).detach()
+    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+
+
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    """-log softmax(logits)[target] per position; positions whose target is ``ignore_index`` add nothing."""
+    xp = backend.xp_of(logits.data)
+    C = logits.shape[-1]
+    t = xp.asarray(targets.data if isinstance(targets, Tensor) else targets).reshape(-1)   # (N,)
+    keep = t != ignore_index
+    logp = log_softmax(logits.reshape(-1, C))                               # (N, C)
+    losses = -logp[xp.arange(len(t)), xp.where(keep, t, 0)] * keep          # (N,): 0 where ignored
+    if reduction == "none":
+        return losses.reshape(logits.shape[:-1])
+    if reduction == "sum":
+        return losses.sum()
+    count = int(keep.sum())
+    if count == 0:
+        return losses.sum() + math.nan              # nothing to average: NaN (as in PyTorch), gradient 0
+    return losses.sum() / count
+
+
+GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def gelu(x):
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh form GPT-2 uses."""
+    return 0.5 * x * (1 + (GELU_C * (x + 0.044715 * x ** 3)).tanh())
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (population variance)."""
+    centered = x - x.mean(axis=-1, keepdims=True)
+    var = (centered * centered).mean(axis=-1, keepdims=True)
+    out = centered / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
+    """softmax(q k^T / sqrt(D) + mask) v, with dropout on the weights: q (B, H, T, D), k and v (B, H, S, D)."""
+    T, S, D = q.shape[-2], k.shape[-2], q.shape[-1]
+    scores = (q @ k.swapaxes(-1, -2)) / math.sqrt(D)                        # (B, H, T, S)
+    if causal:                                       # query i sees keys j <= i + (S - T)
+        scores = scores.masked_fill(causal_mask(T, S, backend.xp_of(q.data)), -math.inf)
+    weights = dropout(softmax(scores), dropout_p, training)
+    return weights @ v                                                       # (B, H, T, D)
+
+
+def linear(x, weight, bias=None):
+    """x W^T + b: x (..., in), weight (out, in), bias (out,)."""
+    out = x @ weight.T
+    return out + bias if bias is not None else out
+
+
+def embedding(ids, weight):
+    """Rows of ``weight`` picked by ``ids``: a lookup is indexing (its backward adds rows back up)."""
+    return weight[ids]
+
+
+def adamw_update(p, g, m, v, t, lr, betas, eps, weight_decay):
+    """One AdamW step of one parameter's arrays, in place, as the paper and PyTorch write it; t counts
+    steps from 1. p: the parameter, g: its gradient, m and v: the moments."""
+    b1, b2 = betas
+    p *= 1 - lr * weight_decay                      # decoupled weight decay
+    m[...] = b1 * m + (1 - b1) * g                  # first moment
+    v[...] = b2 * v + (1 - b2) * g * g              # second moment
+    m_hat = m / (1 - b1 ** t)                       # bias corrections: the moments start at 0
+    v_hat = v / (1 - b2 ** t)
+    p -= lr * m_hat / (backend.xp_of(v).sqrt(v_hat) + eps)
