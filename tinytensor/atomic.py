@@ -50,7 +50,8 @@ def replacing(path, mode="w", **open_kwargs):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp-", dir=folder)
-        with os.fdopen(fd, mode, **open_kwargs) as f:
+        # the descriptor mkstemp made, under the temporary's name (f.name is a path, as for open(path))
+        with open(tmp, mode, opener=lambda *_: fd, **open_kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
