@@ -9,13 +9,15 @@
     101 32                          (merge k joins these two ids into id 256 + k)
     ...
 
-Reading checks every line and raises ValueError naming the file, the line and what is wrong.
-Writing goes to a temporary name in the same folder, then os.replace puts it in place, so a crash
-never leaves half a file under the real name.
+Reading checks every line and raises ValueError naming the file, the line and what is wrong; lines
+may end in CRLF (a file that went through an editor or a checkout that converts line ends); numbers
+are ASCII digits only. Writing goes to a new temporary in the same folder, then os.replace puts it
+in place, so a crash never leaves half a file under the real name (bpe/files.py).
 """
 import json
 import os
-import tempfile
+
+from .files import read_bytes, replace_file  # noqa: F401 (replace_file: its old home)
 
 MAGIC = "bpe-tokenizer"
 VERSION = 1
@@ -35,34 +37,12 @@ def write(path, pattern, merges, special_tokens, byte_ids):
     replace_file(path, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
-def replace_file(path, data):
-    """Write the bytes ``data`` to ``path`` atomically: a temporary file beside it, then a rename, so a
-    crash never leaves half a file (and a failure leaves no temporary). bpe stands alone, without tinytensor,
-    so it keeps this small helper of its own (tinytensor.atomic does the same for the engine and gpt)."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, _default_file_mode())    # mkstemp makes owner-only files; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _default_file_mode():
-    """The mode open() would give a new file: 0o666 less this process's umask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 class _Lines:
     """Numbered lines of a file, with errors that name the file and line."""
 
     def __init__(self, path, text):
+        if "\r\n" in text:            # CRLF line ends; a JSON string on a line never holds a raw CR
+            text = text.replace("\r\n", "\n")
         self.path, self.lines, self.n = path, text.split("\n"), 0
         if self.lines and self.lines[-1] == "":
             self.lines.pop()
@@ -86,7 +66,7 @@ class _Lines:
 
     def count(self, key):
         rest = self.keyed(key)
-        if not rest.isdigit():
+        if not _digits(rest):
             raise self.error(f"expected '{key} <count>', found {rest[:60]!r}")
         return int(rest)
 
@@ -94,8 +74,7 @@ class _Lines:
 def read(path):
     """Parse a tokenizer file into keyword arguments for `Tokenizer(...)`."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        raw = f.read()
+    raw = read_bytes(path, what="tokenizer file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -116,7 +95,7 @@ def read(path):
         byte_ids = None
     else:
         parts = byte_text.split(" ")
-        if len(parts) != 256 or not all(p.isdigit() for p in parts):
+        if len(parts) != 256 or not all(map(_digits, parts)):
             raise lines.error("expected 'bytes identity' or 'bytes' and 256 ids")
         byte_ids = [int(p) for p in parts]
     special_tokens = {}
@@ -124,20 +103,25 @@ def read(path):
         line = lines.next("a special token line")
         name_text, _, id_text = line.rpartition(" ")
         name = _json(lines, name_text, str, "a JSON string and an id")
-        if not id_text.isdigit():
+        if not _digits(id_text):
             raise lines.error(f"expected a JSON string and an id, found {line[:60]!r}")
         special_tokens[name] = int(id_text)
     merges = []
     for rank in range(lines.count("merges")):
         line = lines.next(f"merge {rank}")
         parts = line.split(" ")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        if len(parts) != 2 or not all(map(_digits, parts)):
             raise lines.error(f"expected two ids 'left right', found {line[:60]!r}")
         merges.append(((int(parts[0]), int(parts[1])), 256 + rank))
     if lines.n < len(lines.lines):
         lines.n += 1
         raise lines.error("unexpected text after the last merge")
     return dict(pattern=pattern, merges=merges, special_tokens=special_tokens, byte_ids=byte_ids)
+
+
+def _digits(text):
+    """True for a non-empty run of ASCII digits (str.isdigit also takes '١٢' and '²')."""
+    return text.isascii() and text.isdigit()
 
 
 def _json(lines, text, kind, what):
