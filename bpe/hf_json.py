@@ -91,17 +91,19 @@ def _model(model, to_byte):
     raw_vocab = model.get("vocab")
     if not isinstance(raw_vocab, dict):
         raise _Refused("model.vocab: not an object of token -> id")
+    outside = set("".join(raw_vocab)) - set(to_byte)
+    if outside:
+        token = next(t for t in raw_vocab if not outside.isdisjoint(t))
+        raise _Refused(f"model.vocab: token {token!r} is not written in the byte-level alphabet "
+                       f"(not a byte-level BPE vocabulary)")
+    table = {ord(c): b for c, b in to_byte.items()}          # str.translate, then latin-1: char -> its byte
     vocab, ids = {}, {}
     for token, i in raw_vocab.items():
         if type(i) is not int or i < 0:
             raise _Refused(f"model.vocab: token {token!r} has id {_short(i)}, not a non-negative integer")
         if i in vocab:
             raise _Refused(f"model.vocab: id {i} is given to two tokens")
-        try:
-            vocab[i] = bytes(to_byte[c] for c in token)
-        except KeyError:
-            raise _Refused(f"model.vocab: token {token!r} is not written in the byte-level alphabet "
-                           f"(not a byte-level BPE vocabulary)") from None
+        vocab[i] = token.translate(table).encode("latin-1")
         ids[token] = i
     raw_merges = model.get("merges")
     if not isinstance(raw_merges, list):
