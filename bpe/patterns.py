@@ -93,7 +93,7 @@ class Splitter:
         limit = TIMEOUT + TIMEOUT_PER_CHAR * len(text) if self.timed else None
         try:
             chunks = self._findall(text, timeout=limit)
-            if sum(map(len, chunks)) == len(text):           # matches never overlap: equal means tiled
+            if len("".join(chunks)) == len(text):            # matches never overlap: equal means tiled
                 return chunks
             if self.keep_gaps:
                 return self._with_gaps(text, limit)
