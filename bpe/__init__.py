@@ -12,6 +12,8 @@
     t = bpe.from_tiktoken("tokenizer.model", pattern=bpe.LLAMA3_PATTERN,
                           special_tokens=["<|begin_of_text|>", ...])   # tiktoken's rank files
 
+Both build on `bpe.Tokenizer.from_vocab` (free ids, a merge's rank apart from its id, ignore_merges, a
+normalizer, added tokens); `tok.split(text)` shows the chunks any tokenizer cuts a text into.
 `from_hf` gives exactly the ids of the `tokenizers` library (`encode(text, add_special_tokens=False)`,
 with `allowed_special="all"` since that library always matches added tokens; `tok.template` holds what it
 adds with add_special_tokens=True, such as Llama 3's <|begin_of_text|>); `from_tiktoken` those of

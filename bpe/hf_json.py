@@ -17,6 +17,9 @@ What such a file holds, and what each part becomes here:
 - decoder: ByteLevel (the byte table undone; invalid UTF-8 becomes U+FFFD).
 Anything else (another model, normalizer or pre-tokenizer, options such as add_prefix_space, dropout,
 truncation or padding) is refused with one line naming the field: never other ids without a word.
+One difference is deliberate: an added token decodes to its own text here, while `tokenizers` first
+reads its characters through the byte table when they all are in it (so an added "é" would decode to
+the lone byte 0xE9); for the usual "<|...|>" names both give the same text.
 """
 import json
 import os
