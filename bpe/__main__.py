@@ -8,7 +8,7 @@ from .gpt2_files import gpt2
 from .hf_json import from_hf
 from .patterns import GPT2_PATTERN, GPT4_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN, Splitter
 from .show import bytes_per_token, format_steps, show_tokens
-from .tokenizer import Tokenizer
+from .tokenizer import SpecialTokenError, Tokenizer
 from .train import Progress, train
 
 PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN, "llama3": LLAMA3_PATTERN, "qwen2": QWEN2_PATTERN}
@@ -67,7 +67,12 @@ def cmd_train(args):
 def cmd_encode(args):
     tok = load_tokenizer(args)
     allowed = "all" if args.allow_special else ()
-    print(" ".join(map(str, tok.encode(input_text(args), allowed_special=allowed))))
+    try:
+        ids = tok.encode(input_text(args), allowed_special=allowed)
+    except SpecialTokenError as e:
+        raise ValueError(f"the text contains the special token {e.name!r}; pass --allow-special to encode it "
+                         f"as its id {tok.special_tokens[e.name]}") from None
+    print(" ".join(map(str, ids)))
 
 
 def cmd_decode(args):

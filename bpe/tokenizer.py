@@ -268,7 +268,7 @@ class Tokenizer:
         return out
 
     def _refuse(self, name):
-        raise ValueError(
+        raise SpecialTokenError(name,
             f"text contains the special token {name!r}; pass allowed_special={{{name!r}}} "
             f"(or 'all') to encode it as id {self.special_tokens[name]}, or "
             f"disallowed_special=() to encode it as ordinary text")
@@ -337,6 +337,14 @@ class Tokenizer:
     def __repr__(self):
         return (f"Tokenizer(n_vocab={self.n_vocab}, merges={len(self.merges)}, "
                 f"special_tokens={self.special_tokens})")
+
+
+class SpecialTokenError(ValueError):
+    """The text holds a special token that `encode` was not allowed to encode (its name is `.name`)."""
+
+    def __init__(self, name, message):
+        super().__init__(message)
+        self.name = name
 
 
 def _is_id(i):

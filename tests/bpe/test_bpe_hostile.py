@@ -235,3 +235,10 @@ def test_decode_ids_are_ascii_integers(tmp_path, capsys, tiny_tok):
     for word in ("\u0661\u0662", "\u00b2", "1_0", "+5", "0x10"):
         assert main(["decode", "--tokenizer", str(tmp_path / "t.bpe"), "104", word]) == 1
         assert "is not a token id" in capsys.readouterr().err
+
+
+def test_a_special_token_in_the_text_points_to_the_flag(tmp_path, capsys, tiny_tok):
+    tiny_tok.save(tmp_path / "t.bpe")
+    assert main(["encode", "--tokenizer", str(tmp_path / "t.bpe"), "a <|endoftext|>"]) == 1
+    err = capsys.readouterr().err
+    assert "--allow-special" in err and "allowed_special" not in err
