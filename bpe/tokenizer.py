@@ -116,6 +116,7 @@ class Tokenizer:
                              f"0x{missing[0]:02x}); a byte-level BPE needs them all")
         tok._build(Splitter(pattern, source, keep_gaps), vocab, [byte_ids[b] for b in range(256)], merges,
                    special_tokens, rank_by=rank_by, ordinary_added=ordinary_added)
+        tok._vocab = dict(vocab)                       # the model's own tokens, for `save`
         tok.ignore_merges = bool(ignore_merges)
         tok._whole = {data: i for i, data in vocab.items()} if ignore_merges else None
         tok.normalizer = normalizer
@@ -317,17 +318,24 @@ class Tokenizer:
 
     # ---- files ----------------------------------------------------------------------------------
     def save(self, path):
-        """Write the tokenizer to a text file (see bpe/fileformat.py); atomic via os.replace."""
-        if not self._own_format:
-            raise ValueError(f"this tokenizer came from {self.source or 'another library'}; bpe's file format "
-                             f"holds only tokenizers whose merge k makes id 256 + k: keep the original file")
-        fileformat.write(path, self.pattern, self.merges, self.special_tokens, self.byte_ids)
+        """Write the tokenizer to a text file (see bpe/fileformat.py: version 1 for bpe's own tokenizers,
+        version 2 for those of other libraries); atomic via os.replace."""
+        if self._own_format:
+            fileformat.write(path, self.pattern, self.merges, self.special_tokens, self.byte_ids)
+            return
+        fileformat.write_general(path, dict(
+            pattern=self.pattern, vocab=self._vocab, merges=self.merges, special_tokens=self.special_tokens,
+            rank_by="id" if self._new_of is None else "order", ignore_merges=self.ignore_merges,
+            normalizer=self.normalizer, ordinary_added=self.ordinary_added, keep_gaps=self._split.keep_gaps,
+            template=self.template))
 
     @classmethod
     def load(cls, path):
         """Read a file written by `save`; raises ValueError saying what is wrong with a bad file."""
         fields = fileformat.read(path)
         try:
+            if fields.pop("version", 1) == 2:
+                return cls.from_vocab(**fields, source=path)
             tok = cls(**fields)
         except ValueError as e:
             raise ValueError(f"{os.fspath(path)}: {e}") from None

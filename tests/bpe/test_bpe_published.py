@@ -111,10 +111,45 @@ def test_cli_encodes_with_a_tokenizer_json(capsys):
     assert ids == next(c["ids"] for c in CASES["llama3_hf"] if c["text"] == "Hello, world!")
 
 
-def test_a_foreign_tokenizer_is_not_saved_in_bpes_format(tmp_path):
-    with pytest.raises(ValueError, match="tokenizer.json.*keep the original file"):
-        bpe.from_hf(QWEN_JSON).save(tmp_path / "t.bpe")
-    assert os.listdir(tmp_path) == []
+@pytest.mark.parametrize("name", ["llama3_hf", "qwen3_hf", "llama3_tiktoken"])
+def test_save_and_load_keep_every_id(tmp_path, name):
+    tok = llama_tiktoken() if name == "llama3_tiktoken" else bpe.from_hf(LLAMA_JSON if "llama" in name else QWEN_JSON)
+    tok.save(tmp_path / "t.bpe")
+    assert (tmp_path / "t.bpe").read_text(encoding="utf-8").startswith("bpe-tokenizer 2\n")
+    loaded = bpe.Tokenizer.load(tmp_path / "t.bpe")
+    for attr in ("pattern", "merges", "special_tokens", "byte_ids", "normalizer", "ignore_merges", "ordinary_added",
+                 "template", "n_vocab", "vocab"):
+        assert getattr(loaded, attr) == getattr(tok, attr), attr
+    for case in CASES[name]:
+        assert loaded.encode(case["text"], allowed_special="all") == case["ids"], case["text"]
+    assert os.listdir(tmp_path) == ["t.bpe"]
+
+
+def _first_byte_line(lines):
+    return next(x for x in lines[7:] if len(x.split(" ")[-1]) == 2)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda l: l[:2] + ["chunks gaps"] + l[3:], "line 3: expected 'chunks'"),
+    (lambda l: l[:3] + ["normalizer Lowercase"] + l[4:], "line 4: expected 'normalizer'"),
+    (lambda l: l[:5] + ["rank-by chance"] + l[6:], "line 6"),
+    (lambda l: l[:7] + ["0 2"] + l[8:], "line 8: expected an id and the token's bytes in hex"),
+    (lambda l: l[:7] + ["0 2 1"] + l[8:], "line 8"),
+    (lambda l: l[:7] + ["\u0660 21"] + l[8:], "line 8"),
+    (lambda l: l[:8] + [l[7]] + l[9:], "line 9: id .* is given twice"),
+    (lambda l: [x if not x.startswith("template") else "template 1 2" for x in l], "expected 'template"),
+    (lambda l: l[:-1] + ["1 2"], "expected three ids"),
+    (lambda l: l[:-1] + ["1 2 3"], "merge .* joins"),
+    (lambda l: l[:6] + [f"tokens {int(l[6].split()[1]) - 1}"]
+     + [x for x in l[7:] if len(x.split(" ")[-1]) != 2 or x != _first_byte_line(l)], "no token for 1 of the 256 bytes"),
+])
+def test_a_damaged_version_2_file_says_what_is_wrong(tmp_path, edit, message):
+    bpe.from_hf(QWEN_JSON).save(tmp_path / "t.bpe")
+    lines = (tmp_path / "t.bpe").read_text(encoding="utf-8").split("\n")[:-1]
+    (tmp_path / "t.bpe").write_text("\n".join(edit(lines)) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=message) as info:
+        bpe.Tokenizer.load(tmp_path / "t.bpe")
+    assert "t.bpe" in str(info.value)
 
 
 # ---- what is not implemented is refused, in one line naming the field ------------------------------------
