@@ -221,9 +221,12 @@ def _digits(text):
     return text.isascii() and text.isdigit() and len(text) <= 20
 
 
+_HEX_DIGITS = set("0123456789abcdef")
+
+
 def _hex(text):
     """True for the bytes of a token in lowercase hex (bytes.fromhex alone would also take spaces)."""
-    return 0 < len(text) <= 2048 and len(text) % 2 == 0 and text.isascii() and all(c in "0123456789abcdef" for c in text)
+    return 0 < len(text) <= 2048 and len(text) % 2 == 0 and set(text) <= _HEX_DIGITS
 
 
 def _json(lines, text, kind, what):

@@ -104,8 +104,12 @@ class Tokenizer:
         tok = cls.__new__(cls)
         if normalizer not in (None, *NORMALIZERS):
             raise ValueError(f"normalizer {normalizer!r} is not one of {', '.join(NORMALIZERS)}")
+        if rank_by not in ("order", "id"):
+            raise ValueError(f"rank_by must be 'order' or 'id', got {rank_by!r}")
         byte_ids = {}
         for i, data in vocab.items():
+            if not _is_id(i) or type(data) is not bytes or not data:
+                raise ValueError(f"vocab entry {i!r}: {data!r} is not an id (0 to {MAX_ID}) and non-empty bytes")
             if len(data) == 1:
                 if data[0] in byte_ids:
                     raise ValueError(f"ids {byte_ids[data[0]]} and {i} are both the byte {data!r}")
@@ -255,6 +259,8 @@ class Tokenizer:
             return self._encode_text(text)
         if allowed == set(self.special_tokens):
             special_re = self._special_re
+        elif allowed == self.ordinary_added:
+            special_re = self._ordinary_re
         else:
             special_re = _alternation(allowed)
         return self._encode_around(text, special_re)
@@ -269,10 +275,9 @@ class Tokenizer:
         return out
 
     def _refuse(self, name):
-        raise SpecialTokenError(name,
-            f"text contains the special token {name!r}; pass allowed_special={{{name!r}}} "
-            f"(or 'all') to encode it as id {self.special_tokens[name]}, or "
-            f"disallowed_special=() to encode it as ordinary text")
+        raise SpecialTokenError(name, f"text contains the special token {name!r}; pass allowed_special={{{name!r}}} "
+                                      f"(or 'all') to encode it as id {self.special_tokens[name]}, or "
+                                      f"disallowed_special=() to encode it as ordinary text")
 
     def _names(self, names, what):
         if names == "all":

@@ -93,7 +93,8 @@ def test_gpt2_tokenizer_json_gives_tiktokens_ids(shared_data, tmp_path):
     path.write_text(json.dumps(spec), encoding="utf-8")
     tok = bpe.from_hf(path)
     assert tok.eot_id == 50256
-    rows = [json.loads(line) for line in (shared_data / "gpt2_reference.jsonl").read_text(encoding="utf-8").splitlines()]
+    reference = (shared_data / "gpt2_reference.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in reference.splitlines()]
     for row in rows:
         assert tok.encode(row["text"], allowed_special="all") == row["ids"], row["text"][:40]
 
