@@ -3,6 +3,10 @@
 A file is: 8 bytes little-endian header length N, N bytes of JSON header mapping each name to
 {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the data that follows), then the raw
 little-endian bytes. An optional "__metadata__" entry holds string pairs.
+
+Reading trusts nothing in the file: only a regular file is opened, the header is parsed once, strictly
+(no duplicate names, no NaN/Infinity, plain integers, known dtypes, tensors that tile the data exactly)
+and the values checked are the values used; anything else is one ValueError naming the file and tensor.
 """
 import json
 import math
