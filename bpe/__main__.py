@@ -3,13 +3,15 @@ import argparse
 import os
 import sys
 
+from .files import read_text
 from .gpt2_files import gpt2
-from .patterns import GPT2_PATTERN, GPT4_PATTERN
+from .hf_json import from_hf
+from .patterns import GPT2_PATTERN, GPT4_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN, Splitter
 from .show import bytes_per_token, format_steps, show_tokens
-from .tokenizer import Tokenizer
+from .tokenizer import SpecialTokenError, Tokenizer
 from .train import Progress, train
 
-PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN, "llama3": LLAMA3_PATTERN, "qwen2": QWEN2_PATTERN}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,27 +21,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def read_text(path):
-    """A UTF-8 file's (or, for None, standard input's) text; a clear ValueError when it is not UTF-8."""
-    if path is None:
-        data, path = sys.stdin.buffer.read(), "standard input"
-    else:
-        with open(path, "rb") as f:
-            data = f.read()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); "
-                         f"convert it first, e.g. with iconv") from None
-
-
 def load_tokenizer(args):
     if args.gpt2:
         return gpt2(args.gpt2)
     if args.tokenizer:
         return Tokenizer.load(args.tokenizer)
-    raise ValueError("say which tokenizer: --tokenizer FILE (from 'train') or --gpt2 DIR "
-                     "(a folder with GPT-2's encoder.json and vocab.bpe)")
+    if args.hf:
+        return from_hf(args.hf)
+    raise ValueError("say which tokenizer: --tokenizer FILE (from 'train'), --gpt2 DIR "
+                     "(a folder with GPT-2's encoder.json and vocab.bpe) or --hf FILE (a tokenizer.json)")
 
 
 def input_text(args):
@@ -53,8 +43,21 @@ def input_text(args):
 def cmd_train(args):
     if os.path.isdir(args.out):
         raise ValueError(f"--out {args.out} is a folder; give the tokenizer file's path, e.g. {args.out}/tok.bpe")
-    text = read_text(args.input)
+    for i, name in enumerate(args.special):
+        if not name:
+            raise ValueError("--special '': a special token needs a name, e.g. --special '<|endoftext|>'")
+        if name in args.special[:i]:
+            raise ValueError(f"--special {name!r} is given twice")
+    smallest = 256 + len(args.special)
+    if args.vocab_size < smallest:
+        raise ValueError(f"--vocab-size {args.vocab_size} is too small: the 256 byte tokens and "
+                         f"{len(args.special)} --special token(s) already need {smallest}")
     pattern = PATTERNS.get(args.pattern, args.pattern)
+    try:
+        Splitter(pattern)
+    except ValueError as e:
+        raise ValueError(f"--pattern: {e}") from None
+    text = read_text(args.input)
     tok = train(text, args.vocab_size, pattern, args.special, algorithm=args.algorithm,
                 progress=Progress(sys.stderr))
     tok.save(args.out)
@@ -64,7 +67,12 @@ def cmd_train(args):
 def cmd_encode(args):
     tok = load_tokenizer(args)
     allowed = "all" if args.allow_special else ()
-    print(" ".join(map(str, tok.encode(input_text(args), allowed_special=allowed))))
+    try:
+        ids = tok.encode(input_text(args), allowed_special=allowed)
+    except SpecialTokenError as e:
+        raise ValueError(f"the text contains the special token {e.name!r}; pass --allow-special to encode it "
+                         f"as its id {tok.special_tokens[e.name]}") from None
+    print(" ".join(map(str, ids)))
 
 
 def cmd_decode(args):
@@ -72,10 +80,9 @@ def cmd_decode(args):
     words = args.ids if args.ids else read_text(None).split()
     ids = []
     for w in words:
-        try:
-            ids.append(int(w))
-        except ValueError:
-            raise ValueError(f"{w!r} is not a token id (expected integers)") from None
+        if not (w.isascii() and w.removeprefix("-").isdigit()):      # int() also takes '١٢', '1_0', '+5'
+            raise ValueError(f"{w!r} is not a token id (expected integers such as 42)")
+        ids.append(int(w))
     sys.stdout.write(tok.decode(ids))
     if sys.stdout.isatty():
         sys.stdout.write("\n")
@@ -107,7 +114,8 @@ def build_parser():
     p.add_argument("--input", required=True, help="UTF-8 text file to learn from")
     p.add_argument("--vocab-size", type=int, required=True, help="ids in all: 256 + merges + specials")
     p.add_argument("--out", required=True, help="tokenizer file to write")
-    p.add_argument("--pattern", default="gpt2", help="gpt2, gpt4, or a regex (default gpt2)")
+    p.add_argument("--pattern", default="gpt2", help="gpt2, gpt4, llama3, qwen2, or a regex that matches "
+                   "every character (default gpt2)")
     p.add_argument("--special", action="append", default=[], metavar="NAME",
                    help="a special token, e.g. '<|endoftext|>' (repeatable)")
     p.add_argument("--algorithm", choices=["incremental", "naive"], default="incremental")
@@ -116,6 +124,8 @@ def build_parser():
     def tokenizer_args(p, text=True):
         p.add_argument("--tokenizer", metavar="FILE", help="a file written by 'train'")
         p.add_argument("--gpt2", metavar="DIR", help="a folder with GPT-2's encoder.json and vocab.bpe")
+        p.add_argument("--hf", metavar="FILE", help="a Hugging Face tokenizer.json of the byte-level BPE kind "
+                       "(GPT-2, Llama 3, Qwen2/3)")
         if text:
             p.add_argument("text", nargs="?", help="text (default: --input FILE, else stdin)")
             p.add_argument("--input", metavar="FILE", help="read the text from this UTF-8 file")
@@ -144,8 +154,13 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run the CLI; errors print one line and exit with status 1."""
-    args = build_parser().parse_args(argv)
+    """Run the CLI; errors print one line and exit with status 1. No arguments: the help (status 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        parser.print_help()
+        return 2
+    args = parser.parse_args(argv)
     try:
         args.run(args)
     except (ValueError, TypeError, OSError) as e:

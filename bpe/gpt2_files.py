@@ -10,7 +10,7 @@ import json
 import os
 import urllib.request
 
-from .fileformat import replace_file
+from .files import read_bytes, replace_file
 from .patterns import GPT2_PATTERN
 from .tokenizer import Tokenizer
 
@@ -78,9 +78,8 @@ def gpt2(encoder_json, vocab_bpe=None):
 
 def _read_encoder(path):
     try:
-        with open(path, encoding="utf-8") as f:
-            encoder = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        encoder = json.loads(read_bytes(path, what="encoder.json").decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{path}: not GPT-2's encoder.json ({e})") from None
     if not isinstance(encoder, dict) or not all(isinstance(v, int) for v in encoder.values()):
         raise ValueError(f"{path}: not GPT-2's encoder.json (expected a JSON object of token -> id)")
@@ -89,8 +88,7 @@ def _read_encoder(path):
 
 def _read_merges(path):
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
+        lines = read_bytes(path, what="vocab.bpe").decode("utf-8").split("\n")
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not GPT-2's vocab.bpe (not UTF-8: {e.reason})") from None
     if not lines[0].startswith("#version"):

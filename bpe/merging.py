@@ -6,6 +6,10 @@ At every step the earliest-learned pair present is merged at its leftmost positi
 training did; merging it leaves pairs of later rank, so this equals "merge every occurrence left to
 right, then the next rank".
 
+Tokenizers read from other libraries' files (bpe/hf_json.py, bpe/tiktoken_file.py) number their tokens
+freely, so there a pair maps to its merge's *rank*, and `new_of[rank]` is the id the merge makes; for
+bpe's own tokenizers (and tiktoken's files, whose ids are ranks) the rank is the new id (`new_of=None`).
+
 Two versions give the same answer:
 - `merge_simple` rescans the chunk after every merge: O(n^2), fastest for short chunks (most words);
 - `merge_heap` keeps the pairs in a heap over a linked list: O(n log n), for long chunks, so one
@@ -16,8 +20,10 @@ import heapq
 HEAP_THRESHOLD = 16  # chunks with more ids than this use merge_heap (measured crossover)
 
 
-def merge_simple(ids, pair_ids):
-    """Merge a short list of byte ids into token ids by rescanning after each merge; returns a new list."""
+def merge_simple(ids, pair_ids, new_of=None):
+    """Merge a short list of byte ids into token ids by rescanning after each merge; returns a new list.
+
+    pair_ids: (left_id, right_id) -> rank (lowest merges first); new_of: rank -> new id (None: the same)."""
     ids = list(ids)
     get = pair_ids.get
     while len(ids) > 1:
@@ -31,15 +37,15 @@ def merge_simple(ids, pair_ids):
             left = right
         if best is None:
             break
-        ids[at:at + 2] = [best]
+        ids[at:at + 2] = [best if new_of is None else new_of[best]]
     return ids
 
 
-def merge_heap(ids, pair_ids):
-    """Merge a long list of ids with a heap of (new_id, position) and a doubly linked list.
+def merge_heap(ids, pair_ids, new_of=None):
+    """Merge a long list of ids with a heap of (rank, position) and a doubly linked list.
 
     Entries are invalidated lazily: when popped, an entry is used only if both its nodes are still
-    alive and still form a pair that merges into the same id.
+    alive and still form a pair of the same rank (the same rank always makes the same id).
     """
     n = len(ids)
     if n < 2:
@@ -60,7 +66,7 @@ def merge_heap(ids, pair_ids):
         if j == n or get((tok[i], tok[j])) != new:
             continue  # stale: a neighbour merged since this entry was pushed
         # merge node j into node i
-        tok[i] = new
+        new = tok[i] = new if new_of is None else new_of[new]
         alive[j] = False
         k = nxt[j]
         nxt[i] = k
@@ -82,8 +88,8 @@ def merge_heap(ids, pair_ids):
     return out
 
 
-def merge_chunk(ids, pair_ids):
+def merge_chunk(ids, pair_ids, new_of=None):
     """Merge a chunk's byte ids into token ids, picking the algorithm by length."""
     if len(ids) > HEAP_THRESHOLD:
-        return merge_heap(ids, pair_ids)
-    return merge_simple(ids, pair_ids)
+        return merge_heap(ids, pair_ids, new_of)
+    return merge_simple(ids, pair_ids, new_of)

@@ -1,6 +1,4 @@
 """Tools for learners: watch a word get merged, see token boundaries, measure compression."""
-import regex
-
 _COLORS = [43, 46, 45, 42, 44, 41]  # ANSI background colours, cycled token by token
 
 
@@ -15,14 +13,18 @@ def merge_steps(tok, text):
 
     Returns a list of (chunk, states); states[0] is the chunk's byte tokens and each next state
     has one more merge applied (the earliest-learned pair present, at its leftmost place), so a
-    learner sees BPE work: [b'l', b'o', b'w'] -> [b'lo', b'w'] -> [b'low'].
+    learner sees BPE work: [b'l', b'o', b'w'] -> [b'lo', b'w'] -> [b'low']. (With `ignore_merges`, a
+    chunk that is itself a token goes there in one step.)
     """
     out = []
-    for chunk in regex.findall(tok.pattern, text):
-        ids = [tok.byte_ids[b] for b in chunk.encode("utf-8")]
+    for chunk in tok.split(text):
+        ids = [tok.byte_ids[b] for b in chunk.encode("utf-8", "replace")]
         states = [ids]
-        while True:
-            step = _one_merge(states[-1], tok.pair_ids)
+        whole = tok._whole.get(chunk.encode("utf-8", "replace")) if tok._whole is not None else None
+        if whole is not None and len(ids) > 1:
+            states.append([whole])
+        while whole is None:
+            step = _one_merge(states[-1], tok._ranks, tok._new_of)
             if step is None:
                 break
             states.append(step)
@@ -30,13 +32,16 @@ def merge_steps(tok, text):
     return out
 
 
-def _one_merge(ids, pair_ids):
+def _one_merge(ids, ranks, new_of):
+    """The earliest-ranked pair present merged at its leftmost place, or None (see bpe/merging.py)."""
     best, at = None, -1
     for i in range(len(ids) - 1):
-        new = pair_ids.get((ids[i], ids[i + 1]))
-        if new is not None and (best is None or new < best):
-            best, at = new, i
-    return None if best is None else ids[:at] + [best] + ids[at + 2:]
+        rank = ranks.get((ids[i], ids[i + 1]))
+        if rank is not None and (best is None or rank < best):
+            best, at = rank, i
+    if best is None:
+        return None
+    return ids[:at] + [best if new_of is None else new_of[best]] + ids[at + 2:]
 
 
 def format_steps(tok, text):

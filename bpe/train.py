@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 
 import regex
 
-from .patterns import GPT2_PATTERN
+from .patterns import GPT2_PATTERN, Splitter
 from .tokenizer import Tokenizer
 
 
@@ -68,16 +68,13 @@ def count_chunks(text, pattern=GPT2_PATTERN, special_tokens=()):
     for doc in documents:
         if not isinstance(doc, str):
             raise TypeError(f"training text must be str (or an iterable of str), got {type(doc).__name__}")
-    try:
-        chunker = regex.compile(pattern)
-    except (regex.error, TypeError) as e:
-        raise ValueError(f"invalid pattern {pattern!r}: {e}") from None
+    chunker = Splitter(pattern)          # refuses a pattern that would drop text; bounds a slow one
     splitter = (regex.compile("|".join(regex.escape(s) for s in sorted(special_tokens, key=len, reverse=True)))
                 if special_tokens else None)
     counts = Counter()
     for doc in documents:
         for piece in (splitter.split(doc) if splitter else [doc]):
-            counts.update(chunker.findall(piece))
+            counts.update(chunker(piece))
     return counts
 
 

@@ -75,6 +75,8 @@ def _damaged(tiny_tok, tmp_path, edit):
     (lambda l: l[:7] + ["104,101"] + l[8:], "line 8: expected two ids"),
     (lambda l: l[:-1] + ["1 2", "3 4", ""], "line .*: unexpected text"),
     (lambda l: l[:3] + ["specials 1", '"<|endoftext|>" 3']  + l[5:], "special"),
+    (lambda l: l[:1] + ["pattern " + "[" * 100_000] + l[2:], "line 2: expected the pattern"),
+    (lambda l: l[:3] + ["specials " + "9" * 5000] + l[4:], "line 4: expected 'specials <count>'"),
 ])
 def test_damaged_file_errors_say_what_is_wrong(tiny_tok, tmp_path, edit, message):
     path = _damaged(tiny_tok, tmp_path, edit)

@@ -15,7 +15,7 @@ def test_worked_example_classic_string():
     merges = learn_merges({"aaabdaaabac": 1}, 3)
     assert merges == [((97, 97), 256), ((97, 98), 257), ((256, 257), 258)]
     assert learn_merges_naive({"aaabdaaabac": 1}, 3) == merges
-    tok = bpe.Tokenizer(r"[a-z]+", merges)
+    tok = bpe.Tokenizer(r"[a-z]+|[^a-z]+", merges)        # a pattern must cover every character
     assert tok.encode("aaabdaaabac") == [258, 100, 258, 97, 99]
 
 
