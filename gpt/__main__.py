@@ -27,60 +27,61 @@ def _train_parser(sub):
                                    "a BPE tokenizer trained first and saved beside the checkpoint. Ctrl-C, "
                                    "SIGTERM or SIGHUP saves a checkpoint and stops (exit 130, 143, 129).")
     d = TrainConfig()
-    S = argparse.SUPPRESS     # defaults live in TrainConfig; argparse only records what was passed
+
+    def flag(group, name, text, shown=None, **kw):
+        """A flag whose default lives in TrainConfig (argparse records only what was passed); the help
+        ends with that default, or with ``shown`` where it depends on other settings."""
+        value = shown if shown is not None else getattr(d, name[2:].replace("-", "_"))
+        group.add_argument(name, default=argparse.SUPPRESS, help=f"{text} (default: {value})", **kw)
+
+    preset = "the preset's; tiny {}".format
     lrs = ", ".join(f"{name} {lr:g}" for name, lr in TrainConfig.PRESET_LR.items())
     g = p.add_argument_group("data")
-    g.add_argument("--data", metavar="FILE", default=S, help="UTF-8 text to train on (default: CPython's help topics)")
-    g.add_argument("--tokenizer", metavar="PATH", default=S,
-                   help="a bpe tokenizer file, or a folder with GPT-2's encoder.json and vocab.bpe "
-                        "(default: train a BPE tokenizer of --vocab-size on the data)")
-    g.add_argument("--vocab-size", type=positive_int, default=S,
-                   help="size of the tokenizer trained here (default: the preset's; tiny 1024)")
-    g.add_argument("--stride", type=positive_int, default=S, help="tokens between window starts (default: context length)")
-    g.add_argument("--val-fraction", type=number(0, 0.99), default=S, help=f"share of tokens held out (default {d.val_fraction})")
-    g = p.add_argument_group("model (each shape flag defaults to the preset's value)")
-    g.add_argument("--preset", choices=GPTConfig.PRESETS, default=S, help=f"model shape (default {d.preset})")
-    g.add_argument("--context-length", type=positive_int, default=S, help="tokens per window (default: the preset's; tiny 128)")
-    g.add_argument("--emb-dim", type=positive_int, default=S, help="width of every hidden state (default: the preset's; tiny 128)")
-    g.add_argument("--n-layers", type=positive_int, default=S, help="transformer blocks (default: the preset's; tiny 4)")
-    g.add_argument("--n-heads", type=positive_int, default=S,
-                   help="attention heads, dividing --emb-dim (default: the preset's; tiny 4)")
-    g.add_argument("--drop-rate", type=number(0, 0.99), default=S, help="dropout probability (default: the preset's, 0)")
-    g.add_argument("--qkv-bias", type=boolean, metavar="BOOL", default=S,
-                   help="a bias on the query/key/value projection (default: the preset's; tiny false, GPT-2 true)")
-    g.add_argument("--tie-weights", type=boolean, metavar="BOOL", default=S,
-                   help="the output head shares the token embedding (default: the preset's; tiny true, GPT-2 false)")
-    g.add_argument("--init", choices=["gpt2", "torch"], default=S,
-                   help=f"weight init: GPT-2's N(0, 0.02), or PyTorch's layer defaults as in the book (default {d.init})")
+    flag(g, "--data", "UTF-8 text to train on", "CPython's help topics", metavar="FILE")
+    flag(g, "--tokenizer", "a bpe tokenizer file, or a folder with GPT-2's encoder.json and vocab.bpe",
+         "train a BPE tokenizer of --vocab-size on the data", metavar="PATH")
+    flag(g, "--vocab-size", "size of the tokenizer trained here", preset(1024), type=positive_int)
+    flag(g, "--stride", "tokens between window starts", "the context length", type=positive_int)
+    flag(g, "--val-fraction", "share of tokens held out", type=number(0, 0.99))
+    g = p.add_argument_group("model")
+    flag(g, "--preset", "model shape", choices=GPTConfig.PRESETS)
+    flag(g, "--context-length", "tokens per window", preset(128), type=positive_int)
+    flag(g, "--emb-dim", "width of every hidden state", preset(128), type=positive_int)
+    flag(g, "--n-layers", "transformer blocks", preset(4), type=positive_int)
+    flag(g, "--n-heads", "attention heads, dividing --emb-dim", preset(4), type=positive_int)
+    flag(g, "--drop-rate", "dropout probability", "the preset's, 0", type=number(0, 0.99))
+    flag(g, "--qkv-bias", "a bias on the query/key/value projection", "the preset's; tiny false, GPT-2 true",
+         type=boolean, metavar="BOOL")
+    flag(g, "--tie-weights", "the output head shares the token embedding", "the preset's; tiny true, GPT-2 false",
+         type=boolean, metavar="BOOL")
+    flag(g, "--init", "weight init: GPT-2's N(0, 0.02), or PyTorch's layer defaults as in the book",
+         choices=["gpt2", "torch"])
     g = p.add_argument_group("optimisation")
-    g.add_argument("--max-steps", type=positive_int, default=S, help=f"optimizer steps (default {d.max_steps})")
-    g.add_argument("--epochs", type=positive_number, default=S,
-                   help="passes over the data, instead of --max-steps (default: off, --max-steps counts)")
-    g.add_argument("--batch-size", type=positive_int, default=S, help=f"windows per micro-batch (default {d.batch_size})")
-    g.add_argument("--grad-accum", type=positive_int, default=S, help=f"micro-batches per step (default {d.grad_accum})")
-    g.add_argument("--lr", type=positive_number, default=S,
-                   help=f"peak learning rate (default: the preset's: {lrs}; larger models need smaller steps, "
-                        "and the GPT-2 sizes take the rates the GPT-3 paper used for models of their size)")
-    g.add_argument("--min-lr", type=number(0), default=S, help="final learning rate of the cosine (default: lr/10)")
-    g.add_argument("--warmup-steps", type=nonneg_int, default=S, help="linear warmup steps (default: 5%% of steps, at most 100)")
-    g.add_argument("--schedule", choices=["cosine", "constant"], default=S, help=f"after warmup (default {d.schedule})")
-    g.add_argument("--weight-decay", type=number(0), default=S, help=f"AdamW weight decay (default {d.weight_decay})")
-    g.add_argument("--decay-all", action="store_true", default=S,
-                   help="decay biases, norms and embeddings too (default: off, weight matrices only)")
-    g.add_argument("--beta2", type=number(0, 0.9999), default=S, help=f"AdamW beta2 (default {d.beta2})")
-    g.add_argument("--grad-clip", type=number(0), default=S, help=f"max gradient norm, 0 for none (default {d.grad_clip})")
-    g.add_argument("--seed", type=nonneg_int, default=S, help=f"random seed, an integer >= 0 (default {d.seed})")
+    flag(g, "--max-steps", "optimizer steps", type=positive_int)
+    flag(g, "--epochs", "passes over the data, instead of --max-steps", "off, --max-steps counts", type=positive_number)
+    flag(g, "--batch-size", "windows per micro-batch", type=positive_int)
+    flag(g, "--grad-accum", "micro-batches per step", type=positive_int)
+    flag(g, "--lr", "peak learning rate: larger models need smaller steps; the GPT-2 sizes take the rates the "
+         "GPT-3 paper used for models of their size", f"the preset's: {lrs}", type=positive_number)
+    flag(g, "--min-lr", "final learning rate of the cosine", "lr / 10", type=number(0))
+    flag(g, "--warmup-steps", "linear warmup steps", "5%% of the steps, at most 100", type=nonneg_int)
+    flag(g, "--schedule", "the learning rate after warmup", choices=["cosine", "constant"])
+    flag(g, "--weight-decay", "AdamW weight decay on the weight matrices", type=number(0))
+    flag(g, "--decay-all", "decay biases, norms and embeddings too", "off, weight matrices only", action="store_true")
+    flag(g, "--beta2", "AdamW beta2", type=number(0, 0.9999))
+    flag(g, "--grad-clip", "max gradient norm, 0 for none", type=number(0))
+    flag(g, "--seed", "random seed, an integer >= 0", type=nonneg_int)
     g = p.add_argument_group("run")
-    g.add_argument("--out", metavar="DIR", default=S, help=f"checkpoint folder (default {d.out})")
+    flag(g, "--out", "checkpoint folder", metavar="DIR")
     g.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly (default: off)")
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh even if --out holds a checkpoint (default: off, refuse)")
-    g.add_argument("--eval-every", type=positive_int, default=S, help=f"steps between evaluations (default {d.eval_every})")
-    g.add_argument("--eval-batches", type=positive_int, default=S, help=f"batches per evaluation (default {d.eval_batches})")
-    g.add_argument("--save-every", type=positive_int, default=S, help=f"steps between checkpoints (default {d.save_every})")
-    g.add_argument("--sample-prompt", default=S, help=f"prompt of the sample shown at each evaluation (default {d.sample_prompt!r})")
-    g.add_argument("--sample-tokens", type=nonneg_int, default=S, help=f"its length in tokens (default {d.sample_tokens})")
-    g.add_argument("--device", default=S, help=f"cpu or cuda (default {d.device})")
+    flag(g, "--eval-every", "steps between evaluations", type=positive_int)
+    flag(g, "--eval-batches", "batches per evaluation", type=positive_int)
+    flag(g, "--save-every", "steps between checkpoints", type=positive_int)
+    flag(g, "--sample-prompt", "prompt of the sample shown at each evaluation", repr(d.sample_prompt))
+    flag(g, "--sample-tokens", "the sample's length in tokens", type=nonneg_int)
+    flag(g, "--device", "cpu or cuda")
     g.add_argument("--reference-ops", action="store_true",
                    help="run on the readable twin ops (tt.use_reference_ops(True)) instead of the fused ones: "
                         "slower, the same numbers to rounding (default: off)")
@@ -98,8 +99,8 @@ def _sample_parser(sub):
                                                    "(+ config.json) and OpenAI's encoder.json and vocab.bpe")
     p.add_argument("--prompt", action="append", help="text to continue (repeat for a batch; default: the "
                                                      "end-of-text token)")
-    p.add_argument("--max-new-tokens", type=nonneg_int, default=100, help="tokens to add (default 100)")
-    p.add_argument("--temperature", type=number(0), default=0.8, help="0 is greedy (default 0.8)")
+    p.add_argument("--max-new-tokens", type=nonneg_int, default=100, help="tokens to add (default: 100)")
+    p.add_argument("--temperature", type=number(0), default=0.8, help="0 is greedy (default: 0.8)")
     p.add_argument("--top-k", type=positive_int, default=None,
                    help="sample among the k likeliest tokens only (default: off, every token)")
     p.add_argument("--top-p", type=number(0, 1, low_open=True), default=None,
@@ -110,7 +111,7 @@ def _sample_parser(sub):
                    help="keep going after <|endoftext|> (default: off, stop there)")
     p.add_argument("--no-cache", action="store_true",
                    help="recompute the whole context each step, slower (default: off, keys and values cached)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     add_debug_flag(p)
     p.set_defaults(func=cmd_sample)
     return p

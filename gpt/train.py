@@ -32,6 +32,7 @@ from .errors import RunFailed, TrainingError
 from .generate import generate
 from .model import GPT
 from .progress import ProgressBar, SafeOutput, format_seconds
+from .run_folder import claim_out
 from .schedule import lr_at
 from .step import NonFiniteError, evaluating, train_step
 from .stopping import StopFlag
@@ -179,35 +180,6 @@ def _check_args(a):
         raise TrainingError(f"unknown preset {a.preset!r}: choose one of {', '.join(GPTConfig.PRESETS)}")
 
 
-RUN_FILES = (ckpt.META, ckpt.MODEL, ckpt.OPTIMIZER, ckpt.TOKENIZER, "loss.png", "metrics.json", "responses.jsonl")
-
-
-def check_out(out, overwrite, hint="pass --resume to continue it, ", error=TrainingError):
-    """Refuse (raising ``error``) an --out that is a file, or that holds a run unless ``overwrite``;
-    changes nothing. Shared by pretraining and fine-tuning."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise error(f"--out {out} exists and is not a folder")
-    if not overwrite and (ckpt.exists(out) or os.path.exists(os.path.join(out, "metrics.json"))):
-        raise error(f"{out} already holds a checkpoint: {hint}--overwrite to start again there, "
-                        "or choose another --out")
-
-
-def clear_run(out):
-    """Remove the files of the run in ``out`` (what --overwrite replaces); other files stay."""
-    for name in RUN_FILES:
-        path = os.path.join(out, name)
-        if os.path.isfile(path) or os.path.islink(path):
-            os.remove(path)
-
-
-def claim_out(out, overwrite):
-    """Make ``out`` ready for a new pretraining run (checked, created, an old run's files removed)."""
-    check_out(out, overwrite)
-    os.makedirs(out, exist_ok=True)
-    if overwrite:
-        clear_run(out)
-
-
 def _resume_args(a, given):
     """The stored arguments of the checkpoint in a.out, with the flags the user passed that may change."""
     meta = ckpt.read_meta(a.out, repair=True)      # this run owns the folder: finish an interrupted save
@@ -315,18 +287,41 @@ def prepare(a, meta=None, overwrite=False, say=print):
         raise TrainingError(f"the model's vocabulary ({cfg.vocab_size}) is smaller than the tokenizer's ({tok.n_vocab})")
 
     ids = encode_cached(text, tok, a.out)
+    train_set, val_set, sampler = _datasets(a, ids, cfg.context_length)
+    max_steps = a.max_steps
+    if a.epochs is not None:
+        max_steps = max(1, int(a.epochs * sampler.batches_per_epoch) // a.grad_accum)
+    model, optimizer = _model_and_optimizer(a, cfg, meta)
+    run = Run(a, cfg, tok, corpus, digest, int(len(ids)), train_set, val_set, sampler, model, optimizer, max_steps,
+              warmup=a.warmup_steps if a.warmup_steps is not None else min(100, max_steps // 20),
+              min_lr=a.min_lr if a.min_lr is not None else a.lr / 10)
+    if meta is not None:
+        _restore(run, meta)
+    n_train = len(train_set.ids)
+    say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {cfg.context_length}, "
+        f"vocab {cfg.vocab_size} = {model.num_parameters():,} parameters\n")
+    say(f"data: {corpus}: {len(ids):,} tokens ({n_train:,} train / {len(ids) - n_train:,} val), "
+        f"{len(train_set)} windows, {sampler.batches_per_epoch} batches of {a.batch_size} per epoch\n")
+    if run.resumed:
+        say(f"resuming {a.out} at step {run.step} of {max_steps}\n")
+    return run
+
+
+def _datasets(a, ids, L):
+    """Training windows (every ``a.stride`` tokens), validation windows (None when the held-out part is
+    shorter than one), and the sampler that draws the training batches."""
     train_ids, val_ids = train_val_split(ids, a.val_fraction)
-    L = cfg.context_length
     train_set = SlidingWindowDataset(train_ids, L, a.stride or L)
     val_set = SlidingWindowDataset(val_ids, L, L)
     try:
         sampler = BatchSampler(train_set, a.batch_size, seed=a.seed)
     except ValueError as e:
         raise TrainingError(str(e)) from None
-    max_steps = a.max_steps
-    if a.epochs is not None:
-        max_steps = max(1, int(a.epochs * sampler.batches_per_epoch) // a.grad_accum)
+    return train_set, val_set if len(val_set) else None, sampler
 
+
+def _model_and_optimizer(a, cfg, meta):
+    """The GPT (seeded; the checkpoint's weights when resuming) on its device, and its AdamW."""
     tt.manual_seed(a.seed)
     model = GPT(cfg, init=a.init)
     if meta is not None:
@@ -336,19 +331,7 @@ def prepare(a, meta=None, overwrite=False, say=print):
     model.train()
     optimizer = optim.AdamW(param_groups(model, a.weight_decay, a.decay_all), lr=a.lr, betas=(0.9, a.beta2),
                             weight_decay=a.weight_decay)
-    run = Run(a, cfg, tok, corpus, digest, int(len(ids)), train_set, val_set if len(val_set) else None, sampler,
-              model, optimizer, max_steps,
-              warmup=a.warmup_steps if a.warmup_steps is not None else min(100, max_steps // 20),
-              min_lr=a.min_lr if a.min_lr is not None else a.lr / 10)
-    if meta is not None:
-        _restore(run, meta)
-    say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {L}, vocab {cfg.vocab_size}"
-        f" = {model.num_parameters():,} parameters\n")
-    say(f"data: {corpus}: {len(ids):,} tokens ({len(train_ids):,} train / {len(val_ids):,} val), "
-        f"{len(train_set)} windows, {sampler.batches_per_epoch} batches of {a.batch_size} per epoch\n")
-    if run.resumed:
-        say(f"resuming {a.out} at step {run.step} of {max_steps}\n")
-    return run
+    return model, optimizer
 
 
 def _tokenizer(a, text, resume, say):

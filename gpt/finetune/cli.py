@@ -26,19 +26,19 @@ def _common(p, epochs, lr, batch_size, modes, default_mode):
                         "with --overwrite")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out (default: off, refuse a folder that holds one)")
-    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the training set (default {epochs})")
-    p.add_argument("--lr", type=positive_number, default=lr, help=f"AdamW learning rate (default {lr})")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the training set (default: {epochs})")
+    p.add_argument("--lr", type=positive_number, default=lr, help=f"AdamW learning rate (default: {lr})")
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
-                   help=f"examples per step (default {batch_size})")
-    p.add_argument("--weight-decay", type=number(0), default=0.1, help="AdamW weight decay (default 0.1)")
+                   help=f"examples per step (default: {batch_size})")
+    p.add_argument("--weight-decay", type=number(0), default=0.1, help="AdamW weight decay (default: 0.1)")
     p.add_argument("--seed", type=nonneg_int, default=123,
-                   help="seeds the split, the new weights and the batch order, an integer >= 0 (default 123)")
+                   help="seeds the split, the new weights and the batch order, an integer >= 0 (default: 123)")
     p.add_argument("--train", choices=modes, default=default_mode,
                    help="what trains: last = head + last block + final norm; all = every layer; "
-                        f"lora = low-rank adapters (default {default_mode})")
-    p.add_argument("--lora-rank", type=positive_int, default=8, help="LoRA rank (default 8)")
+                        f"lora = low-rank adapters (default: {default_mode})")
+    p.add_argument("--lora-rank", type=positive_int, default=8, help="LoRA rank (default: 8)")
     p.add_argument("--lora-alpha", type=positive_number, default=16.0,
-                   help="LoRA alpha; scale = alpha / rank (default 16.0)")
+                   help="LoRA alpha; scale = alpha / rank (default: 16.0)")
     p.add_argument("--max-length", type=positive_int, default=None,
                    help="cut sequences to this many tokens (default: the model's context length)")
     add_debug_flag(p)
@@ -70,7 +70,7 @@ def register(subparsers):
     _common(i, epochs=3, lr=1e-3, batch_size=16, modes=("all", "last", "lora"), default_mode="all")
     i.add_argument("--mask-prompt", action="store_true",
                    help="compute the loss on the response tokens only (default: off, on every token)")
-    i.add_argument("--max-new-tokens", type=positive_int, default=32, help="answer length limit (default 32)")
+    i.add_argument("--max-new-tokens", type=positive_int, default=32, help="answer length limit (default: 32)")
     i.add_argument("--max-minutes", type=positive_number, default=None,
                    help="stop training after this many minutes; the evaluation still runs (default: no limit)")
     i.add_argument("--max-test", type=positive_int, default=None,
@@ -90,14 +90,14 @@ def register(subparsers):
     m_sub.required = True
     mi = m_sub.add_parser("instruct", help=f"synthetic checkable instruction tasks ({', '.join(make_data.KINDS)})")
     mi.add_argument("--out", required=True, metavar="FILE", help="the JSON file to write")
-    mi.add_argument("--n", type=positive_int, default=2000, help="number of entries (default 2000)")
-    mi.add_argument("--seed", type=nonneg_int, default=0, help="seeds the entries, an integer >= 0 (default 0)")
+    mi.add_argument("--n", type=positive_int, default=2000, help="number of entries (default: 2000)")
+    mi.add_argument("--seed", type=nonneg_int, default=0, help="seeds the entries, an integer >= 0 (default: 0)")
     add_debug_flag(mi)
     mi.set_defaults(func=_cmd_make_instruct)
     mc = m_sub.add_parser("classify", help="two-class TSV: CPython doc prose (doc) vs stdlib comments (comment)")
     mc.add_argument("--out", required=True, metavar="FILE", help="the TSV file to write")
-    mc.add_argument("--n-per-class", type=positive_int, default=1000, help="examples per class (default 1000)")
-    mc.add_argument("--seed", type=nonneg_int, default=0, help="seeds the choice of lines, an integer >= 0 (default 0)")
+    mc.add_argument("--n-per-class", type=positive_int, default=1000, help="examples per class (default: 1000)")
+    mc.add_argument("--seed", type=nonneg_int, default=0, help="seeds the choice of lines, an integer >= 0 (default: 0)")
     add_debug_flag(mc)
     mc.set_defaults(func=_cmd_make_classify)
     return subparsers

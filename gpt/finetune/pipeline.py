@@ -23,7 +23,7 @@ from .. import checkpoint as ckpt
 from .. import lora
 from ..errors import FinetuneError, RunFailed
 from ..step import NonFiniteError
-from ..train import check_out, clear_run
+from ..run_folder import check_out, clear_run
 from . import classify, data_classify, data_instruct, instruct
 
 
