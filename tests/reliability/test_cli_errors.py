@@ -382,11 +382,8 @@ END_TO_END = [
     ("gpt", ["train", "--data", "small.txt", "--out", "new", "--max-steps", "abc"], ["abc"]),
     ("gpt", ["train", "--data", "small.txt", "--out", "other_shape", "--resume"], ["shape"]),
     ("gpt", ["sample", "--checkpoint", "other_version"], ["version"]),
-    ("gpt", ["train", "--out", "run", "--resume", "--seed", "-5"], ["--seed"]),
     ("gpt.finetune", ["finetune", "classify", "--data", "missing.tsv", "--init", "run", "--out", "ft"],
      ["missing.tsv"]),
-    ("gpt.finetune", ["finetune", "instruct", "--data", "good.txt", "--init", "run", "--out", "ft", "--lr", "nan"],
-     ["--lr"]),
 ]
 
 
