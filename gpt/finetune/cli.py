@@ -26,7 +26,8 @@ def _common(p, epochs, lr, batch_size, modes, default_mode):
                         "with --overwrite")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out (default: off, refuse a folder that holds one)")
-    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"passes over the training set (default: {epochs})")
+    p.add_argument("--epochs", type=positive_int, default=epochs,
+                   help=f"passes over the training set (default: {epochs})")
     p.add_argument("--lr", type=positive_number, default=lr, help=f"AdamW learning rate (default: {lr})")
     p.add_argument("--batch-size", type=positive_int, default=batch_size,
                    help=f"examples per step (default: {batch_size})")

@@ -22,8 +22,8 @@ import tinytensor as tt
 from .. import checkpoint as ckpt
 from .. import lora
 from ..errors import FinetuneError, RunFailed
-from ..step import NonFiniteError
 from ..run_folder import check_out, clear_run
+from ..step import NonFiniteError
 from . import classify, data_classify, data_instruct, instruct
 
 
