@@ -6,114 +6,87 @@
     python -m gpt sample --checkpoint runs/tiny --prompt "The for statement"
     python -m gpt sample --gpt2 gpt2-folder --prompt "Hello, I am"   # OpenAI's weights (see gpt/pretrained.py)
 
-Errors a user can fix are printed as one line ("error: ...") with exit status 2 (1 for a failed run).
+Errors a user can fix are printed as one line ("error: ...") with exit status 2; a run whose loss or
+gradient became NaN exits 1, and so does an unexpected error (one line too; ``--debug`` or
+TINYTENSOR_DEBUG=1 shows its traceback). A training run stopped by Ctrl-C, SIGTERM, SIGHUP or a closed
+output pipe saves first and exits 130, 143, 129 or 141 (gpt/stopping.py).
 """
 import argparse
 import os
 import sys
 
-import numpy as np
-
-from .train import TrainConfig, TrainingError, check_device_available
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
-def _nonneg_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
-def _number(low=None, high=None, low_open=False):
-    def parse(text):
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if v != v or v in (float("inf"), float("-inf")) or (low is not None and (v < low or (low_open and v == low))) \
-                or (high is not None and v > high):
-            rng = f"{'(' if low_open else '['}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-            raise argparse.ArgumentTypeError(f"expected a number in {rng}, got {text!r}")
-        return v
-    return parse
-
-
-def _bool(text):
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+from .cli_args import Parser, add_debug_flag, boolean, nonneg_int, number, positive_int, positive_number
+from .config import GPTConfig
+from .errors import TrainingError, run_command
+from .train import TrainConfig, check_device_available
 
 
 def _train_parser(sub):
     p = sub.add_parser("train", help="pretrain a GPT on a text file (default: tiny GPT on CPython's help text)",
                        description="Pretrain a GPT. With no flags: the tiny preset on CPython's help topics, "
-                                   "a BPE tokenizer trained first and saved beside the checkpoint.")
+                                   "a BPE tokenizer trained first and saved beside the checkpoint. Ctrl-C, "
+                                   "SIGTERM or SIGHUP saves a checkpoint and stops (exit 130, 143, 129).")
     d = TrainConfig()
-    S = argparse.SUPPRESS     # defaults live in TrainConfig; argparse only records what was passed
+
+    def flag(group, name, text, shown=None, **kw):
+        """A flag whose default lives in TrainConfig (argparse records only what was passed); the help
+        ends with that default, or with ``shown`` where it depends on other settings."""
+        value = shown if shown is not None else getattr(d, name[2:].replace("-", "_"))
+        group.add_argument(name, default=argparse.SUPPRESS, help=f"{text} (default: {value})", **kw)
+
+    preset = "the preset's; tiny {}".format
+    lrs = ", ".join(f"{name} {lr:g}" for name, lr in TrainConfig.PRESET_LR.items())
     g = p.add_argument_group("data")
-    g.add_argument("--data", metavar="FILE", default=S, help="UTF-8 text to train on (default: CPython's help topics)")
-    g.add_argument("--tokenizer", metavar="PATH", default=S,
-                   help="a bpe tokenizer file, or a folder with GPT-2's encoder.json and vocab.bpe "
-                        "(default: train a BPE tokenizer of --vocab-size on the data)")
-    g.add_argument("--vocab-size", type=_positive_int, default=S, help="size of the tokenizer trained here (default: the preset's)")
-    g.add_argument("--stride", type=_positive_int, default=S, help="tokens between window starts (default: context length)")
-    g.add_argument("--val-fraction", type=_number(0, 0.99), default=S, help=f"share of tokens held out (default {d.val_fraction})")
+    flag(g, "--data", "UTF-8 text to train on", "CPython's help topics", metavar="FILE")
+    flag(g, "--tokenizer", "a bpe tokenizer file, or a folder with GPT-2's encoder.json and vocab.bpe",
+         "train a BPE tokenizer of --vocab-size on the data", metavar="PATH")
+    flag(g, "--vocab-size", "size of the tokenizer trained here", preset(1024), type=positive_int)
+    flag(g, "--stride", "tokens between window starts", "the context length", type=positive_int)
+    flag(g, "--val-fraction", "share of tokens held out", type=number(0, 0.99))
     g = p.add_argument_group("model")
-    g.add_argument("--preset", choices=["tiny", "gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"], default=S,
-                   help=f"model shape (default {d.preset})")
-    g.add_argument("--context-length", type=_positive_int, default=S, help="tokens per window (default: the preset's)")
-    g.add_argument("--emb-dim", type=_positive_int, default=S)
-    g.add_argument("--n-layers", type=_positive_int, default=S)
-    g.add_argument("--n-heads", type=_positive_int, default=S)
-    g.add_argument("--drop-rate", type=_number(0, 0.99), default=S)
-    g.add_argument("--qkv-bias", type=_bool, metavar="BOOL", default=S)
-    g.add_argument("--tie-weights", type=_bool, metavar="BOOL", default=S)
-    g.add_argument("--init", choices=["gpt2", "torch"], default=S,
-                   help="weight init: GPT-2's N(0, 0.02) (default) or PyTorch's layer defaults, as in the book")
+    flag(g, "--preset", "model shape", choices=GPTConfig.PRESETS)
+    flag(g, "--context-length", "tokens per window", preset(128), type=positive_int)
+    flag(g, "--emb-dim", "width of every hidden state", preset(128), type=positive_int)
+    flag(g, "--n-layers", "transformer blocks", preset(4), type=positive_int)
+    flag(g, "--n-heads", "attention heads, dividing --emb-dim", preset(4), type=positive_int)
+    flag(g, "--drop-rate", "dropout probability", "the preset's, 0", type=number(0, 0.99))
+    flag(g, "--qkv-bias", "a bias on the query/key/value projection", "the preset's; tiny false, GPT-2 true",
+         type=boolean, metavar="BOOL")
+    flag(g, "--tie-weights", "the output head shares the token embedding", "the preset's; tiny true, GPT-2 false",
+         type=boolean, metavar="BOOL")
+    flag(g, "--init", "weight init: GPT-2's N(0, 0.02), or PyTorch's layer defaults as in the book",
+         choices=["gpt2", "torch"])
     g = p.add_argument_group("optimisation")
-    g.add_argument("--max-steps", type=_positive_int, default=S, help=f"optimizer steps (default {d.max_steps})")
-    g.add_argument("--epochs", type=_number(0, low_open=True), default=S, help="passes over the data (overrides --max-steps)")
-    g.add_argument("--batch-size", type=_positive_int, default=S, help=f"windows per micro-batch (default {d.batch_size})")
-    g.add_argument("--grad-accum", type=_positive_int, default=S, help="micro-batches per step (default 1)")
-    g.add_argument("--lr", type=_number(0, low_open=True), default=S, help=f"peak learning rate (default {d.lr})")
-    g.add_argument("--min-lr", type=_number(0), default=S, help="final learning rate of the cosine (default lr/10)")
-    g.add_argument("--warmup-steps", type=_nonneg_int, default=S, help="linear warmup steps (default 5%% of steps, at most 100)")
-    g.add_argument("--schedule", choices=["cosine", "constant"], default=S, help="after warmup (default cosine)")
-    g.add_argument("--weight-decay", type=_number(0), default=S, help=f"AdamW weight decay (default {d.weight_decay})")
-    g.add_argument("--decay-all", action="store_true", default=S, help="decay biases, norms and embeddings too")
-    g.add_argument("--beta2", type=_number(0, 0.9999), default=S, help=f"AdamW beta2 (default {d.beta2})")
-    g.add_argument("--grad-clip", type=_number(0), default=S, help=f"max gradient norm, 0 for none (default {d.grad_clip})")
-    g.add_argument("--seed", type=int, default=S, help=f"random seed (default {d.seed})")
+    flag(g, "--max-steps", "optimizer steps", type=positive_int)
+    flag(g, "--epochs", "passes over the data, instead of --max-steps", "off, --max-steps counts", type=positive_number)
+    flag(g, "--batch-size", "windows per micro-batch", type=positive_int)
+    flag(g, "--grad-accum", "micro-batches per step", type=positive_int)
+    flag(g, "--lr", "peak learning rate: larger models need smaller steps; the GPT-2 sizes take the rates the "
+         "GPT-3 paper used for models of their size", f"the preset's: {lrs}", type=positive_number)
+    flag(g, "--min-lr", "final learning rate of the cosine", "lr / 10", type=number(0))
+    flag(g, "--warmup-steps", "linear warmup steps", "5%% of the steps, at most 100", type=nonneg_int)
+    flag(g, "--schedule", "the learning rate after warmup", choices=["cosine", "constant"])
+    flag(g, "--weight-decay", "AdamW weight decay on the weight matrices", type=number(0))
+    flag(g, "--decay-all", "decay biases, norms and embeddings too", "off, weight matrices only", action="store_true")
+    flag(g, "--beta2", "AdamW beta2", type=number(0, 0.9999))
+    flag(g, "--grad-clip", "max gradient norm, 0 for none", type=number(0))
+    flag(g, "--seed", "random seed, an integer >= 0", type=nonneg_int)
     g = p.add_argument_group("run")
-    g.add_argument("--out", metavar="DIR", default=S, help=f"checkpoint folder (default {d.out})")
-    g.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
-    g.add_argument("--overwrite", action="store_true", help="start afresh even if --out holds a checkpoint")
-    g.add_argument("--eval-every", type=_positive_int, default=S, help=f"steps between evaluations (default {d.eval_every})")
-    g.add_argument("--eval-batches", type=_positive_int, default=S, help=f"batches per evaluation (default {d.eval_batches})")
-    g.add_argument("--save-every", type=_positive_int, default=S, help=f"steps between checkpoints (default {d.save_every})")
-    g.add_argument("--sample-prompt", default=S, help=f"prompt of the sample shown at each evaluation (default {d.sample_prompt!r})")
-    g.add_argument("--sample-tokens", type=_nonneg_int, default=S, help=f"its length in tokens (default {d.sample_tokens})")
-    g.add_argument("--device", default=S, help="cpu (default) or cuda")
+    flag(g, "--out", "checkpoint folder", metavar="DIR")
+    g.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly (default: off)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start afresh even if --out holds a checkpoint (default: off, refuse)")
+    flag(g, "--eval-every", "steps between evaluations", type=positive_int)
+    flag(g, "--eval-batches", "batches per evaluation", type=positive_int)
+    flag(g, "--save-every", "steps between checkpoints", type=positive_int)
+    flag(g, "--sample-prompt", "prompt of the sample shown at each evaluation", repr(d.sample_prompt))
+    flag(g, "--sample-tokens", "the sample's length in tokens", type=nonneg_int)
+    flag(g, "--device", "cpu or cuda")
+    g.add_argument("--reference-ops", action="store_true",
+                   help="run on the readable twin ops (tt.use_reference_ops(True)) instead of the fused ones: "
+                        "slower, the same numbers to rounding (default: off)")
+    add_debug_flag(p)
+    p.set_defaults(func=cmd_train)
     return p
 
 
@@ -126,37 +99,49 @@ def _sample_parser(sub):
                                                    "(+ config.json) and OpenAI's encoder.json and vocab.bpe")
     p.add_argument("--prompt", action="append", help="text to continue (repeat for a batch; default: the "
                                                      "end-of-text token)")
-    p.add_argument("--max-new-tokens", type=_nonneg_int, default=100)
-    p.add_argument("--temperature", type=_number(0), default=0.8, help="0 is greedy (default 0.8)")
-    p.add_argument("--top-k", type=_positive_int, default=None)
-    p.add_argument("--top-p", type=_number(0, 1, low_open=True), default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--no-eos-stop", action="store_true", help="keep going after <|endoftext|>")
-    p.add_argument("--no-cache", action="store_true", help="recompute the whole context each step (slower)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--max-new-tokens", type=nonneg_int, default=100, help="tokens to add (default: 100)")
+    p.add_argument("--temperature", type=number(0), default=0.8, help="0 is greedy (default: 0.8)")
+    p.add_argument("--top-k", type=positive_int, default=None,
+                   help="sample among the k likeliest tokens only (default: off, every token)")
+    p.add_argument("--top-p", type=number(0, 1, low_open=True), default=None,
+                   help="sample among the likeliest tokens whose probabilities sum to p (default: off)")
+    p.add_argument("--seed", type=nonneg_int, default=None,
+                   help="an integer >= 0 for a repeatable sample (default: none, a new sample each run)")
+    p.add_argument("--no-eos-stop", action="store_true",
+                   help="keep going after <|endoftext|> (default: off, stop there)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recompute the whole context each step, slower (default: off, keys and values cached)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_debug_flag(p)
+    p.set_defaults(func=cmd_sample)
     return p
 
 
 def build_parser():
-    parser = _Parser(prog="python -m gpt", description="Train and sample GPT models built on tinytensor.")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    parser = Parser(prog="python -m gpt", description="Train and sample GPT models built on tinytensor.")
+    add_debug_flag(parser, top=True)
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
     _train_parser(sub)
     _sample_parser(sub)
-    try:                                  # fine-tuning commands live in gpt/finetune (finetune, classify, ...)
-        from .finetune.cli import register
-    except ImportError:
-        register = None
-    if register is not None:
-        register(sub)
+    from .finetune.cli import register          # fine-tuning commands live in gpt/finetune (finetune, classify, ...)
+    register(sub)
     return parser
 
 
 def cmd_train(ns):
-    given = {k: v for k, v in vars(ns).items() if k in TrainConfig.__dataclass_fields__}
-    config = TrainConfig(**given)
+    import tinytensor as tt
+    from tinytensor import heap
+
     from .train import train
-    result = train(config, resume=ns.resume, overwrite=ns.overwrite, given=tuple(given))
-    return 0 if result["status"] == "done" else 130
+    given = {k: v for k, v in vars(ns).items() if k in TrainConfig.__dataclass_fields__}
+    if ns.reference_ops:
+        use = getattr(tt, "use_reference_ops", None)
+        if use is None:
+            raise TrainingError("--reference-ops: this tinytensor has no reference ops (tt.use_reference_ops)")
+        use(True)
+    heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
+    result = train(TrainConfig(**given), resume=ns.resume, overwrite=ns.overwrite, given=tuple(given))
+    return result["exit_code"]
 
 
 def cmd_sample(ns):
@@ -223,39 +208,14 @@ def cmd_sample(ns):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Parse ``argv`` (default: the process's arguments), run the command, return its exit status."""
     parser = build_parser()
     ns = parser.parse_args(argv)
     if ns.command is None:
         parser.print_help()
         return 2
-    try:
-        if ns.command == "train":
-            return cmd_train(ns)
-        if ns.command == "sample":
-            return cmd_sample(ns)
-        return ns.func(ns) or 0               # a fine-tuning command (gpt/finetune/cli.py)
-    except TrainingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1 if "loss became" in str(e) or "gradient norm" in str(e) else 2
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (ValueError, KeyError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
+    return run_command(lambda: ns.func(ns), debug=ns.debug)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:
-        sys.exit(0)
-
-
-_ = np
+    sys.exit(main())

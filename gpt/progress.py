@@ -2,7 +2,10 @@
 
 In a terminal it redraws one line in place (``\\r``) at most ten times a second; when the output is
 a file or a pipe it prints a whole line every ``every`` seconds instead, so logs stay readable.
+``SafeOutput`` wraps the stream of a long run so that a reader going away (``train | head``) stops the
+run cleanly instead of killing it.
 """
+import os
 import sys
 import time
 
@@ -73,3 +76,51 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
         self.line = ""
+
+
+class SafeOutput:
+    """A text stream for a long run's output whose reader may go away (``python -m gpt train | head``).
+
+    The first write that fails (a closed pipe, a hung-up terminal) calls ``on_failure(error)``, which
+    may ask the run to stop; that write and every later one are dropped, so the run can still save.
+    """
+
+    def __init__(self, stream, on_failure=None):
+        self.stream, self.on_failure, self.failed = stream, on_failure, None
+
+    def write(self, text):
+        if self.failed is None:
+            try:
+                self.stream.write(text)
+            except OSError as e:
+                self._fail(e)
+        return len(text)
+
+    def flush(self):
+        if self.failed is None:
+            try:
+                self.stream.flush()
+            except OSError as e:
+                self._fail(e)
+
+    def isatty(self):
+        return hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def _fail(self, error):
+        self.failed = error
+        silence(self.stream)
+        if self.on_failure is not None:
+            self.on_failure(error)
+
+
+def silence(stream):
+    """Point ``stream``'s file descriptor at /dev/null, so that no later flush of it (the interpreter's
+    own at exit included) fails again. A stream without one (a StringIO) is left alone."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass

@@ -1,22 +1,23 @@
-"""Pretraining: one loop, in the style of nanoGPT's train.py.
+"""Pretraining: prepare, evaluate, loop (the split of the book's chapter 5, in the style of nanoGPT).
 
-    for each step:  lr from the schedule -> grad_accum micro-batches (forward, loss, backward)
-                    -> clip the gradient norm -> AdamW step
-                    -> every eval_every steps: train/val loss and a sample; every save_every: checkpoint
+    prepare(a)          text -> tokenizer -> windows and batches -> model and AdamW   (or all of them
+                        as a checkpoint left them, to resume)
+    evaluate(...)       mean cross-entropy over some batches (the book's calc_loss_loader);
+    evaluate_run(run)   train and validation loss and a sample, added to the run's history
+    loop(run, stop)     for each step: lr from the schedule -> train_step (grad_accum micro-batches,
+                        clipping, AdamW, the NaN guard; gpt/step.py) -> every eval_every steps an
+                        evaluation, every save_every a checkpoint; until max_steps or a stop request
+    train(a)            the three in order, with Ctrl-C / SIGTERM / SIGHUP / a closed pipe saving first
 
 Everything a run depends on (weights, optimizer moments, data position, random state, step) goes into
 the checkpoint, so ``resume`` continues bit for bit as if the run had never stopped.
 """
 import dataclasses
-import json
-import math
 import os
-import signal
+import re
 import sys
 import time
 from dataclasses import dataclass, field
-
-import numpy as np
 
 import tinytensor as tt
 import tinytensor.functional as F
@@ -27,13 +28,14 @@ from . import checkpoint as ckpt
 from .config import GPTConfig
 from .data import (BatchSampler, SlidingWindowDataset, default_corpus, encode_cached, eval_batches, read_text,
                    text_digest, train_val_split)
+from .errors import RunFailed, TrainingError
 from .generate import generate
 from .model import GPT
-from .progress import ProgressBar, format_seconds
-
-
-class TrainingError(Exception):
-    """A problem a user can fix (bad arguments, wrong files); the CLI prints it as one line."""
+from .progress import ProgressBar, SafeOutput, format_seconds
+from .run_folder import claim_out
+from .schedule import lr_at
+from .step import NonFiniteError, evaluating, train_step
+from .stopping import StopFlag
 
 
 @dataclass
@@ -57,7 +59,7 @@ class TrainConfig:
     grad_accum: int = 1
     stride: int = None               # None: context_length (windows do not overlap)
     val_fraction: float = 0.1
-    lr: float = 2e-3
+    lr: float = None                 # None: the preset's (PRESET_LR)
     min_lr: float = None             # None: lr / 10
     warmup_steps: int = None         # None: 5% of max_steps (at most 100)
     schedule: str = "cosine"         # or "constant"
@@ -77,19 +79,18 @@ class TrainConfig:
     # flags that may change when resuming (the rest must match the checkpoint)
     RESUMABLE = ("max_steps", "epochs", "eval_every", "eval_batches", "save_every", "sample_prompt",
                  "sample_tokens", "device", "out")
+    # the peak learning rate when --lr is not given: larger models need smaller steps. The GPT-2 sizes
+    # take the rates the GPT-3 paper (Table 2.1) used for models of 125M, 350M, 760M and 1.3B parameters;
+    # the tiny model (about a million) trains well at 2e-3.
+    PRESET_LR = {"tiny": 2e-3, "gpt2-small": 6e-4, "gpt2-medium": 3e-4, "gpt2-large": 2.5e-4, "gpt2-xl": 2e-4}
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
-
-def lr_at(step, max_steps, lr, min_lr, warmup, schedule):
-    """Learning rate of step ``step`` (0-based): linear warmup to ``lr``, then cosine down to ``min_lr``."""
-    if warmup and step < warmup:
-        return lr * (step + 1) / warmup
-    if schedule == "constant":
-        return lr
-    progress = min(1.0, max(0.0, (step - warmup) / max(1, max_steps - warmup)))
-    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+    def resolved(self):
+        """A copy with the defaults that depend on other settings filled in (the preset's lr)."""
+        lr = self.lr if self.lr is not None else self.PRESET_LR.get(self.preset, self.PRESET_LR["tiny"])
+        return dataclasses.replace(self, lr=lr)
 
 
 def param_groups(model, weight_decay, decay_all=False):
@@ -106,22 +107,6 @@ def param_groups(model, weight_decay, decay_all=False):
     return groups
 
 
-def evaluate(model, dataset, batch_size, max_batches, device="cpu"):
-    """Mean cross-entropy over (up to ``max_batches``) batches of ``dataset``, in eval mode."""
-    if dataset is None or len(dataset) == 0:
-        return None
-    was = model.training
-    model.eval()
-    total, count = 0.0, 0
-    with tt.no_grad():
-        for x, y in eval_batches(dataset, batch_size, max_batches):
-            logits = model(tt.tensor(x, device=device))
-            total += F.cross_entropy(logits, y, reduction="sum").item()
-            count += y.size
-    model.train(was)
-    return total / count
-
-
 def load_tokenizer(spec):
     """A bpe tokenizer from a saved file, or GPT-2's from a folder holding encoder.json and vocab.bpe."""
     import bpe
@@ -135,13 +120,23 @@ def load_tokenizer(spec):
     return bpe.Tokenizer.load(spec)
 
 
+_MODEL_FLAGS = ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "qkv_bias", "tie_weights")
+
+
 def build_config(args, vocab_size):
-    over = {k: getattr(args, k) for k in ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate",
-                                           "qkv_bias", "tie_weights") if getattr(args, k) is not None}
+    """The preset's GPTConfig with the model flags given; a mistake is said in flags (``--n-heads``)."""
+    over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
     try:
         return GPTConfig.preset(args.preset, vocab_size=vocab_size, **over)
     except ValueError as e:
-        raise TrainingError(str(e)) from None
+        raise TrainingError(_in_flags(str(e))) from None
+
+
+def _in_flags(message):
+    """GPTConfig's message in the command line's words: ``emb_dim`` -> ``--emb-dim``."""
+    message = message.removeprefix("GPTConfig: ")
+    names = "|".join(f.name for f in dataclasses.fields(GPTConfig))
+    return re.sub(rf"\b({names})\b", lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
 def check_device_available(device):
@@ -160,18 +155,20 @@ def _check_args(a):
         v = getattr(a, name)
         if not isinstance(v, int) or v <= 0:
             raise TrainingError(f"--{name.replace('_', '-')} must be a positive integer, got {v!r}")
-    if a.epochs is not None and a.epochs <= 0:
+    if a.epochs is not None and not a.epochs > 0:
         raise TrainingError(f"--epochs must be positive, got {a.epochs}")
-    if not a.lr > 0 or not math.isfinite(a.lr):
+    if not 0 < a.lr < float("inf"):
         raise TrainingError(f"--lr must be a positive number, got {a.lr}")
     if a.min_lr is not None and not 0 <= a.min_lr <= a.lr:
         raise TrainingError(f"--min-lr must be between 0 and --lr, got {a.min_lr}")
     if not 0 <= a.beta2 < 1:
         raise TrainingError(f"--beta2 must be in [0, 1), got {a.beta2}")
-    if a.weight_decay < 0 or a.grad_clip < 0:
+    if not (a.weight_decay >= 0 and a.grad_clip >= 0):
         raise TrainingError("--weight-decay and --grad-clip must be >= 0")
     if not 0 <= a.val_fraction < 1:
         raise TrainingError(f"--val-fraction must be in [0, 1), got {a.val_fraction}")
+    if not isinstance(a.seed, int) or a.seed < 0:
+        raise TrainingError(f"--seed must be an integer >= 0, got {a.seed!r}")
     if a.schedule not in ("cosine", "constant"):
         raise TrainingError(f"--schedule must be cosine or constant, got {a.schedule!r}")
     if a.device not in ("cpu", "cuda") and not str(a.device).startswith("cuda:"):
@@ -181,45 +178,6 @@ def _check_args(a):
         raise TrainingError(f"--init must be gpt2 or torch, got {a.init!r}")
     if a.preset not in GPTConfig.PRESETS:
         raise TrainingError(f"unknown preset {a.preset!r}: choose one of {', '.join(GPTConfig.PRESETS)}")
-
-
-class _StopFlag:
-    """First Ctrl-C (or SIGTERM): finish the step, save, stop. Second Ctrl-C: stop at once."""
-
-    def __init__(self):
-        self.requested, self.previous = False, {}
-
-    def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-        sys.stderr.write("\nstopping: finishing this step and saving a checkpoint (Ctrl-C again quits without saving)\n")
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:          # not the main thread: leave signals alone
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
-def _prepare_out(a, overwrite):
-    if ckpt.exists(a.out) and not overwrite:
-        raise TrainingError(f"{a.out} already holds a checkpoint: pass --resume to continue it, --overwrite to "
-                            "start again there, or choose another --out")
-    if os.path.exists(a.out) and not os.path.isdir(a.out):
-        raise TrainingError(f"--out {a.out} exists and is not a folder")
-    os.makedirs(a.out, exist_ok=True)
-    if overwrite:
-        for name in (ckpt.META, ckpt.MODEL, ckpt.OPTIMIZER, ckpt.TOKENIZER, "loss.png"):
-            path = os.path.join(a.out, name)
-            if os.path.exists(path):
-                os.remove(path)
 
 
 def _resume_args(a, given):
@@ -263,192 +221,308 @@ def plot_losses(history, path):
     return True
 
 
-def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None):
-    """Run (or resume) training as ``a`` (a TrainConfig) says; returns a summary dict.
+# ----- prepare -----
 
-    ``given``: names of the settings the user passed explicitly (checked against a resumed checkpoint).
-    ``stop_at``: behave as if interrupted (Ctrl-C) once this step is done: save and return.
-    """
-    stream = stream if stream is not None else sys.stdout
-    say = stream.write
-    meta = None
-    if resume:
-        a, meta = _resume_args(a, given)
-    _check_args(a)
+@dataclass
+class Run:
+    """A prepared run: what the loop reads and changes (step, history), and what a checkpoint records."""
+    a: TrainConfig
+    cfg: GPTConfig
+    tok: object
+    corpus: str                      # the text's name, for messages
+    digest: str                      # its hash, checked when resuming
+    n_tokens: int
+    train_set: SlidingWindowDataset
+    val_set: SlidingWindowDataset    # None when the text is too short for one validation window
+    sampler: BatchSampler
+    model: GPT
+    optimizer: optim.AdamW
+    max_steps: int
+    warmup: int
+    min_lr: float
+    step: int = 0
+    history: list = field(default_factory=list)
+    resumed: bool = False
+    saved_step: object = "none"      # the step of the last checkpoint written (or found), for messages
+    elapsed_before: float = 0.0      # training seconds of the earlier parts of a resumed run
+    started: float = field(default_factory=time.perf_counter)
+    last_loss: float = None          # the mean loss of the last step
+
+    @property
+    def tokens_per_step(self):
+        return self.a.batch_size * self.cfg.context_length * self.a.grad_accum
+
+    def lr(self, step):
+        """The learning rate of step ``step`` (0-based)."""
+        return lr_at(step, self.max_steps, self.a.lr, self.min_lr, self.warmup, self.a.schedule)
+
+    def elapsed(self):
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def meta(self):
+        """checkpoint.json's contents for the run as it is now."""
+        return {"step": self.step, "max_steps": self.max_steps, "config": self.cfg.to_dict(), "args": self.a.to_dict(),
+                "data": {"corpus": self.corpus, "digest": self.digest, "tokens": self.n_tokens,
+                         "sampler": self.sampler.state_dict()},
+                "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": self.history}
+
+    def save(self):
+        ckpt.save(self.a.out, self.model, self.optimizer, self.meta())
+        self.saved_step = self.step
+
+
+def prepare(a, meta=None, overwrite=False, say=print):
+    """Everything a run needs, made fresh in ``a.out`` or, given ``meta`` (the checkpoint's record), as
+    the checkpoint left it. ``a`` is checked and resolved (see ``train``). Prints what it built."""
     text = read_text(a.data) if a.data else default_corpus()     # a missing --data fails before any folder is made
-    if not resume:
-        _prepare_out(a, overwrite)
-
-    # ----- text and tokenizer -----
+    if meta is None:
+        claim_out(a.out, overwrite)
     corpus = a.data or "CPython help topics (pydoc_data.topics)"
-    if meta is not None and meta["data"]["digest"] != text_digest(text):
+    digest = text_digest(text)
+    if meta is not None and meta["data"]["digest"] != digest:
         raise TrainingError(f"{corpus} is not the text this checkpoint was trained on (its contents changed)")
-    tok_path = os.path.join(a.out, ckpt.TOKENIZER)
-    if resume:
-        tok = load_tokenizer(tok_path)
-    elif a.tokenizer:
-        tok = load_tokenizer(a.tokenizer)
-        tok.save(tok_path)
-    else:
-        import bpe
-        vocab = a.vocab_size or GPTConfig.preset(a.preset).vocab_size
-        if vocab > 8192:
-            raise TrainingError(f"preset {a.preset} has a vocabulary of {vocab}: pass --tokenizer DIR with GPT-2's "
-                                "encoder.json and vocab.bpe, or --vocab-size to train a smaller tokenizer here")
-        if vocab < 257:
-            raise TrainingError(f"--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got {vocab}")
-        t0 = time.perf_counter()
-        tok = bpe.train(text, vocab, special_tokens=("<|endoftext|>",))
-        tok.save(tok_path)
-        say(f"trained a BPE tokenizer of {tok.n_vocab} tokens in {time.perf_counter() - t0:.1f}s -> {tok_path}\n")
-
-    # ----- model config -----
-    if meta is not None:
-        cfg = ckpt.load_config(meta)
-    else:
-        cfg = build_config(a, tok.n_vocab)
+    tok = _tokenizer(a, text, meta is not None, say)
+    cfg = ckpt.load_config(meta) if meta is not None else build_config(a, tok.n_vocab)
     if cfg.vocab_size < tok.n_vocab:
         raise TrainingError(f"the model's vocabulary ({cfg.vocab_size}) is smaller than the tokenizer's ({tok.n_vocab})")
 
-    # ----- data -----
     ids = encode_cached(text, tok, a.out)
+    train_set, val_set, sampler = _datasets(a, ids, cfg.context_length)
+    max_steps = a.max_steps
+    if a.epochs is not None:
+        max_steps = max(1, int(a.epochs * sampler.batches_per_epoch) // a.grad_accum)
+    model, optimizer = _model_and_optimizer(a, cfg, meta)
+    run = Run(a, cfg, tok, corpus, digest, int(len(ids)), train_set, val_set, sampler, model, optimizer, max_steps,
+              warmup=a.warmup_steps if a.warmup_steps is not None else min(100, max_steps // 20),
+              min_lr=a.min_lr if a.min_lr is not None else a.lr / 10)
+    if meta is not None:
+        _restore(run, meta)
+    n_train = len(train_set.ids)
+    say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {cfg.context_length}, "
+        f"vocab {cfg.vocab_size} = {model.num_parameters():,} parameters\n")
+    say(f"data: {corpus}: {len(ids):,} tokens ({n_train:,} train / {len(ids) - n_train:,} val), "
+        f"{len(train_set)} windows, {sampler.batches_per_epoch} batches of {a.batch_size} per epoch\n")
+    if run.resumed:
+        say(f"resuming {a.out} at step {run.step} of {max_steps}\n")
+    return run
+
+
+def _datasets(a, ids, L):
+    """Training windows (every ``a.stride`` tokens), validation windows (None when the held-out part is
+    shorter than one), and the sampler that draws the training batches."""
     train_ids, val_ids = train_val_split(ids, a.val_fraction)
-    L = cfg.context_length
-    stride = a.stride or L
-    train_set = SlidingWindowDataset(train_ids, L, stride)
+    train_set = SlidingWindowDataset(train_ids, L, a.stride or L)
     val_set = SlidingWindowDataset(val_ids, L, L)
-    if len(val_set) == 0:
-        val_set = None
     try:
         sampler = BatchSampler(train_set, a.batch_size, seed=a.seed)
     except ValueError as e:
         raise TrainingError(str(e)) from None
-    max_steps = a.max_steps
-    if a.epochs is not None:
-        max_steps = max(1, int(a.epochs * sampler.batches_per_epoch) // a.grad_accum)
-    warmup = a.warmup_steps if a.warmup_steps is not None else min(100, max_steps // 20)
-    min_lr = a.min_lr if a.min_lr is not None else a.lr / 10
+    return train_set, val_set if len(val_set) else None, sampler
 
-    # ----- model and optimizer -----
+
+def _model_and_optimizer(a, cfg, meta):
+    """The GPT (seeded; the checkpoint's weights when resuming) on its device, and its AdamW."""
     tt.manual_seed(a.seed)
     model = GPT(cfg, init=a.init)
-    step, history = 0, []
     if meta is not None:
-        try:
-            ckpt.load_weights(model, os.path.join(a.out, ckpt.MODEL))
-        except ValueError as e:
-            raise TrainingError(f"cannot resume from {a.out}: {e}") from None
+        _resume_from(a.out, ckpt.load_weights, model, os.path.join(a.out, ckpt.MODEL))
     if a.device != "cpu":
         model.to(a.device)
     model.train()
     optimizer = optim.AdamW(param_groups(model, a.weight_decay, a.decay_all), lr=a.lr, betas=(0.9, a.beta2),
                             weight_decay=a.weight_decay)
-    params = model.parameters()
-    if meta is not None:
-        try:
-            ckpt.load_optimizer(a.out, optimizer)
-        except (ValueError, KeyError, FileNotFoundError) as e:
-            raise TrainingError(f"cannot resume from {a.out}: {e}") from None
-        step = int(meta["step"])
-        sampler.load_state_dict(meta["data"]["sampler"])
-        random.set_state(meta["rng"])
-        history = meta.get("history", [])
-    say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {L}, vocab {cfg.vocab_size}"
-        f" = {model.num_parameters():,} parameters\n")
-    say(f"data: {corpus}: {len(ids):,} tokens ({len(train_ids):,} train / {len(val_ids):,} val), "
-        f"{len(train_set)} windows, {sampler.batches_per_epoch} batches of {a.batch_size} per epoch\n")
+    return model, optimizer
+
+
+def _tokenizer(a, text, resume, say):
+    """The run's tokenizer: the checkpoint's, the one --tokenizer names, or one trained here on ``text``."""
+    tok_path = os.path.join(a.out, ckpt.TOKENIZER)
     if resume:
-        say(f"resuming {a.out} at step {step} of {max_steps}\n")
-
-    prompt_ids = tok.encode(a.sample_prompt, allowed_special="all") if a.sample_prompt else []
-    prompt_ids = prompt_ids[-(L // 2):] if prompt_ids else [0]
-
-    def meta_now():
-        return {"step": step, "max_steps": max_steps, "config": cfg.to_dict(), "args": a.to_dict(),
-                "data": {"corpus": corpus, "digest": text_digest(text), "tokens": int(len(ids)),
-                         "sampler": sampler.state_dict()},
-                "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": history}
-
-    def save():
-        ckpt.save(a.out, model, optimizer, meta_now())
-
-    def do_eval():
-        tr = evaluate(model, train_set, a.batch_size, a.eval_batches, a.device)
-        va = evaluate(model, val_set, a.batch_size, a.eval_batches, a.device)
-        out = generate(model, [prompt_ids], max_new_tokens=a.sample_tokens, temperature=0.8, top_k=40, seed=a.seed)
-        sample = tok.decode(out[0].tolist())
-        entry = {"step": step, "train_loss": tr, "val_loss": va, "tokens": int(step * tokens_per_step),
-                 "elapsed": round(elapsed_before + time.perf_counter() - t_start, 2)}
-        history.append(entry)
-        vs = f"{va:.4f}" if va is not None else "n/a"
-        bar.write(f"step {step:>6} | train loss {tr:.4f} | val loss {vs} | lr {lr_at(max(step - 1, 0), max_steps, a.lr, min_lr, warmup, a.schedule):.2e}")
-        bar.write("  sample: " + sample.replace("\n", "\\n"))
-        if plot_losses(history, os.path.join(a.out, "loss.png")):
-            pass
-        return entry
-
-    tokens_per_step = a.batch_size * L * a.grad_accum
-    elapsed_before = history[-1]["elapsed"] if history else 0.0
-    bar = ProgressBar(max_steps, initial=step, stream=stream)
-    t_start = time.perf_counter()
-    last_loss = None
-    status = "done"
-    with _StopFlag() as stop:
-        if step == 0 and not resume:
-            do_eval()
-            save()
-        while step < max_steps:
-            if stop.requested:
-                status = "interrupted"
-                break
-            lr = lr_at(step, max_steps, a.lr, min_lr, warmup, a.schedule)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-            loss_sum = 0.0
-            for _ in range(a.grad_accum):
-                x, y = sampler.next_batch()
-                logits = model(tt.tensor(x, device=a.device))
-                loss = F.cross_entropy(logits, y)
-                value = loss.item()
-                if not math.isfinite(value):
-                    bar.close()
-                    raise TrainingError(f"loss became {value} at step {step + 1}; stopped without saving it. "
-                                        f"The last good checkpoint (step {_saved_step(a.out)}) is in {a.out}")
-                loss_sum += value
-                (loss * (1.0 / a.grad_accum) if a.grad_accum > 1 else loss).backward()
-            norm = optim.clip_grad_norm(params, a.grad_clip if a.grad_clip > 0 else float("inf"))
-            if not math.isfinite(norm):
-                bar.close()
-                raise TrainingError(f"the gradient norm became {norm} at step {step + 1}; stopped without saving "
-                                    f"it. The last good checkpoint (step {_saved_step(a.out)}) is in {a.out}")
-            optimizer.step()
-            optimizer.zero_grad()
-            step += 1
-            last_loss = loss_sum / a.grad_accum
-            bar.update(step, loss=last_loss, tokens=tokens_per_step)
-            if step % a.eval_every == 0 or step == max_steps:
-                do_eval()
-            if step % a.save_every == 0 or step == max_steps:
-                save()
-            if stop_at is not None and step >= stop_at and step < max_steps:
-                stop.requested = True
-        if status == "interrupted":
-            save()
-    bar.close()
-    wall = time.perf_counter() - t_start
-    if status == "interrupted":
-        say(f"interrupted: saved step {step} to {a.out}; continue with --resume --out {a.out}\n")
-    else:
-        say(f"finished {step} steps in {format_seconds(wall)}; checkpoint in {a.out}\n")
-    return {"status": status, "step": step, "wall_s": wall, "history": history, "loss": last_loss, "out": a.out}
+        return load_tokenizer(tok_path)
+    if a.tokenizer:
+        tok = load_tokenizer(a.tokenizer)
+        tok.save(tok_path)
+        return tok
+    import bpe
+    vocab = a.vocab_size or GPTConfig.preset(a.preset).vocab_size
+    if vocab > 8192:
+        raise TrainingError(f"preset {a.preset} has a vocabulary of {vocab}: pass --tokenizer DIR with GPT-2's "
+                            "encoder.json and vocab.bpe, or --vocab-size to train a smaller tokenizer here")
+    if vocab < 257:
+        raise TrainingError(f"--vocab-size must be at least 257 (256 bytes + <|endoftext|>), got {vocab}")
+    t0 = time.perf_counter()
+    tok = bpe.train(text, vocab, special_tokens=("<|endoftext|>",))
+    tok.save(tok_path)
+    say(f"trained a BPE tokenizer of {tok.n_vocab} tokens in {time.perf_counter() - t0:.1f}s -> {tok_path}\n")
+    return tok
 
 
-def _saved_step(folder):
+def _resume_from(out, load, *args):
     try:
-        with open(os.path.join(folder, ckpt.META), encoding="utf-8") as f:
-            return json.load(f).get("step", "?")
-    except (OSError, ValueError):
-        return "none"
+        load(*args)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        raise TrainingError(f"cannot resume from {out}: {e}") from None
 
 
-_ = (np, field)
+def _restore(run, meta):
+    """Optimizer moments, data position, random state and history from the checkpoint (weights are in)."""
+    _resume_from(run.a.out, ckpt.load_optimizer, run.a.out, run.optimizer)
+    run.step = run.saved_step = int(meta["step"])
+    run.sampler.load_state_dict(meta["data"]["sampler"])
+    random.set_state(meta["rng"])
+    run.history = meta.get("history", [])
+    run.elapsed_before = run.history[-1]["elapsed"] if run.history else 0.0
+    run.resumed = True
+
+
+# ----- evaluate -----
+
+def calc_loss_batch(model, batch, device="cpu"):
+    """Mean next-token cross-entropy of one (inputs, targets) batch: the loss each step minimises."""
+    x, y = batch
+    return F.cross_entropy(model(tt.tensor(x, device=device)), y)
+
+
+def evaluate(model, dataset, batch_size, max_batches, device="cpu", should_stop=None):
+    """Mean cross-entropy over (up to ``max_batches``) batches of ``dataset``, in eval mode.
+
+    None when there is nothing to evaluate, or when ``should_stop()`` turned true between two batches."""
+    if dataset is None or len(dataset) == 0:
+        return None
+    total, count = 0.0, 0
+    with evaluating(model):
+        for x, y in eval_batches(dataset, batch_size, max_batches):
+            if should_stop is not None and should_stop():
+                return None
+            logits = model(tt.tensor(x, device=device))
+            total += F.cross_entropy(logits, y, reduction="sum").item()
+            count += y.size
+    return total / count
+
+
+class _Abandoned(Exception):
+    """A stop request arrived while a sample was being generated."""
+
+
+def sample_text(run, should_stop=None):
+    """The run's sample (its --sample-prompt continued by --sample-tokens tokens); None when stopped."""
+    a, L = run.a, run.cfg.context_length
+    prompt = run.tok.encode(a.sample_prompt, allowed_special="all") if a.sample_prompt else []
+    prompt = prompt[-(L // 2):] if prompt else [0]
+
+    def on_token(_):
+        if should_stop is not None and should_stop():
+            raise _Abandoned
+    try:
+        out = generate(run.model, [prompt], max_new_tokens=a.sample_tokens, temperature=0.8, top_k=40, seed=a.seed,
+                       on_token=on_token)
+    except _Abandoned:
+        return None
+    return run.tok.decode(out[0].tolist())
+
+
+def evaluate_run(run, show=print, stop=None):
+    """Train and validation loss (``eval_batches`` batches each) and a sample, shown through ``show``
+    and added to the run's history (and loss.png). Returns the history entry, or None when ``stop``
+    was requested meanwhile (the evaluation is then abandoned: a stop never waits for it)."""
+    a = run.a
+    should_stop = (lambda: bool(stop)) if stop is not None else None
+    tr = evaluate(run.model, run.train_set, a.batch_size, a.eval_batches, a.device, should_stop)
+    va = evaluate(run.model, run.val_set, a.batch_size, a.eval_batches, a.device, should_stop)
+    sample = sample_text(run, should_stop) if not stop else None
+    if stop:
+        return None
+    entry = {"step": run.step, "train_loss": tr, "val_loss": va, "tokens": int(run.step * run.tokens_per_step),
+             "elapsed": round(run.elapsed(), 2)}
+    run.history.append(entry)
+    vs = f"{va:.4f}" if va is not None else "n/a"
+    show(f"step {run.step:>6} | train loss {tr:.4f} | val loss {vs} | lr {run.lr(max(run.step - 1, 0)):.2e}")
+    show("  sample: " + sample.replace("\n", "\\n"))
+    plot_losses(run.history, os.path.join(a.out, "loss.png"))
+    return entry
+
+
+# ----- loop -----
+
+def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
+    """Train ``run`` until its last step or a stop request; evaluate and save when due.
+
+    ``bar``: a ProgressBar (its ``write`` shows evaluation lines). ``stop``: a StopFlag. ``stop_at``:
+    request a stop once this step is done. ``on_step(row)`` after every step, with the step, tokens
+    seen, train loss, learning rate, gradient norm and elapsed seconds; ``on_eval(entry)`` after every
+    evaluation. Returns "done", or "interrupted" after saving the step it stopped at.
+    """
+    a = run.a
+
+    def evaluation():
+        entry = evaluate_run(run, bar.write, stop)
+        if entry is not None and on_eval is not None:
+            on_eval(entry)
+
+    if not run.resumed and run.step == 0:            # the starting point: loss of the untrained model
+        evaluation()
+        run.save()
+    while run.step < run.max_steps:
+        if stop:
+            if run.saved_step != run.step:
+                run.save()
+            return "interrupted"
+        batches = [run.sampler.next_batch() for _ in range(a.grad_accum)]
+        try:
+            result = train_step(run.optimizer, lambda b: calc_loss_batch(run.model, b, a.device), batches,
+                                lr=run.lr(run.step), grad_clip=a.grad_clip, step=run.step + 1,
+                                params=run.model.parameters())
+        except NonFiniteError as e:
+            raise RunFailed(f"{e}; stopped without saving it. The last good checkpoint (step {run.saved_step}) "
+                            f"is in {a.out}") from None
+        run.step += 1
+        bar.update(run.step, loss=result.loss, tokens=run.tokens_per_step)
+        run.last_loss = result.loss
+        if on_step is not None:
+            on_step({"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": result.loss,
+                     "lr": result.lr, "grad_norm": result.grad_norm, "elapsed": run.elapsed()})
+        if run.step % a.eval_every == 0 or run.step == run.max_steps:
+            evaluation()
+        if run.step % a.save_every == 0 or run.step == run.max_steps:
+            run.save()
+        if stop_at is not None and run.step >= stop_at:
+            stop.request("stop_at", 130)
+    return "done"
+
+
+# ----- train -----
+
+def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None, on_step=None, on_eval=None):
+    """Run (or resume) training as ``a`` (a TrainConfig) says; returns a summary dict.
+
+    ``given``: names of the settings the user passed explicitly (checked against a resumed checkpoint).
+    ``stop_at``: behave as if interrupted (Ctrl-C) once this step is done: save and return.
+    ``on_step``, ``on_eval``: called after each step and each evaluation (see ``loop``).
+    The summary's "status" is "done" or "interrupted"; "stopped_by" names what stopped it (SIGINT,
+    SIGTERM, SIGHUP, closed output) and "exit_code" is the status the command line exits with.
+    """
+    if resume and overwrite:
+        raise TrainingError("--resume continues the run in --out and --overwrite replaces it: pass only one")
+    meta = None
+    if resume:
+        a, meta = _resume_args(a, given)            # the checkpoint's settings; fails when --out holds none
+    a = a.resolved()
+    _check_args(a)
+    stop = StopFlag()
+    out = SafeOutput(stream if stream is not None else sys.stdout, on_failure=lambda e: stop.output_closed())
+    run = prepare(a, meta, overwrite, out.write)
+    bar = ProgressBar(run.max_steps, initial=run.step, stream=out)
+    run.started = time.perf_counter()
+    with stop:                                       # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
+        try:
+            status = loop(run, stop, bar, stop_at, on_step, on_eval)
+        finally:
+            bar.close()
+    wall = time.perf_counter() - run.started
+    if status == "interrupted":
+        out.write(f"interrupted: saved step {run.step} to {a.out}; continue with --resume --out {a.out}\n")
+    else:
+        out.write(f"finished {run.step} steps in {format_seconds(wall)}; checkpoint in {a.out}\n")
+    out.flush()
+    return {"status": status, "step": run.step, "wall_s": wall, "history": run.history, "loss": run.last_loss,
+            "out": a.out, "stopped_by": stop.reason, "exit_code": stop.exit_code if status == "interrupted" else 0}

@@ -17,6 +17,8 @@ import tinytensor.functional as F
 from tinytensor import backend, nn, optim
 
 from .. import lora
+from ..schedule import lr_at
+from ..step import evaluating, train_step
 from . import data_classify
 
 MODES = ("last", "all", "lora")
@@ -65,18 +67,20 @@ def set_trainable(model, mode, rank=8, alpha=16.0):
     return names
 
 
-@tt.no_grad()
+def batch_loss(model, ids, lengths, labels):
+    """Mean cross-entropy of the class scores of one padded batch (the book's calc_loss_batch)."""
+    return F.cross_entropy(class_logits(model, ids, lengths), labels)
+
+
 def evaluate(model, encoded, batch_size, pad_id):
     """(accuracy, mean loss) over a list of (ids, label) pairs, in eval mode."""
-    was_training = model.training
-    model.eval()
     correct, total, loss_sum = 0, 0, 0.0
-    for ids, lengths, labels in data_classify.batches(encoded, batch_size, pad_id):
-        logits = class_logits(model, ids, lengths)
-        loss_sum += float(F.cross_entropy(logits, labels, reduction="sum").item())
-        correct += int((logits.numpy().argmax(axis=1) == labels).sum())
-        total += len(labels)
-    model.train(was_training)
+    with evaluating(model):
+        for ids, lengths, labels in data_classify.batches(encoded, batch_size, pad_id):
+            logits = class_logits(model, ids, lengths)
+            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum").item())
+            correct += int((logits.numpy().argmax(axis=1) == labels).sum())
+            total += len(labels)
     return correct / max(total, 1), loss_sum / max(total, 1)
 
 
@@ -95,22 +99,25 @@ def predict(model, tokenizer, texts, labels, max_length, pad_id, batch_size=16):
 
 def train(model, train_set, val_set, test_set, pad_id, epochs=3, lr=5e-5, batch_size=8, weight_decay=0.1,
           seed=0, log=print, max_grad_norm=1.0):
-    """Fine-tune for ``epochs``; accuracy on train/val/test after each. Returns the per-epoch history."""
+    """Fine-tune for ``epochs`` at a constant learning rate (as the book's classifier); accuracy on
+    train/val/test after each epoch. Returns the per-epoch history.
+
+    Each step is ``gpt.step.train_step``: a NaN or Inf loss or gradient raises NonFiniteError before
+    it reaches the weights."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
-    history, start = [], time.perf_counter()
+    total = epochs * -(-len(train_set) // batch_size)
+    history, start, step = [], time.perf_counter(), 0
     for epoch in range(1, epochs + 1):
         model.train()
         losses = []
-        for ids, lengths, labels in data_classify.batches(train_set, batch_size, pad_id, shuffle=True, rng=rng):
-            loss = F.cross_entropy(class_logits(model, ids, lengths), labels)
-            opt.zero_grad()
-            loss.backward()
-            if max_grad_norm:
-                optim.clip_grad_norm(params, max_grad_norm)
-            opt.step()
-            losses.append(loss.item())
+        for batch in data_classify.batches(train_set, batch_size, pad_id, shuffle=True, rng=rng):
+            result = train_step(opt, lambda b: batch_loss(model, *b), [batch],
+                                lr_at(step, total, lr, schedule="constant"), grad_clip=max_grad_norm,
+                                step=step + 1, params=params)
+            step += 1
+            losses.append(result.loss)
         row = {"epoch": epoch, "train_loss": float(np.mean(losses))}
         for name, part in (("train", train_set), ("val", val_set), ("test", test_set)):
             if part:

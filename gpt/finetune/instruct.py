@@ -14,6 +14,8 @@ import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import optim
 
+from ..schedule import lr_at
+from ..step import evaluating, train_step
 from . import data_instruct
 
 
@@ -22,27 +24,16 @@ def batch_loss(model, inputs, targets):
     return F.cross_entropy(model(inputs), targets)
 
 
-@tt.no_grad()
 def evaluate_loss(model, items, batch_size, pad_id, **collate_kw):
     """Token-weighted mean loss over ``items`` (eval mode)."""
-    was_training = model.training
-    model.eval()
     total, count = 0.0, 0
-    for inputs, targets in data_instruct.batches(items, batch_size, pad_id, **collate_kw):
-        n = int((targets != data_instruct.IGNORE_INDEX).sum())
-        if n:
-            total += float(F.cross_entropy(model(inputs), targets, reduction="sum").item())
-            count += n
-    model.train(was_training)
+    with evaluating(model):
+        for inputs, targets in data_instruct.batches(items, batch_size, pad_id, **collate_kw):
+            n = int((targets != data_instruct.IGNORE_INDEX).sum())
+            if n:
+                total += float(F.cross_entropy(model(inputs), targets, reduction="sum").item())
+                count += n
     return total / count if count else float("nan")
-
-
-def lr_at(step, total, lr, warmup):
-    """Linear warm-up over ``warmup`` steps, then cosine decay to lr / 10 at ``total``."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8, weight_decay=0.1, seed=0,
@@ -51,7 +42,9 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
     """Fine-tune on [(ids, prompt_len)] items. Returns a dict with the losses and the time taken.
 
     ``max_seconds`` stops early (after the step that crosses it), so a run fits a time budget; the
-    learning-rate schedule then runs on whichever is further along, steps or time.
+    learning-rate schedule (warmup, then cosine to lr / 10: gpt/schedule.py) then runs on whichever is
+    further along, steps or time. Each step is ``gpt.step.train_step``: a NaN or Inf loss or gradient
+    raises NonFiniteError before it reaches the weights.
     """
     collate_kw = dict(max_length=max_length, mask_prompt=mask_prompt)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -67,18 +60,13 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
                                                      **collate_kw):
             # with a time limit the schedule ends at whichever comes first: the last step or the limit
             done = step if max_seconds is None else max(step, total * (time.perf_counter() - start) / max_seconds)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(done, total, lr, warmup)
             step += 1
             if not (targets != data_instruct.IGNORE_INDEX).any():
                 continue               # everything cut away by max_length: nothing to learn from
-            loss = batch_loss(model, inputs, targets)
-            opt.zero_grad()
-            loss.backward()
-            if max_grad_norm:
-                optim.clip_grad_norm(params, max_grad_norm)
-            opt.step()
-            recent.append(loss.item())
+            result = train_step(opt, lambda b: batch_loss(model, *b), [(inputs, targets)],
+                                lr_at(done, total, lr, warmup=warmup), grad_clip=max_grad_norm, step=step,
+                                params=params)
+            recent.append(result.loss)
             elapsed = time.perf_counter() - start
             if step % eval_every == 0 or step == total:
                 val = evaluate_loss(model, val_items, batch_size * 2, pad_id, **collate_kw) if val_items else None

@@ -7,6 +7,10 @@ checkpoint.json, tokenizer.bpe) or a GPT-2 folder in Hugging Face's layout (mode
 A fine-tuned folder has the same layout as a pretraining checkpoint; its checkpoint.json says which
 task it is for ("task": "classify" with the labels, or "task": "instruct"). LoRA adapters are merged
 into plain weights before saving, so a saved model never needs gpt.lora to load.
+
+``--out`` is checked before any work: a folder holding a run is refused unless ``--overwrite`` (whose
+old run files are replaced only when the new run saves), and the ``--init`` folder never. A loss or
+gradient that becomes NaN or Inf stops the run (exit 1) with nothing saved.
 """
 import os
 import time
@@ -17,11 +21,10 @@ import tinytensor as tt
 
 from .. import checkpoint as ckpt
 from .. import lora
+from ..errors import FinetuneError, RunFailed
+from ..run_folder import check_out, clear_run
+from ..step import NonFiniteError
 from . import classify, data_classify, data_instruct, instruct
-
-
-class FinetuneError(Exception):
-    """A problem the user can fix (missing files, bad flags); the CLI prints it as one line."""
 
 
 # ----- base models and tokenizers -----
@@ -51,10 +54,7 @@ def load_base(init):
         model, meta = ckpt.load_model(init, meta)
         what = f"checkpoint {init} (step {meta.get('step')})"
     elif os.path.isfile(os.path.join(init, "model.safetensors")):
-        try:
-            from .. import load_gpt2
-        except ImportError:
-            from ..pretrained import load_gpt2
+        from ..pretrained import load_gpt2
         model = load_gpt2(init)
         what = f"GPT-2 weights from {init}"
     else:
@@ -65,6 +65,29 @@ def load_base(init):
         raise FinetuneError(f"the model's vocabulary ({model.cfg.vocab_size}) is smaller than the tokenizer's "
                             f"({tok.n_vocab})")
     return model, tok, what
+
+
+def check_out_folder(a):
+    """Before any work: --out may not be the --init folder, nor hold a run unless --overwrite."""
+    if os.path.exists(a.out) and os.path.isdir(a.init) and os.path.samefile(a.out, a.init):
+        raise FinetuneError(f"--out {a.out} is the --init folder: fine-tuning never writes over its base model; "
+                            "choose another --out")
+    check_out(a.out, getattr(a, "overwrite", False), hint="", error=FinetuneError)
+
+
+def start_saving(a):
+    """Make --out ready for this run's files: created, and with --overwrite the old run's files removed."""
+    os.makedirs(a.out, exist_ok=True)
+    if getattr(a, "overwrite", False):
+        clear_run(a.out)
+
+
+def trained(fn, a, *args, **kw):
+    """``fn(*args, **kw)`` (a training loop); a NaN or Inf loss or gradient ends the run, nothing saved."""
+    try:
+        return fn(*args, **kw)
+    except NonFiniteError as e:
+        raise RunFailed(f"{e}; stopped without saving anything to {a.out} (a lower --lr may help)") from None
 
 
 def save_model(folder, model, tokenizer, meta):
@@ -116,6 +139,7 @@ def run_classify(a, log=print):
     if not os.path.isfile(a.data):
         raise FinetuneError(f"--data {a.data}: no such file (make an offline one with `python -m gpt make-data "
                             "classify --out FILE`, or pass --download for the SMS Spam Collection)")
+    check_out_folder(a)
     t0 = time.perf_counter()
     rows = data_classify.read_labeled(a.data)
     labels = data_classify.label_ids(rows)
@@ -138,8 +162,8 @@ def run_classify(a, log=print):
     log(f"base: {what}; labels {labels}; {len(enc[0])} train / {len(enc[1])} val / {len(enc[2])} test; "
         f"max length {max_length}; --train {a.train}: {report['trainable_parameters']:,} of "
         f"{report['total_parameters']:,} parameters train")
-    history = classify.train(model, *enc, pad_id=tok.eot_id, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                             weight_decay=a.weight_decay, seed=a.seed, log=log)
+    history = trained(classify.train, a, model, *enc, pad_id=tok.eot_id, epochs=a.epochs, lr=a.lr,
+                      batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, log=log)
     last = history[-1] if history else {}
     metrics = {"task": "classify", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init), "train": a.train,
                "labels": labels, "n_train": len(enc[0]), "n_val": len(enc[1]), "n_test": len(enc[2]),
@@ -149,6 +173,7 @@ def run_classify(a, log=print):
                "lora_rank": a.lora_rank if a.train == "lora" else None,
                "lora_alpha": a.lora_alpha if a.train == "lora" else None,
                "seconds": round(time.perf_counter() - t0, 1), "history": history}
+    start_saving(a)
     save_model(a.out, model, tok, {"task": "classify", "labels": labels, "max_length": max_length,
                                    "pad_id": tok.eot_id, "base": what, "train_mode": a.train,
                                    "step": len(history)})
@@ -171,6 +196,7 @@ def run_instruct(a, log=print):
     if not os.path.isfile(a.data):
         raise FinetuneError(f"--data {a.data}: no such file (make an offline one with `python -m gpt make-data "
                             "instruct --out FILE`)")
+    check_out_folder(a)
     t0 = time.perf_counter()
     entries = data_instruct.load_entries(a.data)
     train_e, val_e, test_e = data_instruct.split(entries, seed=a.seed)
@@ -194,14 +220,14 @@ def run_instruct(a, log=print):
     log(f"base: {what}; {len(train_e)} train / {len(val_e)} val / {len(test_e)} test examples; --train {a.train}: "
         f"{report['trainable_parameters']:,} of {report['total_parameters']:,} parameters train")
     max_seconds = a.max_minutes * 60 if a.max_minutes else None
-    result = instruct.train(model, enc[0], enc[1], tok.eot_id, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                            weight_decay=a.weight_decay, seed=a.seed, max_length=max_length,
-                            mask_prompt=a.mask_prompt, max_seconds=max_seconds, log=log)
+    result = trained(instruct.train, a, model, enc[0], enc[1], tok.eot_id, epochs=a.epochs, lr=a.lr,
+                     batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, max_length=max_length,
+                     mask_prompt=a.mask_prompt, max_seconds=max_seconds, log=log)
     lora.merge_lora(model)
     log(f"answering {len(test_e)} held-out prompts ...")
     t1 = time.perf_counter()
     rows, em = instruct.answer_all(model, tok, test_e, tok.eot_id, a.max_new_tokens, log=log)
-    os.makedirs(a.out, exist_ok=True)
+    start_saving(a)
     data_instruct.write_jsonl(rows, os.path.join(a.out, "responses.jsonl"))
     metrics = {"task": "instruct", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init),
                "train": a.train, "n_train": len(train_e), "n_val": len(val_e), "n_test": len(test_e),

@@ -1,5 +1,6 @@
 """The fine-tuning commands end to end on a tiny model saved as a pretraining checkpoint."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -93,3 +94,81 @@ def test_wired_into_python_m_gpt(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["finetune", "--help"])
     assert "classify" in capsys.readouterr().out
+
+
+def _classify(tmp_path, base, out, *extra):
+    data = tmp_path / "d.tsv"
+    if not data.exists():
+        assert cli.main(["make-data", "classify", "--out", str(data), "--n-per-class", "20"]) == 0
+    return cli.main(["finetune", "classify", "--data", str(data), "--init", str(base), "--out", str(out),
+                     "--epochs", "1", "--batch-size", "8", "--max-length", "24", *map(str, extra)])
+
+
+@pytest.mark.parametrize("flag,value,expected", [("--lr", "nan", "expected a number in (0, inf]"),
+                                                 ("--lr", "inf", "expected a number"),
+                                                 ("--epochs", "x", "expected a positive integer"),
+                                                 ("--seed", "-5", "expected an integer >= 0"),
+                                                 ("--weight-decay", "-1", "expected a number in [0, inf]")])
+def test_bad_numbers_are_refused_naming_the_flag(tmp_path, base, capsys, flag, value, expected):
+    with pytest.raises(SystemExit) as e:
+        _classify(tmp_path, base, tmp_path / "o", flag, value)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"argument {flag}: {expected}" in err and "_positive" not in err, err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("task", ["classify", "instruct"])
+def test_a_diverging_fine_tune_stops_saving_nothing(tmp_path, base, capsys, task):
+    """The loss guard of pretraining (gpt/step.py) guards fine-tuning too: exit 1, no NaN model saved."""
+    out = tmp_path / "nan"
+    if task == "classify":
+        rc = _classify(tmp_path, base, out, "--lr", "1e30", "--train", "all")
+    else:
+        data = tmp_path / "i.json"
+        assert cli.main(["make-data", "instruct", "--out", str(data), "--n", "40"]) == 0
+        rc = cli.main(["finetune", "instruct", "--data", str(data), "--init", str(base), "--out", str(out),
+                       "--epochs", "2", "--batch-size", "8", "--lr", "1e30", "--max-test", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and err[-1].startswith("error: the ") and "became" in err[-1] and str(out) in err[-1], err
+    assert all(line.startswith(("warning: ", "error: ")) for line in err)
+    assert not out.exists()
+
+
+def test_out_holding_a_run_is_refused_and_init_is_never_written(tmp_path, base, capsys):
+    out = tmp_path / "cls"
+    assert _classify(tmp_path, base, out) == 0
+    before = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert _classify(tmp_path, base, out, "--seed", 7) == 2
+    err = capsys.readouterr().err
+    assert "already holds a checkpoint" in err and "--overwrite" in err
+    assert (out / "model.safetensors").read_bytes() == before
+    assert _classify(tmp_path, base, out, "--seed", 7, "--overwrite") == 0
+    assert (out / "model.safetensors").read_bytes() != before
+    base_files = {p.name: p.read_bytes() for p in base.iterdir()}
+    for extra in ([], ["--overwrite"]):
+        capsys.readouterr()
+        assert _classify(tmp_path, base, base, *extra) == 2
+        assert "is the --init folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in base.iterdir()} == base_files
+    other = tmp_path / "pretrained"                     # a pretraining run's folder is a run too
+    shutil.copytree(base, other)
+    assert _classify(tmp_path, base, other) == 2 and "already holds" in capsys.readouterr().err
+
+
+def test_fine_tuning_tunes_the_heap_and_has_a_last_resort(tmp_path, base, capsys, monkeypatch):
+    from tinytensor import heap
+    calls = []
+    monkeypatch.setattr(heap, "tune", lambda: calls.append(1) or True)
+    assert _classify(tmp_path, base, tmp_path / "h") == 0 and calls == [1]
+
+    def broken(*a, **k):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(make_data, "write_instruct", broken)
+    capsys.readouterr()
+    assert cli.main(["make-data", "instruct", "--out", str(tmp_path / "x.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: unexpected RuntimeError: boom; rerun with --debug (or TINYTENSOR_DEBUG=1) "
+                                "for the traceback"]
+    assert cli.main(["make-data", "instruct", "--out", str(tmp_path / "x.json"), "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err

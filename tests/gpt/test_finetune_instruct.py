@@ -115,11 +115,16 @@ def test_exact_match_report():
     assert instruct.is_correct(" 85\n", "85") and not instruct.is_correct("850", "85")
 
 
-def test_lr_schedule():
-    assert instruct.lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
-    assert instruct.lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
-    assert instruct.lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
-    assert instruct.lr_at(100, 100, 1.0, 10) == pytest.approx(0.1)
+def test_lr_schedule_is_the_shared_one():
+    """Instruction tuning warms up, then follows pretraining's cosine down to lr / 10 (gpt/schedule.py)."""
+    from gpt.schedule import lr_at
+    assert instruct.lr_at is lr_at
+    assert lr_at(0, 100, 1.0, warmup=10) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, warmup=10) == pytest.approx(1.0)
+    assert lr_at(10, 100, 1.0, warmup=10) == pytest.approx(1.0)
+    assert lr_at(100, 100, 1.0, warmup=10) == pytest.approx(0.1)
+    assert lr_at(55, 100, 1.0, warmup=10) == pytest.approx(0.55)         # half-way down the cosine
+    assert lr_at(55, 100, 1.0, warmup=10) > lr_at(55.5, 100, 1.0, warmup=10) > 0.1   # a fractional step
 
 
 def test_short_instruct_training_lowers_the_loss_and_masking_changes_it():

@@ -1,4 +1,5 @@
-"""Training and checkpoints: loss falls, resume is exact (also after SIGKILL), the schedule, crash-safe saves."""
+"""Training and checkpoints: loss falls, resume is exact (also after SIGKILL), the schedule, the shared step,
+crash-safe saves, and stopping (signals, a closed pipe) that saves first."""
 import io
 import json
 import os
@@ -12,7 +13,10 @@ import pytest
 
 import tinytensor as tt
 from gpt import checkpoint as ckpt
-from gpt.train import TrainConfig, TrainingError, lr_at, param_groups, train
+from gpt.errors import RunFailed
+from gpt.schedule import lr_at
+from gpt.step import NonFiniteError, train_step
+from gpt.train import TrainConfig, TrainingError, evaluate_run, param_groups, prepare, train
 
 from gpt_helpers import REPO, cli_env, small_model
 
@@ -166,21 +170,131 @@ def test_refuses_to_overwrite_and_stops_on_nan(tmp_path, small_text):
     assert _step_of(tmp_path / "nan") == 0
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tmp_path, small_text):
+def _cli_train_cmd(out, small_text, *extra):
+    return [sys.executable, "-m", "gpt", "train", "--out", str(out), "--data", str(small_text), "--vocab-size", "300",
+            "--context-length", "16", "--emb-dim", "32", "--n-layers", "2", "--n-heads", "2", "--batch-size", "4",
+            "--max-steps", "100000", "--save-every", "1", *map(str, extra)]
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_saves_and_exits_with_its_status(tmp_path, small_text, sig, status):
+    """Ctrl-C, SIGTERM (a scheduler's time limit) and SIGHUP (the terminal closed) each save the step,
+    then exit with 128 + the signal's number."""
     out = tmp_path / "int"
-    cmd = [sys.executable, "-m", "gpt", "train", "--out", str(out), "--data", str(small_text), "--vocab-size", "300",
-           "--context-length", "16", "--emb-dim", "32", "--n-layers", "2", "--n-heads", "2", "--batch-size", "4",
-           "--max-steps", "100000", "--save-every", "1", "--eval-every", "100000"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_cli_train_cmd(out, small_text, "--eval-every", 100000), cwd=REPO, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while _step_of(out) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == status, stderr
     assert "Traceback" not in stderr
     step = _step_of(out)
     assert f"interrupted: saved step {step} to {out}" in stdout and step >= 2
+
+
+def test_a_closed_output_pipe_saves_and_stops(tmp_path, small_text):
+    """``python -m gpt train | head -2``: the run saves and exits 141 (128 + SIGPIPE), no traceback."""
+    out = tmp_path / "piped"
+    proc = subprocess.Popen(_cli_train_cmd(out, small_text, "--eval-every", 1, "--eval-batches", 1, "--sample-tokens", 2),
+                            cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(6):                           # what head reads before it exits
+        proc.stdout.readline()
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=60)
+    stderr = stderr.decode()
+    assert proc.returncode == 141, stderr
+    assert "Traceback" not in stderr and "Broken pipe" not in stderr, stderr
+    meta = json.load(open(out / "checkpoint.json"))
+    assert meta["step"] >= 1
+    model, _ = ckpt.load_model(out)                # a complete checkpoint of the step it stopped at
+    assert _same(model.state_dict(), _weights(out))
+
+
+def test_a_stop_during_an_evaluation_does_not_wait_for_it(tmp_path, small_text):
+    """SIGTERM arriving as an evaluation starts: the evaluation is abandoned, the step
+    saved, the summary says SIGTERM and exit status 143."""
+    def on_step(row):
+        if row["step"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+    r = train(_cfg(tmp_path, small_text, max_steps=50, eval_every=2), stream=io.StringIO(),
+              on_step=on_step)
+    assert (r["status"], r["step"], r["stopped_by"], r["exit_code"]) == ("interrupted", 2, "SIGTERM", 143)
+    assert [h["step"] for h in r["history"]] == [0]          # the step-2 evaluation never finished
+    assert _step_of(tmp_path / "run") == 2
+
+
+class _StopAfter:
+    """A stop flag that turns true after it has been asked ``n`` times."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __bool__(self):
+        self.n -= 1
+        return self.n < 0
+
+
+def test_a_stop_request_abandons_the_sample_being_generated(tmp_path, small_text):
+    run = prepare(_cfg(tmp_path, small_text, eval_batches=1, sample_tokens=400).resolved(), say=lambda s: None)
+    shown = []
+    assert evaluate_run(run, shown.append, stop=_StopAfter(1000)) is not None      # never stops: 2 lines shown
+    assert len(shown) == 2 and len(run.history) == 1
+    # asked twice by the loss passes, once before sampling, then once per token: stop inside the sample
+    assert evaluate_run(run, shown.append, stop=_StopAfter(10)) is None
+    assert len(shown) == 2 and len(run.history) == 1
+
+
+def test_train_step_takes_the_mean_over_micro_batches_and_refuses_non_finite_values():
+    model = small_model(drop_rate=0.0)
+    x = np.random.default_rng(0).integers(0, 97, size=(4, 8))
+    batches = [(x[:2], x[:2]), (x[2:], x[2:])]
+
+    def loss_fn(b):
+        return tt.functional.cross_entropy(model(b[0]), b[1])
+    whole = tt.functional.cross_entropy(model(x), x)
+    whole.backward()
+    expected = {n: p.grad.copy() for n, p in model.named_parameters()}
+    model.zero_grad()
+    opt = tt.optim.SGD(model.parameters(), lr=1.0)
+    r = train_step(opt, loss_fn, batches, lr=0.0, grad_clip=0)
+    assert r.loss == pytest.approx(whole.item(), rel=1e-5)
+    norm = np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in expected.values()))
+    assert r.grad_norm == pytest.approx(norm, rel=1e-4)
+    before = {n: p.data.copy() for n, p in model.named_parameters()}
+    with pytest.raises(NonFiniteError, match="the loss became nan at step 7"):
+        train_step(opt, lambda b: loss_fn(b) * float("nan"), batches, lr=1.0, step=7)
+    w = model.tok_emb.weight
+    with pytest.raises(NonFiniteError, match="the gradient norm became nan"), np.errstate(all="ignore"):
+        train_step(opt, lambda b: loss_fn(b) + (w * 0.0).sqrt().sum(), batches, lr=1.0)   # d sqrt(0) = inf
+    assert all(np.array_equal(p.data, before[n]) for n, p in model.named_parameters())    # nothing applied
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())
+    assert issubclass(NonFiniteError, RunFailed) and issubclass(RunFailed, TrainingError)
+
+
+def test_resume_with_overwrite_is_refused(tmp_path, small_text):
+    cfg = _cfg(tmp_path, small_text, max_steps=1)
+    train(cfg, stream=io.StringIO())
+    with pytest.raises(TrainingError, match="--resume .* --overwrite"):
+        train(cfg, resume=True, overwrite=True, stream=io.StringIO())
+    assert _step_of(tmp_path / "run") == 1
+
+
+def test_the_learning_rate_follows_the_preset_unless_given():
+    assert TrainConfig().resolved().lr == 2e-3
+    assert TrainConfig(preset="gpt2-small").resolved().lr == 6e-4
+    assert TrainConfig(preset="gpt2-xl").resolved().lr < TrainConfig(preset="gpt2-medium").resolved().lr < 6e-4
+    assert TrainConfig(preset="gpt2-small", lr=1e-3).resolved().lr == 1e-3
+
+
+def test_on_step_and_on_eval_see_every_step(tmp_path, small_text):
+    rows, evals = [], []
+    train(_cfg(tmp_path, small_text, max_steps=4, eval_every=2), stream=io.StringIO(), on_step=rows.append,
+          on_eval=evals.append)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and [e["step"] for e in evals] == [0, 2, 4]
+    assert {"tokens", "train_loss", "lr", "grad_norm", "elapsed"} <= set(rows[0])
+    assert rows[1]["tokens"] == 2 * 4 * 16 and rows[0]["lr"] == pytest.approx(3e-3)
 
 
 def test_loss_plot_png_when_matplotlib_is_installed(tmp_path):

@@ -1,7 +1,8 @@
 """Bad input to the command lines ends in one clear line on stderr and a non-zero exit, never a traceback.
 
-Covered: every command of ``python -m bpe`` (train, encode, decode, show, stats) and ``python -m gpt train``
-and ``python -m gpt sample`` (the fine-tuning commands are not covered here).
+Covered: every command of ``python -m bpe`` (train, encode, decode, show, stats), ``python -m gpt train``
+and ``python -m gpt sample``, and the fine-tuning commands (``python -m gpt finetune ...``, which is also
+``python -m gpt.finetune``).
 
 Each case runs ``python -m bpe ...`` (or ``python -m gpt ...``) in a subprocess, the way a user does.
 For argument syntax errors (``--vocab-size abc``) argparse prints its usage block first and exits 2; the
@@ -256,6 +257,7 @@ def runs(files):
     damaged("bad_tokenizer", files_edit=lambda p: (p / "tokenizer.bpe").write_text("junk\n", encoding="utf-8"))
     damaged("version_text", lambda m: m.update(version="abc"))
     damaged("no_config", lambda m: m.pop("config"))
+    (d / "labels.tsv").write_text("".join(f"{'ab'[i % 2]}\ttext number {i}\n" for i in range(20)), encoding="utf-8")
     return d
 
 
@@ -276,7 +278,7 @@ GPT_TRAIN_CASES = {
     "lr negative": (["--data", "small.txt", "--out", "new", "--lr", "-1"], ["--lr"]),
     "lr nan": (["--data", "small.txt", "--out", "new", "--lr", "nan"], ["--lr"]),
     "vocab too small": (["--data", "small.txt", "--out", "new", "--vocab-size", "10"], ["--vocab-size"]),
-    "heads do not divide": (["--data", "small.txt", "--out", "new", "--n-heads", "3"], ["n_heads"]),
+    "heads do not divide": (["--data", "small.txt", "--out", "new", "--n-heads", "3"], ["--n-heads", "--emb-dim"]),
     "context longer than the text": (["--data", "small.txt", "--out", "new", "--context-length", "100000"],
                                      ["--context-length"]),
     "missing tokenizer": (["--data", "small.txt", "--out", "new", "--tokenizer", "missing.bpe"], ["missing.bpe"]),
@@ -295,6 +297,9 @@ GPT_TRAIN_CASES = {
     "resume changed setting": (["--data", "small.txt", "--out", "run", "--resume", "--emb-dim", "32"],
                                ["--emb-dim"]),
     "resume other data": (["--data", "good.txt", "--out", "run", "--resume"], ["good.txt"]),
+    "resume and overwrite": (["--out", "run", "--resume", "--overwrite"], ["--resume", "--overwrite"]),
+    "seed negative": (["--data", "small.txt", "--out", "new", "--seed", "-5"], ["--seed", "-5"]),
+    "seed not a number": (["--data", "small.txt", "--out", "new", "--seed", "x"], ["--seed", "'x'"]),
 }
 
 
@@ -344,6 +349,30 @@ def test_gpt_sample_damaged_checkpoint_json_names_the_file(runs, folder):
     assert_one_clear_line(rc, err, folder)
 
 
+FINETUNE_CASES = {
+    "missing data": (["classify", "--data", "missing.tsv", "--init", "run", "--out", "ft"], ["missing.tsv"]),
+    "missing init": (["classify", "--data", "labels.tsv", "--init", "missing_dir", "--out", "ft"], ["missing_dir"]),
+    "lr nan": (["classify", "--data", "good.txt", "--init", "run", "--out", "ft", "--lr", "nan"], ["--lr", "nan"]),
+    "epochs a word": (["instruct", "--data", "good.txt", "--init", "run", "--out", "ft", "--epochs", "x"],
+                      ["--epochs", "positive integer"]),
+    "seed negative": (["instruct", "--data", "good.txt", "--init", "run", "--out", "ft", "--seed", "-1"], ["--seed"]),
+    "out is the init": (["classify", "--data", "good.txt", "--init", "run", "--out", "run", "--overwrite"],
+                        ["--init folder"]),
+    "out holds a run": (["classify", "--data", "good.txt", "--init", "run", "--out", "other_step"],
+                        ["already holds", "--overwrite"]),
+    "out is a file": (["instruct", "--data", "good.txt", "--init", "run", "--out", "small.txt"], ["small.txt"]),
+    "data not instructions": (["instruct", "--data", "good.txt", "--init", "run", "--out", "ft"], ["good.txt"]),
+}
+
+
+@pytest.mark.parametrize("case", FINETUNE_CASES)
+def test_gpt_finetune_bad_input(runs, case):
+    args, expected = FINETUNE_CASES[case]
+    rc, _, err = run_cli("gpt", "finetune", *args, cwd=runs)
+    assert_one_clear_line(rc, err, *expected)
+    assert not (runs / "ft").exists()
+
+
 END_TO_END = [
     ("bpe", ["train", "--input", "missing.txt", "--vocab-size", "300", "--out", "x.bpe"], ["missing.txt"]),
     ("bpe", ["train", "--input", "good.txt", "--vocab-size", "abc", "--out", "x.bpe"], ["abc"]),
@@ -353,6 +382,8 @@ END_TO_END = [
     ("gpt", ["train", "--data", "small.txt", "--out", "new", "--max-steps", "abc"], ["abc"]),
     ("gpt", ["train", "--data", "small.txt", "--out", "other_shape", "--resume"], ["shape"]),
     ("gpt", ["sample", "--checkpoint", "other_version"], ["version"]),
+    ("gpt.finetune", ["finetune", "classify", "--data", "missing.tsv", "--init", "run", "--out", "ft"],
+     ["missing.tsv"]),
 ]
 
 

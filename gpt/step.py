@@ -1,0 +1,85 @@
+"""One optimizer step and one evaluation pass: the two pieces every training loop here is made of.
+
+Pretraining (gpt/train.py), classification (gpt/finetune/classify.py) and instruction tuning
+(gpt/finetune/instruct.py) differ in their data and their loss; each passes its own ``loss_fn`` and
+batches to ``train_step``, which does the rest the same way for all three:
+
+    for each of the n micro-batches:  loss = loss_fn(batch); backward of loss / n   (gradient accumulation)
+    clip the global gradient norm to grad_clip
+    AdamW step at the learning rate given, gradients zeroed
+
+A loss or gradient norm that is NaN or Inf stops the step before the optimizer applies it
+(``NonFiniteError``): the weights stay those of the last good step, and nothing broken gets saved.
+"""
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import tinytensor as tt
+from tinytensor import optim
+
+from .errors import RunFailed
+
+
+class NonFiniteError(RunFailed):
+    """A step's loss or gradient norm became NaN or Inf; the step was not applied."""
+
+    def __init__(self, what, value, step=None):
+        self.what, self.value, self.step = what, value, step
+        at = f" at step {step}" if step is not None else ""
+        super().__init__(f"the {what} became {value}{at}")
+
+
+@dataclass
+class StepResult:
+    loss: float          # the mean loss over the micro-batches
+    grad_norm: float     # the global gradient norm before clipping
+    lr: float            # the learning rate the step used
+
+
+def set_lr(optimizer, lr):
+    """Give every parameter group of ``optimizer`` the learning rate ``lr``."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, params=None):
+    """One optimizer step over ``micro_batches`` (a list); ``loss_fn(batch)`` gives a scalar loss Tensor.
+
+    The gradient is that of the mean of the micro-batches' losses. ``grad_clip`` 0 or None: no clipping
+    (the norm is still measured and checked). ``params``: the tensors whose gradient norm is clipped
+    (default: the optimizer's, group by group). ``step`` names the step in a NonFiniteError.
+    Returns a StepResult.
+    """
+    if params is None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+    set_lr(optimizer, lr)
+    n = len(micro_batches)
+    total = 0.0
+    for batch in micro_batches:
+        loss = loss_fn(batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            optimizer.zero_grad()
+            raise NonFiniteError("loss", value, step)
+        total += value
+        (loss * (1.0 / n) if n > 1 else loss).backward()
+    norm = optim.clip_grad_norm(params, grad_clip if grad_clip else float("inf"))
+    if not math.isfinite(norm):
+        optimizer.zero_grad()
+        raise NonFiniteError("gradient norm", norm, step)
+    optimizer.step()
+    optimizer.zero_grad()
+    return StepResult(total / n, float(norm), lr)
+
+
+@contextmanager
+def evaluating(model):
+    """Inside: eval mode (no dropout) and no graph recorded; the model's mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with tt.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
