@@ -13,9 +13,14 @@ A kill before 2 leaves the previous checkpoint intact (stray staged files are de
 kill after 2 leaves staged files: readers use them where they are (``file_path``), and the run that owns
 the folder renames them into place when it resumes (``read_meta(folder, repair=True)``).
 """
+import contextlib
+import dataclasses
+import errno
 import glob
 import json
+import math
 import os
+import re
 
 import numpy as np
 
@@ -23,11 +28,61 @@ import tinytensor as tt
 from tinytensor import serialize
 from tinytensor.atomic import replacing
 
+from . import files
 from .config import GPTConfig
 
 FORMAT = "tinytensor-gpt-checkpoint"
 VERSION = 1
 MODEL, OPTIMIZER, META, TOKENIZER = "model.safetensors", "optimizer.safetensors", "checkpoint.json", "tokenizer.bpe"
+
+# checkpoint.json, field by field. "x.y" is y inside x, "x[]" every element of the list x, "x.*" every value
+# of the object x. needed: "always", "resume" (to continue training), or "" (optional). A type ending
+# in "?" may also be null. Fields not listed are kept and not read.
+#   field                         type       needed    what it holds
+SCHEMA = (
+    ("format",                    "text",    "always", FORMAT),
+    ("version",                   "count",   "always", "the format version"),
+    ("step",                      "count",   "always", "optimizer steps taken"),
+    ("config",                    "object",  "always", "the GPTConfig fields (checked by GPTConfig.from_dict)"),
+    ("files",                     "object",  "",       "name -> its staged copy while a save is under way"),
+    ("files.*",                   "name",    "",       "a plain file name in the folder"),
+    ("tokenizer",                 "name",    "",       "the tokenizer file, a plain name in the folder"),
+    ("max_steps",                 "count",   "",       "the run's planned steps"),
+    ("args",                      "object",  "resume", "the training settings (checked by args_from)"),
+    ("data",                      "object",  "resume", "what the run trains on"),
+    ("data.corpus",               "text",    "",       "the --data path, or the default corpus's name"),
+    ("data.digest",               "text",    "resume", "SHA-256 (16 hex digits) of the text"),
+    ("data.tokens",               "count",   "",       "its length in tokens"),
+    ("data.tokenizer",            "text",    "",       "digest of the tokenizer (gpt.data.tokenizer_digest)"),
+    ("data.ids",                  "text",    "",       "digest of the token ids (gpt.data.ids_digest)"),
+    ("data.sampler",              "object",  "resume", "the batch sampler's position"),
+    ("data.sampler.epoch",        "count",   "resume", ""),
+    ("data.sampler.position",     "count",   "resume", ""),
+    ("data.sampler.seed",         "int",     "",       ""),
+    ("rng",                       "object",  "resume", "the library's random generator state"),
+    ("rng.bit_generator",         "text",    "resume", ""),
+    ("rng.state",                 "object",  "resume", ""),
+    ("history",                   "list",    "",       "one entry per evaluation"),
+    ("history[]",                 "object",  "",       ""),
+    ("history[].step",            "count",   "",       ""),
+    ("history[].train_loss",      "number?", "",       ""),
+    ("history[].val_loss",        "number?", "",       ""),
+    ("history[].elapsed",         "number",  "",       "seconds of training so far"),
+    ("task",                      "text",    "",       "classify or instruct (fine-tuned models)"),
+    ("labels",                    "list",    "",       "a classifier's labels, in class-id order"),
+    ("labels[]",                  "text",    "",       ""),
+    ("max_length",                "count",   "",       "a classifier's longest input"),
+    ("pad_id",                    "count",   "",       "a classifier's padding id"),
+    ("base",                      "text",    "",       "what a fine-tuned model started from"),
+    ("train_mode",                "text",    "",       "what fine-tuning trained"),
+)
+_TYPES = {"text": (lambda v: isinstance(v, str), "a string"),
+          "name": (lambda v: isinstance(v, str), "a plain file name"),
+          "count": (lambda v: type(v) is int and v >= 0, "a whole number >= 0"),
+          "int": (lambda v: type(v) is int, "a whole number"),
+          "number": (lambda v: type(v) in (int, float) and math.isfinite(v), "a finite number"),
+          "object": (lambda v: isinstance(v, dict), "a JSON object"),
+          "list": (lambda v: isinstance(v, list), "a JSON list")}
 
 
 def write_json(obj, path):
@@ -82,16 +137,27 @@ def save(folder, model, optimizer, meta):
     step = int(meta["step"])
     staged = {}
     tag = {"format": FORMAT, "step": str(step)}
-    staged[MODEL] = os.path.join(folder, f"{MODEL}.step-{step}")
-    tt.save(model.state_dict(), staged[MODEL], metadata=tag)
-    if optimizer is not None:
-        arrays, opt_meta = optimizer_arrays(optimizer)
-        staged[OPTIMIZER] = os.path.join(folder, f"{OPTIMIZER}.step-{step}")
-        tt.save(arrays, staged[OPTIMIZER], metadata={**tag, **opt_meta})
-    _fsync_dir(folder)
-    record = {"format": FORMAT, "version": VERSION, **meta, "step": step,
-              "files": {name: os.path.basename(path) for name, path in staged.items()}}
-    write_json(record, os.path.join(folder, META))                        # the commit point
+    writing = MODEL
+    try:
+        staged[MODEL] = os.path.join(folder, f"{MODEL}.step-{step}")
+        tt.save(model.state_dict(), staged[MODEL], metadata=tag)
+        if optimizer is not None:
+            writing = OPTIMIZER
+            arrays, opt_meta = optimizer_arrays(optimizer)
+            staged[OPTIMIZER] = os.path.join(folder, f"{OPTIMIZER}.step-{step}")
+            tt.save(arrays, staged[OPTIMIZER], metadata={**tag, **opt_meta})
+        _fsync_dir(folder)
+        record = {"format": FORMAT, "version": VERSION, **meta, "step": step,
+                  "files": {name: os.path.basename(path) for name, path in staged.items()}}
+        writing = META
+        write_json(record, os.path.join(folder, META))                    # the commit point
+    except OSError as e:                   # before the commit point: the previous checkpoint stays whole
+        for path in staged.values():
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise files.oserror(type(e), e.errno, f"saving the step-{step} checkpoint failed while writing "
+                                              f"{os.path.join(folder, writing)}: {e.strerror or e}; the "
+                                              "previous checkpoint there is intact") from e
     _fsync_dir(folder)
     for name, path in staged.items():
         os.replace(path, os.path.join(folder, name))
@@ -113,45 +179,120 @@ def exists(folder):
     return os.path.isfile(os.path.join(folder, META))
 
 
-def read_meta(folder, repair=False):
-    """checkpoint.json of ``folder``, checked; clear errors when absent or damaged.
+def read_meta(folder, repair=False, resume=False):
+    """checkpoint.json of ``folder``, checked against ``SCHEMA``; clear errors when absent or damaged.
 
     Reading never changes the folder (a training run may be saving into it at that moment). Only the
     run that owns the folder passes ``repair=True`` to finish a save interrupted after its commit point.
+    ``resume=True`` also requires what continuing a training run needs (its settings, data, RNG state).
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"no checkpoint folder {folder}")
     path = os.path.join(folder, META)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"{folder} holds no checkpoint ({META} is missing)")
+    raw = files.read_bytes(files.member(folder, META, folder, files.MAX_JSON, "checkpoint.json"), files.MAX_JSON,
+                           "checkpoint.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
+        meta = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{path} is not valid JSON ({str(e)[:100]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a tinytensor GPT checkpoint")
-    version, step = meta.get("version"), meta.get("step")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError(f"{path} is damaged: its format version is {version!r}, not a whole number")
-    if version > VERSION:
-        raise ValueError(f"{path} has format version {version}; this code reads up to {VERSION}")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"{path} is damaged: its step is {step!r}")
-    if not isinstance(meta.get("config"), dict):
-        raise ValueError(f"{path} is damaged: it holds no model config")
+    check_schema(meta, path, resume)
+    if meta["version"] > VERSION:
+        raise ValueError(f"{path} has format version {meta['version']}; this code reads up to {VERSION}")
     if repair:
         _recover(folder, meta)
     _check_files(folder, meta)
     return meta
 
 
+def _field_values(obj, parts, where=""):
+    """(dotted place, value) of every ``parts`` path in ``obj``; ``...`` marks a missing field whose parent exists."""
+    if not parts:
+        yield where, obj
+        return
+    head, rest = parts[0], parts[1:]
+    each = head.endswith("[]")
+    name = head[:-2] if each else head
+    if not isinstance(obj, dict):
+        return                                           # the parent's own row reports its type
+    keys = list(obj) if name == "*" else [name]
+    for key in keys:
+        place = f"{where}.{key}" if where else key
+        if key not in obj:
+            yield place, ...
+        elif each:
+            if isinstance(obj[key], list):
+                for i, item in enumerate(obj[key]):
+                    yield from _field_values(item, rest, f"{place}[{i}]") if rest else [(f"{place}[{i}]", item)]
+        else:
+            yield from _field_values(obj[key], rest, place)
+
+
+def check_schema(meta, path, resume=False):
+    """Raise ValueError naming ``path`` and the first field of ``meta`` that does not fit ``SCHEMA``."""
+    for field, kind, needed, _ in SCHEMA:
+        nullable = kind.endswith("?")
+        test, description = _TYPES[kind.rstrip("?")]
+        for place, value in _field_values(meta, field.split(".")):
+            if value is ...:
+                if needed == "always" or (needed == "resume" and resume):
+                    hint = " (it was not written by `python -m gpt train`, so it cannot be resumed)" \
+                        if needed == "resume" else ""
+                    raise ValueError(f"{path} is damaged: field {place!r} is missing{hint}")
+                continue
+            if (value is None and nullable) or test(value):
+                if kind == "name":
+                    files.plain_name(value, f"{path} field {place!r}")
+                continue
+            shown = json.dumps(value)[:60] if not isinstance(value, float) else repr(value)
+            raise ValueError(f"{path} is damaged: field {place!r} must be {description}"
+                             f"{' or null' if nullable else ''}, not {shown}")
+
+
+_PLAIN = {str: (lambda v: isinstance(v, str), "a string"),
+          int: (lambda v: type(v) is int, "a whole number"),
+          float: (lambda v: type(v) in (int, float) and math.isfinite(v), "a finite number"),
+          bool: (lambda v: type(v) is bool, "true or false")}
+
+
+def args_from(meta, cls, path="checkpoint.json"):
+    """The dataclass ``cls`` (e.g. TrainConfig) built from ``meta["args"]``, each value checked against the
+    field's type (str, int, float, bool; null where the default is None). Unknown names are ignored."""
+    args = meta.get("args")
+    if not isinstance(args, dict):
+        raise ValueError(f"{path} is damaged: field 'args' must be a JSON object of training settings")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in args:
+            continue
+        value = args[f.name]
+        kind = f.type if isinstance(f.type, type) else {"str": str, "int": int, "float": float, "bool": bool}.get(f.type)
+        if kind in _PLAIN and not (value is None and f.default is None):
+            test, description = _PLAIN[kind]
+            if not test(value):
+                raise ValueError(f"{path} is damaged: field 'args.{f.name}' must be {description}, "
+                                 f"not {json.dumps(value)[:60]}")
+        values[f.name] = value
+    return cls(**values)
+
+
 def file_path(folder, meta, name):
     """Where ``name`` of the checkpoint ``meta`` describes lies now: its final name, or, while a save is
-    between its commit point and its renames, the staged copy."""
-    staged = os.path.join(folder, f"{name}.step-{int(meta['step'])}")
-    return staged if os.path.exists(staged) else os.path.join(folder, name)
+    between its commit point and its renames, the staged copy. Either must be a regular file in ``folder``."""
+    folder = os.fspath(folder)
+    staged = f"{name}.step-{int(meta['step'])}"
+    chosen = staged if os.path.lexists(os.path.join(folder, staged)) else name
+    return files.member(folder, chosen, os.path.join(folder, META), what=name)
+
+
+def tokenizer_path(folder, meta=None):
+    """The tokenizer file of checkpoint ``folder``: the plain name its checkpoint.json gives, checked."""
+    name = (meta or {}).get("tokenizer", TOKENIZER)
+    return files.member(folder, name, os.path.join(os.fspath(folder), META), files.MAX_TOKENIZER, "a tokenizer file")
 
 
 def _recover(folder, meta):
@@ -166,26 +307,93 @@ def _recover(folder, meta):
 def _check_files(folder, meta):
     step = int(meta["step"])
     for name in (MODEL,) + ((OPTIMIZER,) if OPTIMIZER in meta.get("files", {}) else ()):
-        path = file_path(folder, meta, name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint {folder} is incomplete: {name} is missing")
+        try:
+            path = file_path(folder, meta, name)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"checkpoint {folder} is incomplete: {name} is missing") from None
         tag = serialize.load_metadata(path)
         if tag.get("step") != str(step):
             raise ValueError(f"checkpoint {folder} is inconsistent: {name} is from step {tag.get('step')}, "
                              f"checkpoint.json from step {step}")
 
 
-def load_config(meta):
-    return GPTConfig.from_dict(meta["config"])
+def param_shapes(cfg, classes=None):
+    """{name: shape} of every parameter of ``GPT(cfg)`` (of a classifier with ``classes`` outputs when
+    given), computed without building the model. Names as in ``model.named_parameters()``."""
+    E, V, P = cfg.emb_dim, cfg.vocab_size, cfg.context_length
+    shapes = {"tok_emb.weight": (V, E), "pos_emb.weight": (P, E)}
+    for i in range(cfg.n_layers):
+        b = f"blocks.{i}."
+        shapes.update({b + "norm1.weight": (E,), b + "norm1.bias": (E,), b + "attn.qkv.weight": (3 * E, E)})
+        if cfg.qkv_bias:
+            shapes[b + "attn.qkv.bias"] = (3 * E,)
+        shapes.update({b + "attn.proj.weight": (E, E), b + "attn.proj.bias": (E,),
+                       b + "norm2.weight": (E,), b + "norm2.bias": (E,),
+                       b + "mlp.fc.weight": (4 * E, E), b + "mlp.fc.bias": (4 * E,),
+                       b + "mlp.proj.weight": (E, 4 * E), b + "mlp.proj.bias": (E,)})
+    shapes.update({"final_norm.weight": (E,), "final_norm.bias": (E,)})
+    if classes is not None:
+        shapes.update({"out_head.weight": (classes, E), "out_head.bias": (classes,)})
+    elif not cfg.tie_weights:
+        shapes["out_head.weight"] = (V, E)
+    return shapes
+
+
+def check_fits(cfg, path, classes=None):
+    """Raise ValueError unless the weights file ``path`` holds exactly the tensors of ``GPT(cfg)`` (names,
+    shapes, count). Reads only the file's header, so a config asking for a huge model costs nothing."""
+    header, _ = serialize.read_header(path)
+    shapes = {k: tuple(int(n) for n in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    blocks = {int(m.group(1)) for m in map(re.compile(r"blocks\.(\d+)\.").match, shapes) if m}
+    if blocks != set(range(cfg.n_layers)):
+        held = f"blocks 0..{max(blocks)}" if blocks == set(range(len(blocks))) and blocks else \
+            f"{len(blocks)} block indices" + (f" up to {max(blocks)}" if blocks else "")
+        raise ValueError(f"{path} does not fit its config: n_layers is {cfg.n_layers}, the file holds {held}")
+    want = param_shapes(cfg, classes)
+    missing = [k for k in want if k not in shapes]
+    unexpected = [k for k in shapes if k not in want]
+    if missing or unexpected:
+        parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
+                ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else [])
+        raise ValueError(f"{path} does not fit its config (another model shape?): {'; '.join(parts)}")
+    for name, shape in want.items():
+        if shapes[name] != shape:
+            raise ValueError(f"{path}: {name} has shape {shapes[name]}, its config says {shape} "
+                             "(a checkpoint of another model shape?)")
+
+
+def load_config(meta, folder=None):
+    """The GPTConfig of checkpoint ``meta``; with ``folder``, first checked against the weights file there
+    (a classifier's head has as many rows as its labels)."""
+    where = os.path.join(folder, META) if folder is not None else META
+    try:
+        cfg = GPTConfig.from_dict(meta["config"])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where} is damaged: {e}") from None
+    if folder is not None:
+        classes = len(meta.get("labels", [])) if meta.get("task") == "classify" else None
+        check_fits(cfg, file_path(folder, meta, MODEL), classes)
+    return cfg
+
+
+def out_of_memory(what, cfg):
+    """The one-line error for a MemoryError while building or loading the GPT of ``cfg``."""
+    n = cfg.num_parameters()
+    return files.oserror(OSError, errno.ENOMEM,
+                         f"not enough memory for {what}: a GPT of {n:,} parameters needs {n * 4 / 2**30:.1f} GiB "
+                         "as float32 (use a smaller model, or a machine with more memory)")
 
 
 def load_model(folder, meta=None, device="cpu"):
     """The GPT stored in ``folder``, and its meta dict."""
     from .model import GPT
     meta = meta or read_meta(folder)
-    cfg = load_config(meta)
-    model = GPT(cfg, init=False)
-    load_weights(model, file_path(folder, meta, MODEL))
+    cfg = load_config(meta, folder)
+    try:
+        model = GPT(cfg, init=False)
+        load_weights(model, file_path(folder, meta, MODEL))
+    except MemoryError:
+        raise out_of_memory(f"the checkpoint {folder}", cfg) from None
     if device != "cpu":
         model.to(device)
     return model, meta

@@ -24,9 +24,10 @@ from tinytensor import optim, random
 from tinytensor.atomic import replacing
 
 from . import checkpoint as ckpt
+from . import runlock
 from .config import GPTConfig
-from .data import (BatchSampler, SlidingWindowDataset, default_corpus, encode_cached, eval_batches, read_text,
-                   text_digest, train_val_split)
+from .data import (BatchSampler, SlidingWindowDataset, data_digests, default_corpus, encode_cached, eval_batches,
+                   read_text, text_digest, train_val_split)
 from .generate import generate
 from .model import GPT
 from .progress import ProgressBar, format_seconds
@@ -224,13 +225,14 @@ def _prepare_out(a, overwrite):
 
 def _resume_args(a, given):
     """The stored arguments of the checkpoint in a.out, with the flags the user passed that may change."""
-    meta = ckpt.read_meta(a.out, repair=True)      # this run owns the folder: finish an interrupted save
-    saved = TrainConfig(**{k: v for k, v in meta["args"].items() if k in TrainConfig.__dataclass_fields__})
+    meta = ckpt.read_meta(a.out, repair=True, resume=True)   # this run owns the folder: finish an interrupted save
+    saved = ckpt.args_from(meta, TrainConfig, os.path.join(a.out, ckpt.META))
     for name in given:
         mine, theirs = getattr(a, name), getattr(saved, name)
-        if name in TrainConfig.RESUMABLE:
+        if name in TrainConfig.RESUMABLE or name == "data":      # the text itself is compared by its digest
             setattr(saved, name, mine)
-        elif mine != theirs:
+        elif mine != theirs and not (name == "tokenizer" and mine and theirs
+                                    and os.path.realpath(mine) == os.path.realpath(theirs)):
             raise TrainingError(f"--{name.replace('_', '-')} {mine} differs from the checkpoint's {theirs}; "
                                 "a resumed run keeps its settings (start a new --out to change them)")
     saved.out = a.out
@@ -263,6 +265,7 @@ def plot_losses(history, path):
     return True
 
 
+@runlock.locks_out                   # one run at a time on a.out
 def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None):
     """Run (or resume) training as ``a`` (a TrainConfig) says; returns a summary dict.
 
@@ -275,6 +278,7 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None)
     if resume:
         a, meta = _resume_args(a, given)
     _check_args(a)
+    a = dataclasses.replace(a, **{k: os.path.abspath(getattr(a, k)) for k in ("data", "tokenizer") if getattr(a, k)})
     text = read_text(a.data) if a.data else default_corpus()     # a missing --data fails before any folder is made
     if not resume:
         _prepare_out(a, overwrite)
@@ -285,7 +289,7 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None)
         raise TrainingError(f"{corpus} is not the text this checkpoint was trained on (its contents changed)")
     tok_path = os.path.join(a.out, ckpt.TOKENIZER)
     if resume:
-        tok = load_tokenizer(tok_path)
+        tok = load_tokenizer(ckpt.tokenizer_path(a.out, meta))
     elif a.tokenizer:
         tok = load_tokenizer(a.tokenizer)
         tok.save(tok_path)
@@ -304,7 +308,10 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None)
 
     # ----- model config -----
     if meta is not None:
-        cfg = ckpt.load_config(meta)
+        try:
+            cfg = ckpt.load_config(meta, a.out)
+        except ValueError as e:
+            raise TrainingError(f"cannot resume from {a.out}: {e}") from None
     else:
         cfg = build_config(a, tok.n_vocab)
     if cfg.vocab_size < tok.n_vocab:
@@ -312,6 +319,7 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None)
 
     # ----- data -----
     ids = encode_cached(text, tok, a.out)
+    digests = data_digests(tok, ids, meta["data"] if meta is not None else None)
     train_ids, val_ids = train_val_split(ids, a.val_fraction)
     L = cfg.context_length
     stride = a.stride or L
@@ -366,7 +374,7 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None)
     def meta_now():
         return {"step": step, "max_steps": max_steps, "config": cfg.to_dict(), "args": a.to_dict(),
                 "data": {"corpus": corpus, "digest": text_digest(text), "tokens": int(len(ids)),
-                         "sampler": sampler.state_dict()},
+                         "sampler": sampler.state_dict(), **digests},
                 "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": history}
 
     def save():
