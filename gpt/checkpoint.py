@@ -203,6 +203,7 @@ def read_meta(folder, repair=False, resume=False):
     check_schema(meta, path, resume)
     if meta["version"] > VERSION:
         raise ValueError(f"{path} has format version {meta['version']}; this code reads up to {VERSION}")
+    _config(meta, path)
     if repair:
         _recover(folder, meta)
     _check_files(folder, meta)
@@ -362,14 +363,17 @@ def check_fits(cfg, path, classes=None):
                              "(a checkpoint of another model shape?)")
 
 
+def _config(meta, path):
+    try:
+        return GPTConfig.from_dict(meta["config"])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path} is damaged: {e}") from None
+
+
 def load_config(meta, folder=None):
     """The GPTConfig of checkpoint ``meta``; with ``folder``, first checked against the weights file there
     (a classifier's head has as many rows as its labels)."""
-    where = os.path.join(folder, META) if folder is not None else META
-    try:
-        cfg = GPTConfig.from_dict(meta["config"])
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{where} is damaged: {e}") from None
+    cfg = _config(meta, os.path.join(folder, META) if folder is not None else META)
     if folder is not None:
         classes = len(meta.get("labels", [])) if meta.get("task") == "classify" else None
         check_fits(cfg, file_path(folder, meta, MODEL), classes)
