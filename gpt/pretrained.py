@@ -128,6 +128,10 @@ def read_config(config_path):
     return c
 
 
+_THEIR_NAMES = {"vocab_size": "vocab_size", "context_length": "n_positions", "emb_dim": "n_embd",
+                "n_layers": "n_layer", "n_heads": "n_head", "norm_eps": "layer_norm_epsilon"}
+
+
 def _layer_count(arrays, path):
     """The number of blocks h.0 .. h.{n-1} the tensors hold; ValueError on a gap or a stray index."""
     layers = sorted({int(m.group(1)) for m in (re.match(r"^h\.(\d+)\.", k) for k in arrays) if m})
@@ -163,7 +167,8 @@ def _config_from(arrays, config_path, path):
         return GPTConfig(vocab_size=V, context_length=P, emb_dim=E, n_layers=n_layers, n_heads=n_heads,
                          drop_rate=0.0, qkv_bias=True, tie_weights=tied, norm_eps=eps)
     except ValueError as e:
-        raise ValueError(f"{config_path or path}: {e}") from None
+        theirs = [hf for ours, hf in _THEIR_NAMES.items() if ours in str(e)] if config_path else []
+        raise ValueError(f"{config_path or path}: {e}" + (f" (config.json's {theirs[0]})" if theirs else "")) from None
 
 
 def _check_tensors(cfg, arrays, path):
