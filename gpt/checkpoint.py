@@ -65,8 +65,8 @@ SCHEMA = (
     ("history",                   "list",    "",       "one entry per evaluation"),
     ("history[]",                 "object",  "",       ""),
     ("history[].step",            "count",   "",       ""),
-    ("history[].train_loss",      "number?", "",       ""),
-    ("history[].val_loss",        "number?", "",       ""),
+    ("history[].train_loss",      "real?",   "",       "(NaN allowed: a diverged evaluation)"),
+    ("history[].val_loss",        "real?",   "",       ""),
     ("history[].elapsed",         "number",  "",       "seconds of training so far"),
     ("task",                      "text",    "",       "classify or instruct (fine-tuned models)"),
     ("labels",                    "list",    "",       "a classifier's labels, in class-id order"),
@@ -81,6 +81,7 @@ _TYPES = {"text": (lambda v: isinstance(v, str), "a string"),
           "count": (lambda v: type(v) is int and v >= 0, "a whole number >= 0"),
           "int": (lambda v: type(v) is int, "a whole number"),
           "number": (lambda v: type(v) in (int, float) and math.isfinite(v), "a finite number"),
+          "real": (lambda v: type(v) in (int, float), "a number"),
           "object": (lambda v: isinstance(v, dict), "a JSON object"),
           "list": (lambda v: isinstance(v, list), "a JSON list")}
 

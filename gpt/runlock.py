@@ -127,15 +127,26 @@ def _release(fd, folder, made):
                 return
 
 
+def _mpi_rank():
+    """This process's rank when started by mpiexec (MPICH or Open MPI), else 0."""
+    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
 @contextlib.contextmanager
 def hold(folder):
     """Create ``folder`` if needed, check it can be written, and hold its run lock for the ``with`` block.
 
     Raises FolderInUse (an OSError) naming the holder's process id when another run holds it. A run that
     fails before writing anything leaves no folder behind: folders made here are removed again when
-    nothing but the lock file is in them.
+    nothing but the lock file is in them. Under ``mpiexec`` ranks other than 0 neither lock nor create.
     """
     folder = os.fspath(folder)
+    if _mpi_rank() != 0:                          # under mpiexec only rank 0 writes the run folder
+        yield folder
+        return
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise oserror(NotADirectoryError, errno.ENOTDIR, f"{folder} exists and is not a folder")
     made = _missing_parents(folder)
