@@ -351,16 +351,20 @@ def check_fits(cfg, path, classes=None):
         held = f"blocks 0..{max(blocks)}" if blocks == set(range(len(blocks))) and blocks else \
             f"{len(blocks)} block indices" + (f" up to {max(blocks)}" if blocks else "")
         raise ValueError(f"{path} does not fit its config: n_layers is {cfg.n_layers}, the file holds {held}")
-    want = param_shapes(cfg, classes)
-    missing = [k for k in want if k not in shapes]
-    unexpected = [k for k in shapes if k not in want]
+    _compare(path, shapes, param_shapes(cfg, classes), "its config")
+
+
+def _compare(path, have, want, what):
+    """Raise ValueError naming the tensors missing from ``have``, unexpected in it, or of another shape."""
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
     if missing or unexpected:
         parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
                 ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else [])
-        raise ValueError(f"{path} does not fit its config (another model shape?): {'; '.join(parts)}")
+        raise ValueError(f"{path} does not fit {what} (another model shape?): {'; '.join(parts)}")
     for name, shape in want.items():
-        if shapes[name] != shape:
-            raise ValueError(f"{path}: {name} has shape {shapes[name]}, its config says {shape} "
+        if tuple(have[name]) != tuple(shape):
+            raise ValueError(f"{path}: {name} has shape {tuple(have[name])}, {what} expects {tuple(shape)} "
                              "(a checkpoint of another model shape?)")
 
 
@@ -408,16 +412,8 @@ def load_weights(model, path):
     """Copy model.safetensors into ``model``; errors name the missing, unexpected or mis-shaped tensor."""
     state = tt.load(path)
     own = dict(model.named_parameters())
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
-                ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else [])
-        raise ValueError(f"{path} does not fit this model (another model shape?): {'; '.join(parts)}")
+    _compare(path, {k: v.shape for k, v in state.items()}, {k: p.shape for k, p in own.items()}, "this model")
     for name, p in own.items():
-        if tuple(state[name].shape) != p.shape:
-            raise ValueError(f"{path}: {name} has shape {tuple(state[name].shape)}, the model expects {p.shape} "
-                             "(a checkpoint of another model shape?)")
         p.data = np.ascontiguousarray(state[name], dtype=p.dtype)
 
 
