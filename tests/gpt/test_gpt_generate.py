@@ -149,19 +149,20 @@ def test_nan_or_inf_logits_are_refused_not_turned_into_token_0(bad, temperature)
     assert sample_next(np.array([[-np.inf, 2.0, 1.0]]), temperature, rng=np.random.default_rng(0)).tolist() in ([1], [2])
 
 
-def test_sample_cli_with_a_nan_weight_is_one_line(tmp_path):
+def test_sample_cli_with_a_nan_weight_is_one_line(tmp_path, capsys):
     from gpt import checkpoint as ckpt
-
-    from gpt_helpers import run_cli
+    from gpt.__main__ import main
     model = small_model(vocab_size=300)
     model.blocks[0].mlp.fc.weight.data[0, 0] = np.nan
     ckpt.save(tmp_path, model, None, {"step": 1, "config": model.cfg.to_dict()})
     import bpe
     bpe.train("hello world, hello there " * 20, 260, special_tokens=("<|endoftext|>",)).save(tmp_path / "tokenizer.bpe")
-    r = run_cli("sample", "--checkpoint", tmp_path, "--prompt", "hello", "--max-new-tokens", 3)
-    assert r.returncode != 0 and "\x00" not in r.stdout, r.stdout
-    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "NaN" in r.stderr and "step 1" in r.stderr
+    capsys.readouterr()
+    rc = main(["sample", "--checkpoint", str(tmp_path), "--prompt", "hello", "--max-new-tokens", "3"])
+    out, err = capsys.readouterr()
+    assert rc != 0 and "\x00" not in out, out
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "NaN" in err and "step 1" in err
 
 
 def test_text_streamer_does_constant_work_per_token_and_prints_what_decode_gives():
