@@ -16,8 +16,8 @@ Notes. ``flock`` locks an open file, not a process's name for it: a second ``hol
 process is refused too. It works on local file systems on Linux and macOS; over NFS, Linux maps it
 to an NFS lock, macOS may not lock at all. Without ``fcntl`` (Windows) the folder is not locked.
 The lock file stays in the folder after the run (deleting it could let two runs lock two files);
-it holds the last holder's process id and host name. ``hold`` also checks at once that the folder
-can be written, rather than at the first save, minutes later.
+while a run holds it, it names that run's process id and host. ``hold`` also checks at once that the
+folder can be written, rather than at the first save, minutes later.
 """
 import contextlib
 import errno
