@@ -25,6 +25,7 @@ import functools
 import os
 import socket
 import tempfile
+import warnings
 
 from .files import oserror
 
@@ -86,11 +87,12 @@ def _lock(folder):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
-            os.close(fd)
             if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                os.close(fd)
                 raise oserror(FolderInUse, errno.EBUSY, f"{folder} is in use by another run ({_holder(path)}): "
                                                        "wait for it to end, or choose another folder") from None
-            raise
+            warnings.warn(f"cannot lock {path} ({e.strerror or e}: a file system without locks?); a second run "
+                          "on this folder would not be stopped", stacklevel=4)
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
         except OSError:
