@@ -162,7 +162,7 @@ def cmd_sample(ns):
         tok = bpe.gpt2(enc, merges)
     else:
         model, meta = ckpt.load_model(ns.checkpoint, device=ns.device)
-        tok = bpe.Tokenizer.load(os.path.join(ns.checkpoint, meta.get("tokenizer", ckpt.TOKENIZER)))
+        tok = bpe.Tokenizer.load(ckpt.tokenizer_path(ns.checkpoint, meta))
     eot = tok.special_tokens.get("<|endoftext|>")
     prompts = ns.prompt or [None]
     encoded = []

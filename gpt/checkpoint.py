@@ -13,9 +13,12 @@ A kill before 2 leaves the previous checkpoint intact (stray staged files are de
 kill after 2 leaves staged files: readers use them where they are (``file_path``), and the run that owns
 the folder renames them into place when it resumes (``read_meta(folder, repair=True)``).
 """
+import contextlib
+import errno
 import glob
 import json
 import os
+import re
 
 import numpy as np
 
@@ -23,12 +26,13 @@ import tinytensor as tt
 from tinytensor import serialize
 from tinytensor.atomic import replacing
 
+from . import files
+from .checkpoint_schema import SCHEMA, args_from, check_schema  # noqa: F401 (the table of checkpoint.json)
 from .config import GPTConfig
 
 FORMAT = "tinytensor-gpt-checkpoint"
 VERSION = 1
 MODEL, OPTIMIZER, META, TOKENIZER = "model.safetensors", "optimizer.safetensors", "checkpoint.json", "tokenizer.bpe"
-
 
 def write_json(obj, path):
     """JSON to ``path`` through a temporary name, fsync and rename."""
@@ -82,16 +86,27 @@ def save(folder, model, optimizer, meta):
     step = int(meta["step"])
     staged = {}
     tag = {"format": FORMAT, "step": str(step)}
-    staged[MODEL] = os.path.join(folder, f"{MODEL}.step-{step}")
-    tt.save(model.state_dict(), staged[MODEL], metadata=tag)
-    if optimizer is not None:
-        arrays, opt_meta = optimizer_arrays(optimizer)
-        staged[OPTIMIZER] = os.path.join(folder, f"{OPTIMIZER}.step-{step}")
-        tt.save(arrays, staged[OPTIMIZER], metadata={**tag, **opt_meta})
-    _fsync_dir(folder)
-    record = {"format": FORMAT, "version": VERSION, **meta, "step": step,
-              "files": {name: os.path.basename(path) for name, path in staged.items()}}
-    write_json(record, os.path.join(folder, META))                        # the commit point
+    writing = MODEL
+    try:
+        staged[MODEL] = os.path.join(folder, f"{MODEL}.step-{step}")
+        tt.save(model.state_dict(), staged[MODEL], metadata=tag)
+        if optimizer is not None:
+            writing = OPTIMIZER
+            arrays, opt_meta = optimizer_arrays(optimizer)
+            staged[OPTIMIZER] = os.path.join(folder, f"{OPTIMIZER}.step-{step}")
+            tt.save(arrays, staged[OPTIMIZER], metadata={**tag, **opt_meta})
+        _fsync_dir(folder)
+        record = {"format": FORMAT, "version": VERSION, **meta, "step": step,
+                  "files": {name: os.path.basename(path) for name, path in staged.items()}}
+        writing = META
+        write_json(record, os.path.join(folder, META))                    # the commit point
+    except OSError as e:                   # before the commit point: the previous checkpoint stays whole
+        for path in staged.values():
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise files.oserror(type(e), e.errno, f"saving the step-{step} checkpoint failed while writing "
+                                              f"{os.path.join(folder, writing)}: {e.strerror or e}; the "
+                                              "previous checkpoint there is intact") from e
     _fsync_dir(folder)
     for name, path in staged.items():
         os.replace(path, os.path.join(folder, name))
@@ -113,34 +128,31 @@ def exists(folder):
     return os.path.isfile(os.path.join(folder, META))
 
 
-def read_meta(folder, repair=False):
-    """checkpoint.json of ``folder``, checked; clear errors when absent or damaged.
+def read_meta(folder, repair=False, resume=False):
+    """checkpoint.json of ``folder``, checked against ``SCHEMA``; clear errors when absent or damaged.
 
     Reading never changes the folder (a training run may be saving into it at that moment). Only the
     run that owns the folder passes ``repair=True`` to finish a save interrupted after its commit point.
+    ``resume=True`` also requires what continuing a training run needs (its settings, data, RNG state).
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"no checkpoint folder {folder}")
     path = os.path.join(folder, META)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"{folder} holds no checkpoint ({META} is missing)")
+    raw = files.read_bytes(files.member(folder, META, folder, files.MAX_JSON, "checkpoint.json"), files.MAX_JSON,
+                           "checkpoint.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
+        meta = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{path} is not valid JSON ({str(e)[:100]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a tinytensor GPT checkpoint")
-    version, step = meta.get("version"), meta.get("step")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError(f"{path} is damaged: its format version is {version!r}, not a whole number")
-    if version > VERSION:
-        raise ValueError(f"{path} has format version {version}; this code reads up to {VERSION}")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"{path} is damaged: its step is {step!r}")
-    if not isinstance(meta.get("config"), dict):
-        raise ValueError(f"{path} is damaged: it holds no model config")
+    check_schema(meta, path, resume)
+    if meta["version"] > VERSION:
+        raise ValueError(f"{path} has format version {meta['version']}; this code reads up to {VERSION}")
+    _config(meta, path)
     if repair:
         _recover(folder, meta)
     _check_files(folder, meta)
@@ -149,9 +161,17 @@ def read_meta(folder, repair=False):
 
 def file_path(folder, meta, name):
     """Where ``name`` of the checkpoint ``meta`` describes lies now: its final name, or, while a save is
-    between its commit point and its renames, the staged copy."""
-    staged = os.path.join(folder, f"{name}.step-{int(meta['step'])}")
-    return staged if os.path.exists(staged) else os.path.join(folder, name)
+    between its commit point and its renames, the staged copy. Either must be a regular file in ``folder``."""
+    folder = os.fspath(folder)
+    staged = f"{name}.step-{int(meta['step'])}"
+    chosen = staged if os.path.lexists(os.path.join(folder, staged)) else name
+    return files.member(folder, chosen, os.path.join(folder, META), what=name)
+
+
+def tokenizer_path(folder, meta=None):
+    """The tokenizer file of checkpoint ``folder``: the plain name its checkpoint.json gives, checked."""
+    name = (meta or {}).get("tokenizer", TOKENIZER)
+    return files.member(folder, name, os.path.join(os.fspath(folder), META), files.MAX_TOKENIZER, "a tokenizer file")
 
 
 def _recover(folder, meta):
@@ -166,26 +186,100 @@ def _recover(folder, meta):
 def _check_files(folder, meta):
     step = int(meta["step"])
     for name in (MODEL,) + ((OPTIMIZER,) if OPTIMIZER in meta.get("files", {}) else ()):
-        path = file_path(folder, meta, name)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"checkpoint {folder} is incomplete: {name} is missing")
+        try:
+            path = file_path(folder, meta, name)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"checkpoint {folder} is incomplete: {name} is missing") from None
         tag = serialize.load_metadata(path)
         if tag.get("step") != str(step):
             raise ValueError(f"checkpoint {folder} is inconsistent: {name} is from step {tag.get('step')}, "
                              f"checkpoint.json from step {step}")
 
 
-def load_config(meta):
-    return GPTConfig.from_dict(meta["config"])
+def param_shapes(cfg, classes=None):
+    """{name: shape} of every parameter of ``GPT(cfg)`` (of a classifier with ``classes`` outputs when
+    given), computed without building the model. Names as in ``model.named_parameters()``."""
+    E, V, P = cfg.emb_dim, cfg.vocab_size, cfg.context_length
+    shapes = {"tok_emb.weight": (V, E), "pos_emb.weight": (P, E)}
+    for i in range(cfg.n_layers):
+        b = f"blocks.{i}."
+        shapes.update({b + "norm1.weight": (E,), b + "norm1.bias": (E,), b + "attn.qkv.weight": (3 * E, E)})
+        if cfg.qkv_bias:
+            shapes[b + "attn.qkv.bias"] = (3 * E,)
+        shapes.update({b + "attn.proj.weight": (E, E), b + "attn.proj.bias": (E,),
+                       b + "norm2.weight": (E,), b + "norm2.bias": (E,),
+                       b + "mlp.fc.weight": (4 * E, E), b + "mlp.fc.bias": (4 * E,),
+                       b + "mlp.proj.weight": (E, 4 * E), b + "mlp.proj.bias": (E,)})
+    shapes.update({"final_norm.weight": (E,), "final_norm.bias": (E,)})
+    if classes is not None:
+        shapes.update({"out_head.weight": (classes, E), "out_head.bias": (classes,)})
+    elif not cfg.tie_weights:
+        shapes["out_head.weight"] = (V, E)
+    return shapes
+
+
+def check_fits(cfg, path, classes=None):
+    """Raise ValueError unless the weights file ``path`` holds exactly the tensors of ``GPT(cfg)`` (names,
+    shapes, count). Reads only the file's header, so a config asking for a huge model costs nothing."""
+    header, _ = serialize.read_header(path)
+    shapes = {k: tuple(int(n) for n in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    blocks = {int(m.group(1)) for m in map(re.compile(r"blocks\.(\d+)\.").match, shapes) if m}
+    if blocks != set(range(cfg.n_layers)):
+        held = f"blocks 0..{max(blocks)}" if blocks == set(range(len(blocks))) and blocks else \
+            f"{len(blocks)} block indices" + (f" up to {max(blocks)}" if blocks else "")
+        raise ValueError(f"{path} does not fit its config: n_layers is {cfg.n_layers}, the file holds {held}")
+    _compare(path, shapes, param_shapes(cfg, classes), "its config")
+
+
+def _compare(path, have, want, what):
+    """Raise ValueError naming the tensors missing from ``have``, unexpected in it, or of another shape."""
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
+    if missing or unexpected:
+        parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
+                ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else [])
+        raise ValueError(f"{path} does not fit {what} (another model shape?): {'; '.join(parts)}")
+    for name, shape in want.items():
+        if tuple(have[name]) != tuple(shape):
+            raise ValueError(f"{path}: {name} has shape {tuple(have[name])}, {what} expects {tuple(shape)} "
+                             "(a checkpoint of another model shape?)")
+
+
+def _config(meta, path):
+    try:
+        return GPTConfig.from_dict(meta["config"])
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path} is damaged: {e}") from None
+
+
+def load_config(meta, folder=None):
+    """The GPTConfig of checkpoint ``meta``; with ``folder``, first checked against the weights file there
+    (a classifier's head has as many rows as its labels)."""
+    cfg = _config(meta, os.path.join(folder, META) if folder is not None else META)
+    if folder is not None:
+        classes = len(meta.get("labels", [])) if meta.get("task") == "classify" else None
+        check_fits(cfg, file_path(folder, meta, MODEL), classes)
+    return cfg
+
+
+def out_of_memory(what, cfg):
+    """The one-line error for a MemoryError while building or loading the GPT of ``cfg``."""
+    n = cfg.num_parameters()
+    return files.oserror(OSError, errno.ENOMEM,
+                         f"not enough memory for {what}: a GPT of {n:,} parameters needs {n * 4 / 2**30:.1f} GiB "
+                         "as float32 (use a smaller model, or a machine with more memory)")
 
 
 def load_model(folder, meta=None, device="cpu"):
     """The GPT stored in ``folder``, and its meta dict."""
     from .model import GPT
     meta = meta or read_meta(folder)
-    cfg = load_config(meta)
-    model = GPT(cfg, init=False)
-    load_weights(model, file_path(folder, meta, MODEL))
+    cfg = load_config(meta, folder)
+    try:
+        model = GPT(cfg, init=False)
+        load_weights(model, file_path(folder, meta, MODEL))
+    except MemoryError:
+        raise out_of_memory(f"the checkpoint {folder}", cfg) from None
     if device != "cpu":
         model.to(device)
     return model, meta
@@ -195,16 +289,8 @@ def load_weights(model, path):
     """Copy model.safetensors into ``model``; errors name the missing, unexpected or mis-shaped tensor."""
     state = tt.load(path)
     own = dict(model.named_parameters())
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        parts = ([f"missing {', '.join(missing[:5])}"] if missing else []) + \
-                ([f"unexpected {', '.join(unexpected[:5])}"] if unexpected else [])
-        raise ValueError(f"{path} does not fit this model (another model shape?): {'; '.join(parts)}")
+    _compare(path, {k: v.shape for k, v in state.items()}, {k: p.shape for k, p in own.items()}, "this model")
     for name, p in own.items():
-        if tuple(state[name].shape) != p.shape:
-            raise ValueError(f"{path}: {name} has shape {tuple(state[name].shape)}, the model expects {p.shape} "
-                             "(a checkpoint of another model shape?)")
         p.data = np.ascontiguousarray(state[name], dtype=p.dtype)
 
 

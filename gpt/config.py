@@ -1,4 +1,5 @@
 """GPTConfig: every size and switch of the model in one dataclass, with presets and JSON round trips."""
+import math
 from dataclasses import asdict, dataclass, fields
 
 # name -> (emb_dim, n_layers, n_heads) of the four published GPT-2 sizes
@@ -14,7 +15,10 @@ class GPTConfig:
     emb_dim: width of every hidden state; n_layers: transformer blocks; n_heads: attention heads
     (emb_dim must divide evenly); drop_rate: dropout probability in training; qkv_bias: whether the
     fused query/key/value projection has a bias (GPT-2: yes); tie_weights: the output head shares
-    the token embedding matrix.
+    the token embedding matrix; norm_eps: the epsilon inside every LayerNorm (GPT-2: 1e-5).
+
+    Sizes are bounded (``LIMITS``) far above any published GPT so that a damaged or hostile config
+    file cannot ask for a model that fills the memory before anything else is checked.
     """
     vocab_size: int = 50257
     context_length: int = 1024
@@ -24,6 +28,10 @@ class GPTConfig:
     drop_rate: float = 0.0
     qkv_bias: bool = True
     tie_weights: bool = False
+    norm_eps: float = 1e-5
+
+    LIMITS = {"vocab_size": 2 ** 24, "context_length": 2 ** 20, "emb_dim": 2 ** 16, "n_layers": 2 ** 10,
+              "n_heads": 2 ** 12}
 
     def __post_init__(self):
         self.validate()
@@ -34,12 +42,19 @@ class GPTConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
+            if value > self.LIMITS[name]:
+                raise ValueError(f"GPTConfig: {name} is {value:,}, more than the {self.LIMITS[name]:,} this code "
+                                 "builds (a damaged config?)")
         if self.emb_dim % self.n_heads:
             raise ValueError(f"GPTConfig: emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads})")
         if isinstance(self.drop_rate, bool) or not isinstance(self.drop_rate, (int, float)) \
                 or not 0.0 <= self.drop_rate < 1.0:
             raise ValueError(f"GPTConfig: drop_rate must be in [0, 1), got {self.drop_rate!r}")
         self.drop_rate = float(self.drop_rate)
+        if isinstance(self.norm_eps, bool) or not isinstance(self.norm_eps, (int, float)) \
+                or not (0.0 < self.norm_eps < 1.0 and math.isfinite(self.norm_eps)):
+            raise ValueError(f"GPTConfig: norm_eps must be a small positive number, got {self.norm_eps!r}")
+        self.norm_eps = float(self.norm_eps)
         for name in ("qkv_bias", "tie_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"GPTConfig: {name} must be True or False, got {getattr(self, name)!r}")

@@ -4,12 +4,16 @@ A language model learns to predict token t+1 from tokens 0..t. A window of ``max
 gives an input (its first max_length tokens) and a target (the same shifted by one). Windows start
 every ``stride`` tokens: stride = max_length tiles the text without overlap, a smaller stride overlaps.
 """
+import contextlib
+import glob
 import hashlib
 import os
 
 import numpy as np
 
 from tinytensor.atomic import replacing
+
+from . import files
 
 EOT = "<|endoftext|>"
 
@@ -24,18 +28,10 @@ def default_corpus():
 
 
 def read_text(path):
-    """A UTF-8 text file's contents; errors say what is wrong in one line."""
+    """A UTF-8 text file's contents; errors say what is wrong in one line. Only a regular file of at most
+    ``files.MAX_TEXT`` bytes is read (not a FIFO or a device such as /dev/zero)."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"--data {path} is a folder, not a text file")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+    text = files.read_text(path, files.MAX_TEXT, "a text to train on")
     if not text.strip():
         raise ValueError(f"{path} holds no text")
     return text
@@ -62,20 +58,54 @@ def save_npy(array, path):
         np.save(f, array)
 
 
+def ids_digest(ids):
+    """A short SHA-256 of a token id array (as little-endian int32)."""
+    return hashlib.sha256(np.ascontiguousarray(ids, dtype="<i4").tobytes()).hexdigest()[:16]
+
+
+def _cached_ids(path, n_vocab):
+    """The ids in a cache file when they are whole and match the digest in its name, else None."""
+    try:
+        files.check_regular(path)
+        cached = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
+    if cached.ndim != 1 or cached.dtype != np.int32 or (cached.size and not 0 <= cached.min() <= cached.max() < n_vocab):
+        return None
+    return cached if path.endswith(f"-{ids_digest(cached)}.npy") else None
+
+
 def encode_cached(text, tok, folder):
-    """Token ids (int32 array) of ``text``, cached in ``folder`` as tokens-<text>-<tokenizer>.npy."""
-    path = os.path.join(folder, f"tokens-{text_digest(text)}-{tokenizer_digest(tok)}.npy")
-    if os.path.exists(path):
-        try:
-            cached = np.load(path, allow_pickle=False)
-            if cached.ndim == 1 and cached.dtype == np.int32:
-                return cached
-        except (ValueError, OSError, EOFError):
-            pass                                   # damaged cache: tokenise again
+    """Token ids (int32 array) of ``text``, cached in ``folder`` as tokens-<text>-<tokenizer>-<ids>.npy.
+
+    The last part of the name is the digest of the ids themselves, so a cache file that was changed or
+    swapped (say, shuffled) no longer matches its name: it is removed and the text is encoded again.
+    """
+    stem = os.path.join(folder, f"tokens-{text_digest(text)}-{tokenizer_digest(tok)}")
+    for path in sorted(glob.glob(glob.escape(stem) + "-*.npy")):
+        cached = _cached_ids(path, tok.n_vocab)
+        if cached is not None:
+            return cached
+        with contextlib.suppress(OSError):
+            os.remove(path)
     ids = np.asarray(tok.encode(text, allowed_special="all"), dtype=np.int32)
     os.makedirs(folder, exist_ok=True)
-    save_npy(ids, path)
+    save_npy(ids, f"{stem}-{ids_digest(ids)}.npy")
     return ids
+
+
+def data_digests(tok, ids, recorded=None):
+    """{"tokenizer", "ids"}: digests a checkpoint records of what its run trains on. With ``recorded`` (the
+    "data" entry of a checkpoint being resumed) raise ValueError when either differs from it."""
+    now = {"tokenizer": tokenizer_digest(tok), "ids": ids_digest(ids)}
+    if recorded:
+        if recorded.get("tokenizer", now["tokenizer"]) != now["tokenizer"]:
+            raise ValueError("the tokenizer in the checkpoint folder is not the one this run was trained with "
+                             "(tokenizer.bpe was changed); restore it, or start a new run")
+        if recorded.get("ids", now["ids"]) != now["ids"]:
+            raise ValueError("the text encodes to other token ids than when this run started (the tokenizer or "
+                             "its code changed); the run cannot continue exactly: start a new run")
+    return now
 
 
 def train_val_split(ids, val_fraction=0.1):

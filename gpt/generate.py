@@ -9,6 +9,8 @@ its keys and values are appended to the ones kept from before, which gives the s
 the whole sequence again, at a fraction of the cost. Past the context length the model sees only the
 last ``context_length`` tokens; then each step runs that whole window, with or without the cache.
 """
+import codecs
+
 import numpy as np
 
 import tinytensor as tt
@@ -43,12 +45,26 @@ def _check(temperature, top_k, top_p, max_new_tokens):
         raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
 
 
+def check_logits(logits, step=None):
+    """Raise ValueError when a row of ``logits`` (B, V) holds NaN or +inf, or nothing but -inf: no token
+    can be chosen from it (argmax and the sampler would silently give token 0)."""
+    bad = np.isnan(logits).any(axis=-1) | np.isposinf(logits).any(axis=-1) | np.isneginf(logits).all(axis=-1)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        what = "NaN" if np.isnan(logits[row]).any() else "+inf" if np.isposinf(logits[row]).any() else "only -inf"
+        at = f" at step {step}" if step is not None else ""
+        raise ValueError(f"generate: the model's logits hold {what}{at} (row {row}): its weights are probably "
+                         "damaged (a NaN or inf in the checkpoint?); no token can be chosen")
+
+
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
     """Choose one token per row from ``logits`` (B, V) (a NumPy float array); returns int64 (B,).
 
     One uniform number per row is drawn (when temperature > 0), so a seed gives one stream of tokens.
+    Logits holding NaN or +inf are refused (``check_logits``).
     """
     logits = np.asarray(logits, dtype=np.float64)
+    check_logits(logits)
     if temperature == 0:
         return logits.argmax(axis=-1)
     rng = rng if rng is not None else random.generator()
@@ -91,7 +107,7 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
     cache = model.new_cache(len(prompt)) if use_cache else None
     try:
         with tt.no_grad():
-            for _ in range(max_new_tokens):
+            for step in range(1, max_new_tokens + 1):
                 if cache is not None and cache.length and out.shape[1] <= ctx:
                     logits = model(out[:, cache.length:], cache=cache)   # only the new token(s)
                 else:
@@ -102,6 +118,7 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
                             cache = None
                     logits = model(window, cache=cache)
                 last = backend.to_numpy(logits.data[:, -1, :])
+                check_logits(last, step)
                 nxt = sample_next(last, temperature, top_k, top_p, rng)
                 if eos_id is not None:
                     nxt = np.where(done, eos_id, nxt)
@@ -117,26 +134,42 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
 
 
 class TextStreamer:
-    """Prints the decoded text of one sequence as tokens arrive (holding back half-finished characters)."""
+    """Prints the decoded text of one sequence as tokens arrive (holding back half-finished characters).
+
+    Each token's bytes (``tok.decode_bytes``) go through an incremental UTF-8 decoder, so each token
+    costs the same however long the text is (decoding the whole text again at every token made a long
+    generation quadratic); what is printed equals ``tok.decode`` of all the ids. A tokenizer with only
+    ``decode`` gets the whole text decoded again at every token.
+    """
 
     def __init__(self, tok, prompt_ids, stream, row=0):
         self.tok, self.ids, self.stream, self.row = tok, list(prompt_ids), stream, row
-        self.printed = len(tok.decode(self.ids))
+        if hasattr(tok, "decode_bytes"):
+            self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            self.decoder.decode(tok.decode_bytes(self.ids))     # the caller has printed the prompt already
+        else:
+            self.decoder, self.printed = None, len(tok.decode(self.ids))
 
     def __call__(self, new_ids):
-        self.ids.append(int(new_ids[self.row]))
+        new = int(new_ids[self.row])
+        self.ids.append(new)
+        if self.decoder is not None:
+            self._write(self.decoder.decode(self.tok.decode_bytes([new])))
+            return
         text = self.tok.decode(self.ids)
         end = len(text)
         while end > self.printed and text[end - 1] == "\ufffd":     # maybe an incomplete UTF-8 sequence
             end -= 1
-        if end > self.printed:
-            self.stream.write(text[self.printed:end])
+        self._write(text[self.printed:end])
+        self.printed = max(self.printed, end)
+
+    def _write(self, text):
+        if text:
+            self.stream.write(text)
             self.stream.flush()
-            self.printed = end
 
     def finish(self):
-        text = self.tok.decode(self.ids)
-        if len(text) > self.printed:
-            self.stream.write(text[self.printed:])
-        self.stream.write("\n")
+        rest = self.decoder.decode(b"", final=True) if self.decoder is not None \
+            else self.tok.decode(self.ids)[self.printed:]
+        self.stream.write(rest + "\n")
         self.stream.flush()

@@ -29,10 +29,11 @@ class LoRALinear(nn.Module):
     the same names (so a base state dict still loads) and adds ``lora_A`` and ``lora_B``."""
 
     def __init__(self, base, rank=8, alpha=16.0, dropout=0.0):
-        if rank < 1:
-            raise ValueError(f"LoRA rank must be at least 1, got {rank}")
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
+            raise ValueError(f"LoRA rank must be a whole number >= 1, got {rank!r}")
         self.weight, self.bias = base.weight, base.bias                    # (out, in), (out,) or None
         self.in_features, self.out_features = base.in_features, base.out_features
+        check_rank(rank, self.in_features, self.out_features)
         self.rank, self.alpha, self.scale = int(rank), float(alpha), float(alpha) / int(rank)
         dtype, device = self.weight.dtype, self.weight.device
         bound = 1.0 / math.sqrt(self.in_features)                          # PyTorch's kaiming_uniform(a=sqrt(5))
@@ -56,6 +57,16 @@ class LoRALinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, alpha={self.alpha}"
 
 
+def check_rank(rank, in_features, out_features, name="a layer"):
+    """Refuse a rank above min(in, out): B A then has no more directions than W itself, and the adapter
+    only costs more parameters (r * (in + out)) than the layer has (in * out)."""
+    if rank > min(in_features, out_features):
+        raise ValueError(f"LoRA rank {rank:,} is larger than {name} ({in_features:,} in, {out_features:,} out) "
+                         f"allows: its adapter would train {rank * (in_features + out_features):,} parameters, "
+                         f"the layer has {in_features * out_features:,}; use a rank of at most "
+                         f"{min(in_features, out_features):,} (usually 4 to 64)")
+
+
 def _parent_and_attr(model, dotted):
     parts = dotted.split(".")
     parent = model
@@ -74,10 +85,13 @@ def apply_lora(model, rank=8, alpha=16.0, targets=DEFAULT_TARGETS, dropout=0.0):
     ``targets=None`` wraps every Linear in the model. Returns the list of wrapped names. Freezing is
     separate (``mark_trainable``), so the caller decides what else trains.
     """
-    chosen = [name for name, m in model.named_modules()
-              if type(m) is nn.Linear and name and (targets is None or _matches(name, targets))]
-    if not chosen:
+    layers = {name: m for name, m in model.named_modules()
+              if type(m) is nn.Linear and name and (targets is None or _matches(name, targets))}
+    if not layers:
         raise ValueError(f"apply_lora: no Linear layer matches {targets!r}")
+    for name, layer in layers.items():      # check every layer before changing any
+        check_rank(rank, layer.in_features, layer.out_features, name)
+    chosen = list(layers)
     for name in chosen:
         parent, attr = _parent_and_attr(model, name)
         setattr(parent, attr, LoRALinear(getattr(parent, attr), rank=rank, alpha=alpha, dropout=dropout))

@@ -93,10 +93,10 @@ class Block(nn.Module):
     """Pre-LayerNorm transformer block with two shortcut connections."""
 
     def __init__(self, cfg):
-        self.norm1 = nn.LayerNorm(cfg.emb_dim)
+        self.norm1 = nn.LayerNorm(cfg.emb_dim, eps=cfg.norm_eps)
         self.attn = CausalSelfAttention(cfg)
         self.drop_shortcut = nn.Dropout(cfg.drop_rate)
-        self.norm2 = nn.LayerNorm(cfg.emb_dim)
+        self.norm2 = nn.LayerNorm(cfg.emb_dim, eps=cfg.norm_eps)
         self.mlp = FeedForward(cfg)
 
     def forward(self, x, cache=None, layer=0):
@@ -121,7 +121,7 @@ class GPT(nn.Module):
         self.pos_emb = _embedding(cfg.context_length, cfg.emb_dim)
         self.drop = nn.Dropout(cfg.drop_rate)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
-        self.final_norm = nn.LayerNorm(cfg.emb_dim)
+        self.final_norm = nn.LayerNorm(cfg.emb_dim, eps=cfg.norm_eps)
         self.out_head = _linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         if cfg.tie_weights:
             self.out_head.weight = self.tok_emb.weight

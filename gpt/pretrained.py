@@ -19,6 +19,12 @@ GPT-2's "Conv1D" layers store weights as (in, out), the transpose of a Linear's 
 transposed view, so nothing is copied. The file is memory-mapped copy-on-write: pages are read when
 first used and a write (fine-tuning) makes a private copy, so even gpt2-xl (6 GB) loads without
 holding the weights twice.
+
+config.json is read field by field (``HONOURED``, ``ONLY``, ``HARMLESS``): a field that changes what the model computes is
+honoured (sizes, ``layer_norm_epsilon``) or, when this GPT cannot compute it (``scale_attn_weights:
+false``, another activation), refused by name; fields known not to change the logits (dropout rates,
+generation defaults, bookkeeping) are ignored; an unknown field is refused, since it might change them.
+Before anything is built the config is checked against the file's tensors (names, shapes, count).
 """
 import json
 import os
@@ -28,11 +34,40 @@ import numpy as np
 
 from tinytensor import serialize
 
+from . import files
+from .checkpoint import out_of_memory, param_shapes
 from .config import GPTConfig, _GPT2_SIZES
 from .model import GPT
 
 _IGNORED = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
 _HEADS = {emb: heads for emb, _, heads in _GPT2_SIZES.values()}
+
+# config.json of a GPT-2 in Hugging Face's layout. Honoured: the sizes (checked against the tensors),
+# layer_norm_epsilon (GPTConfig.norm_eps), tie_word_embeddings (false needs lm_head.weight).
+HONOURED = ("vocab_size", "n_positions", "n_ctx", "n_embd", "n_layer", "n_head", "layer_norm_epsilon",
+            "tie_word_embeddings", "n_inner")                # n_inner: the MLP width, None or 4 * n_embd
+# fields whose other values change the computation in ways this GPT does not do: the values it can run
+ONLY = {"activation_function": ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"),   # one tanh GELU, three names
+        "scale_attn_weights": (True,),                  # false: attention scores not divided by sqrt(head size)
+        "scale_attn_by_inverse_layer_idx": (False,),    # true: scores of layer i also divided by i + 1
+        "add_cross_attention": (False,), "is_encoder_decoder": (False,),
+        "model_type": ("gpt2",), "pruned_heads": ({},)}
+# fields that do not change the logits of a loaded model: training-only dropout, generation defaults,
+# bookkeeping, and reorder_and_upcast_attn (the same attention in float32, computed in another order)
+HARMLESS = frozenset("""
+    _name_or_path _commit_hash _attn_implementation _attn_implementation_autoset architectures dtype torch_dtype
+    transformers_version use_bfloat16 torchscript tf_legacy_loss use_cache use_return_dict return_dict
+    output_attentions output_hidden_states output_past output_scores return_dict_in_generate is_decoder
+    chunk_size_feed_forward reorder_and_upcast_attn tie_encoder_decoder cross_attention_hidden_size
+    resid_pdrop embd_pdrop attn_pdrop initializer_range gradient_checkpointing
+    summary_type summary_use_proj summary_activation summary_proj_to_labels summary_first_dropout
+    id2label label2id num_labels problem_type finetuning_task tokenizer_class prefix n_special
+    predict_special_tokens task_specific_params bos_token_id eos_token_id pad_token_id sep_token_id
+    decoder_start_token_id max_length min_length do_sample early_stopping num_beams num_beam_groups
+    diversity_penalty temperature top_k top_p typical_p repetition_penalty length_penalty no_repeat_ngram_size
+    encoder_no_repeat_ngram_size bad_words_ids num_return_sequences forced_bos_token_id forced_eos_token_id
+    remove_invalid_values exponential_decay_length_penalty suppress_tokens begin_suppress_tokens
+    """.split())
 
 
 def _files(path):
@@ -47,8 +82,9 @@ def _files(path):
         weights, folder = path, os.path.dirname(path)
     else:
         raise FileNotFoundError(f"no such file or folder: {path}")
+    files.check_regular(weights, what="model.safetensors")
     config = os.path.join(folder, "config.json")
-    return weights, (config if os.path.isfile(config) else None)
+    return weights, (config if os.path.lexists(config) else None)
 
 
 def _mapped(path):
@@ -70,28 +106,88 @@ def _mapped(path):
     return out
 
 
+def read_config(config_path):
+    """config.json as a dict whose every field is honoured, harmless or refused (``HONOURED``, ``ONLY``,
+    ``HARMLESS``)."""
+    raw = files.read_bytes(config_path, files.MAX_JSON, "config.json")
+    try:
+        c = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{config_path} is not valid JSON ({str(e)[:100]})") from None
+    if not isinstance(c, dict):
+        raise ValueError(f"{config_path}: expected a JSON object of GPT-2 settings")
+    for key, value in c.items():
+        if key in HONOURED or key in HARMLESS:
+            continue
+        if key not in ONLY:
+            raise ValueError(f"{config_path}: field {key!r} is unknown to this loader and might change what the "
+                             "model computes; remove it if you know it does not")
+        if not any(value == v and type(value) is type(v) for v in ONLY[key]):
+            raise ValueError(f"{config_path}: {key} = {json.dumps(value)[:40]} is not supported (this GPT "
+                             f"runs {' or '.join(json.dumps(v) for v in ONLY[key])} only)")
+    return c
+
+
+_THEIR_NAMES = {"vocab_size": "vocab_size", "context_length": "n_positions", "emb_dim": "n_embd",
+                "n_layers": "n_layer", "n_heads": "n_head", "norm_eps": "layer_norm_epsilon"}
+
+
+def _layer_count(arrays, path):
+    """The number of blocks h.0 .. h.{n-1} the tensors hold; ValueError on a gap or a stray index."""
+    layers = sorted({int(m.group(1)) for m in (re.match(r"^h\.(\d+)\.", k) for k in arrays) if m})
+    if layers != list(range(len(layers))):
+        stray = next(i for n, i in enumerate(layers) if i != n)
+        name = next(k for k in arrays if k.startswith(f"h.{stray}."))
+        raise ValueError(f"{path}: unexpected tensor {name} (the blocks are not numbered 0, 1, 2, ...)")
+    return len(layers)
+
+
 def _config_from(arrays, config_path, path):
     if "wte.weight" not in arrays or "wpe.weight" not in arrays:
         missing = "wte.weight" if "wte.weight" not in arrays else "wpe.weight"
         raise ValueError(f"{path}: tensor {missing} is missing; is this a GPT-2 model.safetensors?")
     V, E = arrays["wte.weight"].shape
     P = arrays["wpe.weight"].shape[0]
-    layers = sorted({int(m.group(1)) for m in (re.match(r"^h\.(\d+)\.", k) for k in arrays) if m})
-    n_layers = layers[-1] + 1 if layers else 0
+    n_layers = _layer_count(arrays, path)
     n_heads = _HEADS.get(E, max(1, E // 64))
+    eps, tied = 1e-5, "lm_head.weight" not in arrays or np.array_equal(arrays["lm_head.weight"], arrays["wte.weight"])
     if config_path:
-        with open(config_path, encoding="utf-8") as f:
-            try:
-                c = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{config_path} is not valid JSON ({e})") from None
+        c = read_config(config_path)
         V, P = c.get("vocab_size", V), c.get("n_positions", c.get("n_ctx", P))
         E, n_layers, n_heads = c.get("n_embd", E), c.get("n_layer", n_layers), c.get("n_head", n_heads)
-        if c.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"{config_path}: activation {c['activation_function']!r} is not GPT-2's tanh GELU")
-    tied = "lm_head.weight" not in arrays or np.array_equal(arrays["lm_head.weight"], arrays["wte.weight"])
-    return GPTConfig(vocab_size=V, context_length=P, emb_dim=E, n_layers=n_layers, n_heads=n_heads,
-                     drop_rate=0.0, qkv_bias=True, tie_weights=tied)
+        eps = c.get("layer_norm_epsilon", eps)
+        if c.get("n_inner") is not None and c["n_inner"] != 4 * E:
+            raise ValueError(f"{config_path}: n_inner = {c['n_inner']!r} is not supported (this GPT's MLP is "
+                             "4 * n_embd wide)")
+        if c.get("tie_word_embeddings", True) is False:
+            tied = False
+        elif not isinstance(c.get("tie_word_embeddings", True), bool):
+            raise ValueError(f"{config_path}: tie_word_embeddings must be true or false")
+    try:
+        return GPTConfig(vocab_size=V, context_length=P, emb_dim=E, n_layers=n_layers, n_heads=n_heads,
+                         drop_rate=0.0, qkv_bias=True, tie_weights=tied, norm_eps=eps)
+    except ValueError as e:
+        theirs = [hf for ours, hf in _THEIR_NAMES.items() if ours in str(e)] if config_path else []
+        raise ValueError(f"{config_path or path}: {e}" + (f" (config.json's {theirs[0]})" if theirs else "")) from None
+
+
+def _check_tensors(cfg, arrays, path):
+    """Every tensor the config needs is in the file with its shape, and the file holds nothing else."""
+    ours = param_shapes(cfg)
+    needed = {}
+    for mine, theirs, transpose in _mapping(cfg):
+        needed[theirs] = (mine, ours[mine][::-1] if transpose else ours[mine])
+    for theirs, (mine, shape) in needed.items():
+        if theirs not in arrays:
+            raise ValueError(f"{path}: tensor {theirs} is missing (needed for {mine} of a "
+                             f"{cfg.n_layers}-layer GPT-2 with emb_dim {cfg.emb_dim})")
+        if tuple(arrays[theirs].shape) != shape:
+            raise ValueError(f"{path}: tensor {theirs} has shape {arrays[theirs].shape}, expected {shape} "
+                             f"(vocab {cfg.vocab_size}, context {cfg.context_length}, emb_dim {cfg.emb_dim})")
+    extra = [k for k in arrays if k not in needed and not (k == "lm_head.weight" and cfg.tie_weights)]
+    if extra:
+        raise ValueError(f"{path}: unexpected tensor {extra[0]}" + (f" (and {len(extra) - 1} more)" if extra[1:] else "")
+                         + f" for a {cfg.n_layers}-layer GPT-2")
 
 
 def _mapping(cfg):
@@ -126,19 +222,14 @@ def load_gpt2(path, device="cpu"):
     weights, config_path = _files(path)
     arrays = _mapped(weights)
     cfg = _config_from(arrays, config_path, weights)
-    model = GPT(cfg, init=False)
+    _check_tensors(cfg, arrays, weights)
+    try:
+        model = GPT(cfg, init=False)
+    except MemoryError:
+        raise out_of_memory(f"the GPT-2 weights {weights}", cfg) from None
     params = dict(model.named_parameters())
     for ours, theirs, transpose in _mapping(cfg):
-        if theirs not in arrays:
-            raise ValueError(f"{weights}: tensor {theirs} is missing (needed for {ours} of a "
-                             f"{cfg.n_layers}-layer GPT-2 with emb_dim {cfg.emb_dim})")
-        array = arrays[theirs].T if transpose else arrays[theirs]
-        p = params[ours]
-        if array.shape != p.shape:
-            want = p.shape[::-1] if transpose else p.shape
-            raise ValueError(f"{weights}: tensor {theirs} has shape {arrays[theirs].shape}, expected {want} "
-                             f"(vocab {cfg.vocab_size}, context {cfg.context_length}, emb_dim {cfg.emb_dim})")
-        p.data = array
+        params[ours].data = arrays[theirs].T if transpose else arrays[theirs]
     if device != "cpu":
         model.to(device)
     return model
@@ -174,7 +265,7 @@ def save_gpt2(model, folder):
     config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": cfg.vocab_size,
               "n_positions": cfg.context_length, "n_ctx": cfg.context_length, "n_embd": cfg.emb_dim,
               "n_layer": cfg.n_layers, "n_head": cfg.n_heads, "n_inner": None, "activation_function": "gelu_new",
-              "resid_pdrop": drop, "embd_pdrop": drop, "attn_pdrop": drop, "layer_norm_epsilon": 1e-5,
+              "resid_pdrop": drop, "embd_pdrop": drop, "attn_pdrop": drop, "layer_norm_epsilon": cfg.norm_eps,
               "initializer_range": 0.02, "bos_token_id": eot, "eos_token_id": eot,
               "tie_word_embeddings": cfg.tie_weights, "torch_dtype": "float32"}
     write_json(config, os.path.join(folder, "config.json"))

@@ -25,9 +25,10 @@ from tinytensor import optim, random
 from tinytensor.atomic import replacing
 
 from . import checkpoint as ckpt
+from . import runlock
 from .config import GPTConfig
-from .data import (BatchSampler, SlidingWindowDataset, default_corpus, encode_cached, eval_batches, read_text,
-                   text_digest, train_val_split)
+from .data import (BatchSampler, SlidingWindowDataset, data_digests, default_corpus, encode_cached, eval_batches,
+                   read_text, text_digest, train_val_split)
 from .errors import RunFailed, TrainingError
 from .generate import generate
 from .model import GPT
@@ -182,13 +183,14 @@ def _check_args(a):
 
 def _resume_args(a, given):
     """The stored arguments of the checkpoint in a.out, with the flags the user passed that may change."""
-    meta = ckpt.read_meta(a.out, repair=True)      # this run owns the folder: finish an interrupted save
-    saved = TrainConfig(**{k: v for k, v in meta["args"].items() if k in TrainConfig.__dataclass_fields__})
+    meta = ckpt.read_meta(a.out, repair=True, resume=True)   # this run owns the folder: finish an interrupted save
+    saved = ckpt.args_from(meta, TrainConfig, os.path.join(a.out, ckpt.META))
     for name in given:
         mine, theirs = getattr(a, name), getattr(saved, name)
-        if name in TrainConfig.RESUMABLE:
+        if name in TrainConfig.RESUMABLE or name == "data":      # the text itself is compared by its digest
             setattr(saved, name, mine)
-        elif mine != theirs:
+        elif mine != theirs and not (name == "tokenizer" and mine and theirs
+                                    and os.path.realpath(mine) == os.path.realpath(theirs)):
             raise TrainingError(f"--{name.replace('_', '-')} {mine} differs from the checkpoint's {theirs}; "
                                 "a resumed run keeps its settings (start a new --out to change them)")
     saved.out = a.out
@@ -247,6 +249,7 @@ class Run:
     elapsed_before: float = 0.0      # training seconds of the earlier parts of a resumed run
     started: float = field(default_factory=time.perf_counter)
     last_loss: float = None          # the mean loss of the last step
+    digests: dict = field(default_factory=dict)   # of the tokenizer and the token ids, checked when resuming
 
     @property
     def tokens_per_step(self):
@@ -263,7 +266,7 @@ class Run:
         """checkpoint.json's contents for the run as it is now."""
         return {"step": self.step, "max_steps": self.max_steps, "config": self.cfg.to_dict(), "args": self.a.to_dict(),
                 "data": {"corpus": self.corpus, "digest": self.digest, "tokens": self.n_tokens,
-                         "sampler": self.sampler.state_dict()},
+                         "sampler": self.sampler.state_dict(), **self.digests},
                 "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": self.history}
 
     def save(self):
@@ -281,12 +284,19 @@ def prepare(a, meta=None, overwrite=False, say=print):
     digest = text_digest(text)
     if meta is not None and meta["data"]["digest"] != digest:
         raise TrainingError(f"{corpus} is not the text this checkpoint was trained on (its contents changed)")
-    tok = _tokenizer(a, text, meta is not None, say)
-    cfg = ckpt.load_config(meta) if meta is not None else build_config(a, tok.n_vocab)
+    tok = _tokenizer(a, text, meta, say)
+    if meta is not None:
+        try:
+            cfg = ckpt.load_config(meta, a.out)
+        except ValueError as e:
+            raise TrainingError(f"cannot resume from {a.out}: {e}") from None
+    else:
+        cfg = build_config(a, tok.n_vocab)
     if cfg.vocab_size < tok.n_vocab:
         raise TrainingError(f"the model's vocabulary ({cfg.vocab_size}) is smaller than the tokenizer's ({tok.n_vocab})")
 
     ids = encode_cached(text, tok, a.out)
+    digests = data_digests(tok, ids, meta["data"] if meta is not None else None)
     train_set, val_set, sampler = _datasets(a, ids, cfg.context_length)
     max_steps = a.max_steps
     if a.epochs is not None:
@@ -294,7 +304,7 @@ def prepare(a, meta=None, overwrite=False, say=print):
     model, optimizer = _model_and_optimizer(a, cfg, meta)
     run = Run(a, cfg, tok, corpus, digest, int(len(ids)), train_set, val_set, sampler, model, optimizer, max_steps,
               warmup=a.warmup_steps if a.warmup_steps is not None else min(100, max_steps // 20),
-              min_lr=a.min_lr if a.min_lr is not None else a.lr / 10)
+              min_lr=a.min_lr if a.min_lr is not None else a.lr / 10, digests=digests)
     if meta is not None:
         _restore(run, meta)
     n_train = len(train_set.ids)
@@ -334,11 +344,11 @@ def _model_and_optimizer(a, cfg, meta):
     return model, optimizer
 
 
-def _tokenizer(a, text, resume, say):
+def _tokenizer(a, text, meta, say):
     """The run's tokenizer: the checkpoint's, the one --tokenizer names, or one trained here on ``text``."""
     tok_path = os.path.join(a.out, ckpt.TOKENIZER)
-    if resume:
-        return load_tokenizer(tok_path)
+    if meta is not None:
+        return load_tokenizer(ckpt.tokenizer_path(a.out, meta))
     if a.tokenizer:
         tok = load_tokenizer(a.tokenizer)
         tok.save(tok_path)
@@ -492,6 +502,7 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
 
 # ----- train -----
 
+@runlock.locks_out                   # one run at a time on a.out
 def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None, on_step=None, on_eval=None):
     """Run (or resume) training as ``a`` (a TrainConfig) says; returns a summary dict.
 
@@ -508,6 +519,7 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
         a, meta = _resume_args(a, given)            # the checkpoint's settings; fails when --out holds none
     a = a.resolved()
     _check_args(a)
+    a = dataclasses.replace(a, **{k: os.path.abspath(getattr(a, k)) for k in ("data", "tokenizer") if getattr(a, k)})
     stop = StopFlag()
     out = SafeOutput(stream if stream is not None else sys.stdout, on_failure=lambda e: stop.output_closed())
     run = prepare(a, meta, overwrite, out.write)

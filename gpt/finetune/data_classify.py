@@ -17,16 +17,18 @@ import numpy as np
 
 from tinytensor.atomic import write_text
 
+from .. import files
 from .splits import seeded_split
 
 SMS_SPAM_URL = "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip"
 
 
 def read_labeled(path):
-    """[(label, text), ...] from a TSV (``label<TAB>text``) or a CSV with ``label,text`` columns."""
+    """[(label, text), ...] from a TSV (``label<TAB>text``) or a CSV with ``label,text`` columns.
+
+    Errors name the file and line: a line with no tab, an empty label, a CSV row without both columns."""
     path = os.fspath(path)
-    with open(path, encoding="utf-8", newline="") as f:
-        raw = f.read()
+    raw = files.read_text(path, files.MAX_FINETUNE_DATA, "a data file")
     if path.lower().endswith(".csv"):
         return _read_csv(raw, path)
     out = []
@@ -36,6 +38,8 @@ def read_labeled(path):
         label, sep, text = line.partition("\t")
         if not sep:
             raise ValueError(f"{path}:{n}: expected 'label<TAB>text', found no tab in {line[:60]!r}")
+        if not label.strip():
+            raise ValueError(f"{path}:{n}: the label (before the tab) is empty")
         out.append((label.strip(), text))
     if not out:
         raise ValueError(f"{path}: no examples")
@@ -43,14 +47,25 @@ def read_labeled(path):
 
 
 def _read_csv(raw, path):
-    rows = list(csv.reader(io.StringIO(raw)))
+    try:
+        rows = list(csv.reader(io.StringIO(raw, newline="")))
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable CSV ({e})") from None
     if not rows:
         raise ValueError(f"{path}: empty CSV")
     header = [h.strip().lower() for h in rows[0]]
     if "label" not in header or "text" not in header:
         raise ValueError(f"{path}: a CSV needs a header with 'label' and 'text' columns, found {rows[0]}")
     li, ti = header.index("label"), header.index("text")
-    out = [(r[li].strip(), r[ti]) for r in rows[1:] if len(r) > max(li, ti)]
+    out = []
+    for n, r in enumerate(rows[1:], 2):
+        if not any(cell.strip() for cell in r):
+            continue
+        if len(r) <= max(li, ti):
+            raise ValueError(f"{path}: row {n} has {len(r)} columns, fewer than the header's 'label' and 'text'")
+        if not r[li].strip():
+            raise ValueError(f"{path}: row {n}: the label is empty")
+        out.append((r[li].strip(), r[ti]))
     if not out:
         raise ValueError(f"{path}: no examples")
     return out

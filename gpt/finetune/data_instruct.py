@@ -22,6 +22,7 @@ import numpy as np
 
 from tinytensor.atomic import replacing
 
+from .. import files
 from .splits import seeded_split
 
 IGNORE_INDEX = -100
@@ -43,19 +44,33 @@ def format_prompt(entry):
     return format_input(entry) + RESPONSE_HEADER
 
 
+# an entry's fields: name -> required? Each is a string; "kind" (a task's name) is used to report
+# accuracy per kind. Other keys are kept and not read.
+ENTRY_FIELDS = {"instruction": True, "output": True, "input": False, "kind": False}
+
+
 def load_entries(path):
-    """A JSON list of {"instruction", "input", "output"} objects (extra keys such as "kind" are kept)."""
+    """A JSON list of {"instruction", "input", "output"} objects (extra keys such as "kind" are kept).
+
+    Errors name the file, the entry and the field: a missing or non-string (null, number, list) value."""
+    raw = files.read_bytes(path, files.MAX_FINETUNE_DATA, "a data file")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not a JSON file of instruction entries ({exc}); `python -m gpt make-data "
-                         "instruct --out FILE` writes one") from None
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path} is not a JSON file of instruction entries ({str(exc)[:100]}); `python -m gpt "
+                         "make-data instruct --out FILE` writes one") from None
     if not isinstance(data, list) or not data:
         raise ValueError(f"{path}: expected a non-empty JSON list of instruction entries")
     for i, e in enumerate(data):
-        if not isinstance(e, dict) or "instruction" not in e or "output" not in e:
-            raise ValueError(f"{path}: entry {i} needs at least 'instruction' and 'output' keys")
+        if not isinstance(e, dict):
+            raise ValueError(f"{path}: entry {i} is {json.dumps(e)[:40]}, not an object with 'instruction' and "
+                             "'output'")
+        for name, required in ENTRY_FIELDS.items():
+            if name not in e:
+                if required:
+                    raise ValueError(f"{path}: entry {i} has no {name!r}")
+            elif not isinstance(e[name], str):
+                raise ValueError(f"{path}: entry {i}: {name!r} must be a string, not {json.dumps(e[name])[:40]}")
         e.setdefault("input", "")
     return data
 

@@ -110,13 +110,19 @@ def _comment_lines():
 
 
 def make_classify(n_per_class=1000, seed=0):
-    """[(label, text)]: ``n_per_class`` "doc" lines and as many "comment" lines (fewer if the install
-    has fewer), sampled with ``seed``, shuffled; tabs become spaces so each line stays one TSV row."""
+    """[(label, text)]: ``n_per_class`` "doc" lines and as many "comment" lines, sampled with ``seed``,
+    shuffled; tabs become spaces so each line stays one TSV row. ValueError when this Python install
+    holds fewer distinct lines of either kind than asked (the classes would not be balanced)."""
     rng = np.random.default_rng(seed)
+    classes = (("doc", sorted(set(_doc_lines()))), ("comment", sorted(set(_comment_lines()))))
+    most = min(len(lines) for _, lines in classes)
+    if n_per_class > most:
+        counts = ", ".join(f"{len(lines):,} {label}" for label, lines in classes)
+        raise ValueError(f"make-data classify: this Python install holds {counts} lines; --n-per-class can be "
+                         f"at most {most:,} (asked for {n_per_class:,})")
     out = []
-    for label, lines in (("doc", sorted(set(_doc_lines()))), ("comment", sorted(set(_comment_lines())))):
-        k = min(n_per_class, len(lines))
-        out += [(label, lines[i].replace("\t", " ")) for i in rng.choice(len(lines), k, replace=False)]
+    for label, lines in classes:
+        out += [(label, lines[i].replace("\t", " ")) for i in rng.choice(len(lines), n_per_class, replace=False)]
     return [out[i] for i in rng.permutation(len(out))]
 
 

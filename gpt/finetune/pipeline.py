@@ -20,7 +20,7 @@ import numpy as np
 import tinytensor as tt
 
 from .. import checkpoint as ckpt
-from .. import lora
+from .. import lora, runlock
 from ..errors import FinetuneError, RunFailed
 from ..run_folder import check_out, clear_run
 from ..step import NonFiniteError
@@ -31,9 +31,8 @@ from . import classify, data_classify, data_instruct, instruct
 def load_tokenizer(folder):
     """The tokenizer stored with a checkpoint (tokenizer.bpe), or GPT-2's (encoder.json + vocab.bpe)."""
     import bpe
-    path = os.path.join(folder, ckpt.TOKENIZER)
-    if os.path.isfile(path):
-        return bpe.Tokenizer.load(path)
+    if os.path.lexists(os.path.join(folder, ckpt.TOKENIZER)):
+        return bpe.Tokenizer.load(ckpt.tokenizer_path(folder))
     enc, merges = os.path.join(folder, "encoder.json"), os.path.join(folder, "vocab.bpe")
     if os.path.isfile(enc) and os.path.isfile(merges):
         return bpe.gpt2(enc, merges)
@@ -108,7 +107,7 @@ def load_classifier(folder):
     if meta.get("task") != "classify":
         raise FinetuneError(f"{folder} is not a classifier (made by `python -m gpt finetune classify`)")
     from ..model import GPT
-    model = GPT(ckpt.load_config(meta), init=False)
+    model = GPT(ckpt.load_config(meta, folder), init=False)
     classify.replace_head(model, len(meta["labels"]))
     ckpt.load_weights(model, ckpt.file_path(folder, meta, ckpt.MODEL))
     return model.eval(), load_tokenizer(folder), meta
@@ -128,6 +127,7 @@ def _check_split(path, what, n, train, val, test):
                             "every part needs at least one: use more data")
 
 
+@runlock.locks_out                   # one run at a time on a.out
 def run_classify(a, log=print):
     """``a``: the parsed flags of ``finetune classify``. Returns the metrics dict."""
     if a.download:
@@ -191,6 +191,7 @@ def run_predict(folder, texts):
 
 
 # ----- instruction fine-tuning -----
+@runlock.locks_out
 def run_instruct(a, log=print):
     """``a``: the parsed flags of ``finetune instruct``. Returns the metrics dict."""
     if not os.path.isfile(a.data):

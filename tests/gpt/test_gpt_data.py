@@ -79,3 +79,85 @@ def test_read_text_errors(tmp_path):
         read_text(bad)
     with pytest.raises(ValueError, match="folder"):
         read_text(tmp_path)
+
+
+# ----- inputs that are not plain files, caches and tokenizers that changed (issue 15, items 12 and low) -----
+import os
+
+import tinytensor as tt
+from gpt.__main__ import main as gpt_main
+
+TINY = ["--vocab-size", "260", "--context-length", "16", "--emb-dim", "16", "--n-layers", "1", "--n-heads", "2",
+        "--batch-size", "2", "--eval-batches", "1", "--sample-tokens", "2", "--eval-every", "1000"]
+
+
+def _run(capsys, *args):
+    capsys.readouterr()
+    rc = gpt_main([str(a) for a in args])
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["/dev/zero", "fifo"])
+def test_read_text_refuses_what_is_not_a_regular_file(tmp_path, capsys, kind):
+    path = kind
+    if kind == "fifo":
+        path = tmp_path / "pipe.txt"
+        os.mkfifo(path)                                   # reading would wait forever for a writer
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_text(path)
+    rc, err = _run(capsys, "train", "--data", path, "--out", tmp_path / "out", *TINY)
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(path) in err and not (tmp_path / "out").exists()
+
+
+def test_read_text_caps_the_size(tmp_path, monkeypatch):
+    from gpt import files
+    path = tmp_path / "big.txt"
+    path.write_text("x" * 1000, encoding="utf-8")
+    monkeypatch.setattr(files, "MAX_TEXT", 999)
+    with pytest.raises(ValueError, match="1,000 bytes, more than 999"):
+        read_text(path)
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "small.txt").write_text(default_corpus()[:3000], encoding="utf-8")
+    return tmp_path
+
+
+def test_a_relative_data_path_resumes_from_any_folder_and_by_any_name(text_file, capsys, monkeypatch):
+    out = text_file / "run"
+    monkeypatch.chdir(text_file / "a")
+    assert _run(capsys, "train", "--data", "small.txt", "--out", out, *TINY, "--max-steps", 1)[0] == 0
+    monkeypatch.chdir(text_file / "b")                   # elsewhere, no --data: the stored path is absolute
+    rc, err = _run(capsys, "train", "--out", out, "--resume", "--max-steps", 2)
+    assert rc == 0, err
+    os.symlink(text_file / "a" / "small.txt", text_file / "b" / "same.txt")
+    rc, err = _run(capsys, "train", "--data", "same.txt", "--out", out, "--resume", "--max-steps", 3)
+    assert rc == 0, err                                  # the same text by another name: compared by its digest
+
+
+def test_a_shuffled_token_cache_is_noticed_and_the_resume_stays_exact(text_file, capsys):
+    data = text_file / "a" / "small.txt"
+    for name in ("clean", "shuffled"):
+        assert _run(capsys, "train", "--data", data, "--out", text_file / name, *TINY, "--max-steps", 2)[0] == 0
+    (cache,) = (text_file / "shuffled").glob("tokens-*.npy")
+    ids = np.load(cache)
+    np.save(cache, np.random.default_rng(0).permutation(ids))          # same name, other data
+    for name in ("clean", "shuffled"):
+        rc, err = _run(capsys, "train", "--out", text_file / name, "--resume", "--max-steps", 4)
+        assert rc == 0, err
+    a, b = (tt.load(text_file / name / "model.safetensors") for name in ("clean", "shuffled"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_a_changed_tokenizer_is_refused_on_resume(text_file, capsys):
+    out = text_file / "run"
+    data = text_file / "a" / "small.txt"
+    assert _run(capsys, "train", "--data", data, "--out", out, *TINY, "--max-steps", 1)[0] == 0
+    bpe.train(default_corpus()[3000:9000], 260, special_tokens=("<|endoftext|>",)).save(out / "tokenizer.bpe")
+    rc, err = _run(capsys, "train", "--out", out, "--resume", "--max-steps", 2)
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "tokenizer" in err, err

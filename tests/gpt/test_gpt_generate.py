@@ -130,3 +130,64 @@ def test_text_streamer_holds_back_half_characters():
         s(np.array([b]))
     s.finish()
     assert buf.getvalue() == "é!\n"
+
+
+# ----- non-finite logits, linear streaming (issue 15, item 11 and low) -----
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_nan_or_inf_logits_are_refused_not_turned_into_token_0(bad, temperature):
+    model = _model()
+    model.final_norm.bias.data[3] = bad                  # one damaged weight: every logit becomes NaN
+    with pytest.raises(ValueError, match=r"logits hold (NaN|\+inf) at step 1.*damaged"):
+        generate(model, [[1, 2]], max_new_tokens=3, temperature=temperature, seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        sample_next(np.array([[0.0, np.nan, 1.0]]), temperature)
+    with pytest.raises(ValueError, match=r"\+inf"):
+        sample_next(np.array([[0.0, np.inf, 1.0]]), temperature)
+    with pytest.raises(ValueError, match="only -inf"):
+        sample_next(np.array([[-np.inf, -np.inf]]), temperature)
+    assert sample_next(np.array([[-np.inf, 2.0, 1.0]]), temperature, rng=np.random.default_rng(0)).tolist() in ([1], [2])
+
+
+def test_sample_cli_with_a_nan_weight_is_one_line(tmp_path, capsys):
+    from gpt import checkpoint as ckpt
+    from gpt.__main__ import main
+    model = small_model(vocab_size=300)
+    model.blocks[0].mlp.fc.weight.data[0, 0] = np.nan
+    ckpt.save(tmp_path, model, None, {"step": 1, "config": model.cfg.to_dict()})
+    import bpe
+    bpe.train("hello world, hello there " * 20, 260, special_tokens=("<|endoftext|>",)).save(tmp_path / "tokenizer.bpe")
+    capsys.readouterr()
+    rc = main(["sample", "--checkpoint", str(tmp_path), "--prompt", "hello", "--max-new-tokens", "3"])
+    out, err = capsys.readouterr()
+    assert rc != 0 and "\x00" not in out, out
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "NaN" in err and "step 1" in err
+
+
+def test_text_streamer_does_constant_work_per_token_and_prints_what_decode_gives():
+    import bpe
+    tok = bpe.train("héllo wörld, ça va? " * 30, 280)
+    ids = tok.encode("héllo wörld, ça va? " * 40)
+    work = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(tok, name)
+
+        def decode_bytes(self, some):
+            some = list(some)
+            work.append(len(some))
+            return tok.decode_bytes(some)
+
+        def decode(self, some):
+            some = list(some)
+            work.append(len(some))
+            return tok.decode(some)
+    buf = io.StringIO()
+    s = TextStreamer(Counting(), ids[:3], buf)
+    for i in ids[3:]:
+        s(np.array([i]))
+    s.finish()
+    assert tok.decode(ids[:3]) + buf.getvalue() == tok.decode(ids) + "\n"
+    assert sum(work) <= 2 * len(ids), f"decoded {sum(work)} ids for {len(ids)} tokens: quadratic"

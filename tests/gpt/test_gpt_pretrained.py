@@ -148,3 +148,100 @@ def test_a_bf16_checkpoint_loads_as_float32(tmp_path):
         np.testing.assert_array_equal(state[name], expected[name], err_msg=name)
     ids = np.random.default_rng(0).integers(0, 97, (2, 16))
     np.testing.assert_allclose(loaded(ids).numpy(), model(ids).numpy(), rtol=0.1, atol=0.1)  # bf16 keeps ~3 digits
+
+
+# ----- every config.json field honoured or refused; sizes checked before building (issue 15, items 4, 15) -----
+def _with_config(folder, **fields):
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config.update(fields)
+    path.write_text(json.dumps(config))
+    return folder
+
+
+def test_layer_norm_epsilon_is_honoured(tmp_path, monkeypatch):
+    import functools
+
+    import test_gpt_model
+    model = _randomise(small_model())
+    folder = _with_config(_hf_files(tmp_path / "hf", model), layer_norm_epsilon=0.5)
+    loaded = load_gpt2(folder)
+    monkeypatch.setattr(test_gpt_model, "_ln", functools.partial(test_gpt_model._ln, eps=0.5))
+    ids = np.random.default_rng(0).integers(0, 97, (2, 16))
+    ref = reference_forward(tt.load(folder / "model.safetensors"), ids, n_heads=4)
+    np.testing.assert_allclose(loaded(ids).numpy(), ref, rtol=2e-4, atol=2e-4)
+    assert loaded.cfg.norm_eps == 0.5
+    save_gpt2(loaded, tmp_path / "back")                                     # and it is written back
+    assert json.loads((tmp_path / "back" / "config.json").read_text())["layer_norm_epsilon"] == 0.5
+
+
+@pytest.mark.parametrize("field,value", [("scale_attn_weights", False), ("scale_attn_by_inverse_layer_idx", True),
+                                         ("activation_function", "relu"), ("add_cross_attention", True),
+                                         ("n_inner", 100), ("model_type", "gpt_neo"), ("rotary_dim", 64),
+                                         ("layer_norm_epsilon", "small"), ("tie_word_embeddings", False)])
+def test_config_fields_that_change_the_computation_are_refused_by_name(tmp_path, field, value):
+    no_head = field == "tie_word_embeddings"                # untied, but the file has no lm_head.weight
+    folder = _with_config(_hf_files(tmp_path / "hf", small_model(tie_weights=True), tied_head=not no_head),
+                          **{field: value})
+    with pytest.raises(ValueError, match=field if field != "tie_word_embeddings" else "lm_head.weight is missing"):
+        load_gpt2(folder)
+
+
+def test_harmless_config_fields_are_accepted(tmp_path):
+    hub = {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "attn_pdrop": 0.1,
+           "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256, "initializer_range": 0.02,
+           "layer_norm_epsilon": 1e-05, "model_type": "gpt2", "n_ctx": 16, "resid_pdrop": 0.1,
+           "summary_activation": None, "summary_first_dropout": 0.1, "summary_proj_to_labels": True,
+           "summary_type": "cls_index", "summary_use_proj": True, "scale_attn_weights": True, "n_inner": None,
+           "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50}}, "use_cache": True,
+           "reorder_and_upcast_attn": False, "scale_attn_by_inverse_layer_idx": False, "torch_dtype": "float32",
+           "transformers_version": "4.40.0", "tie_word_embeddings": True}     # openai-community/gpt2's, and more
+    model = _randomise(small_model(tie_weights=True))
+    loaded = load_gpt2(_with_config(_hf_files(tmp_path / "hf", model), **hub))
+    ids = np.arange(16).reshape(1, 16)
+    np.testing.assert_allclose(loaded(ids).numpy(), model(ids).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def _never_built(monkeypatch):
+    import gpt.model
+    built = []
+    real = gpt.model.GPT.__init__
+    monkeypatch.setattr(gpt.model.GPT, "__init__", lambda self, *a, **k: built.append(1) or real(self, *a, **k))
+    return built
+
+
+def test_sizes_are_checked_against_the_tensors_before_building(tmp_path, monkeypatch):
+    folder = _hf_files(tmp_path / "hf", small_model())
+    built = _never_built(monkeypatch)
+    with pytest.raises(ValueError, match="n_layers is 1,000,000, more than"):
+        load_gpt2(_with_config(folder, n_layer=1_000_000))
+    with pytest.raises(ValueError, match=r"h\.2\.ln_1\.weight is missing"):
+        load_gpt2(_with_config(folder, n_layer=40))
+    assert not built
+
+
+def test_a_stray_block_tensor_is_refused_before_building(tmp_path, monkeypatch):
+    stray = {"h.99999999.ln_1.weight": np.ones(32, np.float32)}
+    for config in (True, False):
+        folder = _hf_files(tmp_path / f"hf{config}", small_model(), with_config=config, extra=stray)
+        built = _never_built(monkeypatch)
+        with pytest.raises(ValueError, match=r"unexpected tensor h\.99999999\.ln_1\.weight"):
+            load_gpt2(folder)
+        assert not built
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev zero", "too big"])
+def test_config_json_must_be_a_small_regular_file(tmp_path, monkeypatch, kind):
+    import os
+    folder = _hf_files(tmp_path / "hf", small_model())
+    if kind == "fifo":
+        (folder / "config.json").unlink()
+        os.mkfifo(folder / "config.json")
+    elif kind == "dev zero":
+        (folder / "config.json").unlink()
+        os.symlink("/dev/zero", folder / "config.json")
+    else:
+        from gpt import files
+        monkeypatch.setattr(files, "MAX_JSON", 10)
+    with pytest.raises(ValueError, match="config.json"):
+        load_gpt2(folder)

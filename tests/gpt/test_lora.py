@@ -135,3 +135,15 @@ def test_apply_lora_errors_and_all_targets():
     names = lora.apply_lora(model, targets=None)
     assert "out_head" in names and len(names) == 4 * 2 + 1
     assert set(lora.lora_state_dict(model)) == {f"{n}.lora_{ab}" for n in names for ab in "AB"}
+
+
+def test_a_rank_above_the_layer_is_refused_with_the_parameter_count():
+    model = tiny_gpt()                                     # emb 16: attn.qkv is 16 -> 48, mlp.fc 16 -> 64
+    before = {n: p.data.copy() for n, p in model.named_parameters()}
+    with pytest.raises(ValueError, match=r"LoRA rank 100,000 is larger than blocks\.0\.attn\.qkv \(16 in, 48 out\)"
+                                         r".*6,400,000 parameters, the layer has 768.*at most 16"):
+        lora.apply_lora(model, rank=100_000)
+    assert {n for n, _ in model.named_parameters()} == set(before)          # nothing was wrapped
+    lora.apply_lora(tiny_gpt(), rank=16)                                      # min(in, out) itself is fine
+    with pytest.raises(ValueError, match="rank"):
+        lora.LoRALinear(nn.Linear(4, 3), rank=4)

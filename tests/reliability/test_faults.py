@@ -189,3 +189,58 @@ def test_sigkill_loses_at_most_the_steps_since_the_last_save(tmp_path, data, cap
     ckpt.load_model(out)
     rc, err = run_main(capsys, "train", "--data", data, "--out", out, "--resume", "--max-steps", meta["step"] + 1)
     assert rc == 0, err
+
+
+# ----- one run per folder (issue 15, item 1) -----
+def test_a_second_run_on_a_busy_folder_refuses_naming_the_first(tmp_path, data, capsys):
+    out = tmp_path / "run"
+    first = _start_long_run(out, data, "--save-every", "1")          # a real second process holds the folder
+    try:
+        _wait_for_steps(first, out, 2)
+        for args in (["train", "--data", data, "--out", out, "--resume", "--max-steps", 3],
+                     ["train", "--data", data, "--out", out, "--overwrite", *TINY, "--max-steps", 3],
+                     ["finetune", "classify", "--data", data, "--init", tmp_path, "--out", out]):
+            rc, err = run_main(capsys, *args)
+            assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+            assert "in use by another run" in err and f"process {first.pid}" in err, err
+        assert first.poll() is None                                 # the first run goes on, undisturbed
+        step = _saved_step(out)
+        _wait_for_steps(first, out, step + 2)
+    finally:
+        first.kill()                                                # the lock dies with its process
+        first.communicate(timeout=60)
+    rc, err = run_main(capsys, "train", "--data", data, "--out", out, "--resume", "--max-steps", _saved_step(out) + 1)
+    assert rc == 0, err
+
+
+def test_a_read_only_out_is_refused_before_any_training(tmp_path, data, capsys, monkeypatch):
+    import builtins
+    import gpt.model
+    out = tmp_path / "run"
+    common = ["train", "--data", data, "--out", out, *TINY]
+    assert run_main(capsys, *common, "--max-steps", "1")[0] == 0
+    inside = str(out) + os.sep
+    real_os_open, real_open = os.open, builtins.open
+
+    def read_only(path):
+        return OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def os_open(path, flags, *args, **kwargs):                  # the folder now sits on a read-only disk
+        if str(path).startswith(inside) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise read_only(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def builtin_open(path, mode="r", *args, **kwargs):
+        if isinstance(path, (str, os.PathLike)) and str(path).startswith(inside) and set(mode) & set("wax+"):
+            raise read_only(path)
+        return real_open(path, mode, *args, **kwargs)
+    forwards = []
+    real_forward = gpt.model.GPT.forward
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(builtins, "open", builtin_open)
+    monkeypatch.setattr(gpt.model.GPT, "forward", lambda self, *a, **k: forwards.append(1) or real_forward(self, *a, **k))
+    rc, err = run_main(capsys, *common, "--max-steps", "50", "--save-every", "50", "--resume")
+    monkeypatch.undo()
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(out) in err and "Read-only" in err, err
+    assert not forwards, "it trained before noticing that nothing can be saved"
