@@ -12,6 +12,7 @@ into plain weights before saving, so a saved model never needs gpt.lora to load.
 old run files are replaced only when the new run saves), and the ``--init`` folder never. A loss or
 gradient that becomes NaN or Inf stops the run (exit 1) with nothing saved.
 """
+import functools
 import os
 import time
 
@@ -66,12 +67,29 @@ def load_base(init):
     return model, tok, what
 
 
-def check_out_folder(a):
-    """Before any work: --out may not be the --init folder, nor hold a run unless --overwrite."""
+def refuse_init_as_out(a):
+    """--out may never be the --init folder (fine-tuning never writes over its base model)."""
     if os.path.exists(a.out) and os.path.isdir(a.init) and os.path.samefile(a.out, a.init):
         raise FinetuneError(f"--out {a.out} is the --init folder: fine-tuning never writes over its base model; "
                             "choose another --out")
+
+
+def check_out_folder(a):
+    """Before any work: --out may not be the --init folder, nor hold a run unless --overwrite."""
+    refuse_init_as_out(a)
     check_out(a.out, getattr(a, "overwrite", False), hint="", error=FinetuneError)
+
+
+def checked_and_locked(run):
+    """Decorator for a fine-tuning run: --out refused first when it is the --init folder (so not even a lock
+    file lands there), then its run lock held for the whole run (gpt/runlock.py)."""
+    locked = runlock.locks_out(run)
+
+    @functools.wraps(run)
+    def checked(a, *args, **kwargs):
+        refuse_init_as_out(a)
+        return locked(a, *args, **kwargs)
+    return checked
 
 
 def start_saving(a):
@@ -127,7 +145,7 @@ def _check_split(path, what, n, train, val, test):
                             "every part needs at least one: use more data")
 
 
-@runlock.locks_out                   # one run at a time on a.out
+@checked_and_locked
 def run_classify(a, log=print):
     """``a``: the parsed flags of ``finetune classify``. Returns the metrics dict."""
     if a.download:
@@ -191,7 +209,7 @@ def run_predict(folder, texts):
 
 
 # ----- instruction fine-tuning -----
-@runlock.locks_out
+@checked_and_locked
 def run_instruct(a, log=print):
     """``a``: the parsed flags of ``finetune instruct``. Returns the metrics dict."""
     if not os.path.isfile(a.data):
