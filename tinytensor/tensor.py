@@ -12,6 +12,7 @@ from . import backend
 _grad_enabled = True
 _hooks = []            # callables run on every new op result: (tensor, op_name, parents) -> None
 _backward_hooks = []   # callables run after each op's backward: (node, grad_out, input_grads) -> None
+_final_callbacks = None  # while backward() runs: callables queued to run once when it ends (queue_final_callback)
 
 
 class SliceGrad:
@@ -274,6 +275,13 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` during ``backward()`` right after this leaf's ``.grad`` has received its last
+        contribution of that pass (as PyTorch's hook of the same name). Returns a handle: ``handle.remove()``."""
+        if not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors (parameters) accumulate .grad")
+        return _HookHandle(self.__dict__.setdefault("_grad_hooks", {}), hook)
+
     # ----- backpropagation -----
     def backward(self, grad=None, retain_graph=False, trace=False):
         """Backpropagate from this tensor: add d(self)/d(leaf) into every leaf's ``.grad``.
@@ -281,7 +289,19 @@ class Tensor:
         ``grad`` is the gradient of some final scalar with respect to this tensor; it may be left out
         only when this tensor holds one element. The graph is freed afterwards unless
         ``retain_graph=True``. ``trace=True`` prints each step as it runs (see ``tinytensor.trace``).
+        Callables queued with ``queue_final_callback`` during the pass run once it has ended.
         """
+        global _final_callbacks
+        outer, _final_callbacks = _final_callbacks, []
+        try:
+            self._backward_pass(grad, retain_graph, trace)
+            callbacks = _final_callbacks
+        finally:
+            _final_callbacks = outer        # a pass that raised drops what it queued
+        for fn in callbacks:
+            fn()
+
+    def _backward_pass(self, grad, retain_graph, trace):
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad; create an input with "
                                "requires_grad=True and compute from it")
@@ -310,6 +330,8 @@ class Tensor:
             if node._backward is None or node._retain:
                 node.grad = _writable(g if node.grad is None else node.grad + g)
                 if node._backward is None:
+                    for hook in tuple(node.__dict__.get("_grad_hooks", {}).values()):
+                        hook(node)          # this leaf's .grad is final for this pass
                     if printer:
                         printer.leaf(node, g)
                     continue
@@ -328,6 +350,26 @@ class Tensor:
                 node._backward, node._parents = _freed, ()
 
     # operators and methods are attached in tinytensor/ops/methods.py
+
+
+class _HookHandle:
+    """What ``register_post_accumulate_grad_hook`` returns; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks, hook):
+        self._hooks = hooks
+        hooks[self] = hook
+
+    def remove(self):
+        self._hooks.pop(self, None)
+
+
+def queue_final_callback(fn):
+    """Run ``fn()`` once, right after the ``backward()`` now running has ended (PyTorch's engine
+    ``queue_callback``): a gradient hook queues the work that needs every gradient of the pass, such as
+    DistributedDataParallel's wait for its all-reduces. Outside a backward pass it raises RuntimeError."""
+    if _final_callbacks is None:
+        raise RuntimeError("queue_final_callback() works only while backward() runs, e.g. from a gradient hook")
+    _final_callbacks.append(fn)
 
 
 def topological_order(root):

@@ -1,6 +1,7 @@
 """Layers: Module (the base class), Parameter, and the building blocks of a GPT."""
 from .module import Module, Parameter
 from .layers import Dropout, Embedding, GELU, LayerNorm, Linear, ModuleList, ReLU, Sequential, Tanh
+from .ddp import DistributedDataParallel
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "ModuleList", "Sequential",
-           "GELU", "ReLU", "Tanh"]
+           "GELU", "ReLU", "Tanh", "DistributedDataParallel"]

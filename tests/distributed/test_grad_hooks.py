@@ -1,0 +1,76 @@
+"""The two engine hooks DDP is built on: post-accumulate-grad hooks and callbacks at the end of backward()."""
+import numpy as np
+import pytest
+
+import tinytensor as tt
+from tinytensor.tensor import queue_final_callback
+
+
+def test_the_hook_sees_the_final_gradient_once_per_pass():
+    w = tt.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    w.register_post_accumulate_grad_hook(lambda t: seen.append((t is w, t.grad.copy())))
+    y = (w * w).sum() + (w * 3.0).sum()      # two paths into w: the hook waits for both
+    y.backward()
+    assert len(seen) == 1 and seen[0][0]
+    np.testing.assert_allclose(seen[0][1], [5.0, 7.0])
+    (w * 2.0).sum().backward()               # a second pass: called again, with the accumulated gradient
+    assert len(seen) == 2
+    np.testing.assert_allclose(seen[1][1], [7.0, 9.0])
+
+
+def test_the_hook_runs_in_reverse_order_of_use_and_not_without_a_gradient():
+    a, b, unused = (tt.tensor([1.0], requires_grad=True) for _ in range(3))
+    order = []
+    for name, t in (("a", a), ("b", b), ("unused", unused)):
+        t.register_post_accumulate_grad_hook(lambda t, name=name: order.append(name))
+    ((a * 2.0).tanh() * b).sum().backward()
+    assert sorted(order) == ["a", "b"]
+
+
+def test_removing_a_hook_and_hooks_on_non_leaves():
+    w = tt.tensor([1.0], requires_grad=True)
+    calls = []
+    handle = w.register_post_accumulate_grad_hook(calls.append)
+    w.register_post_accumulate_grad_hook(calls.append)
+    handle.remove()
+    handle.remove()                          # twice is harmless
+    (w * 2.0).sum().backward()
+    assert calls == [w]
+    with pytest.raises(RuntimeError, match="only leaf tensors"):
+        (w * 2.0).register_post_accumulate_grad_hook(calls.append)
+
+
+def test_final_callbacks_run_once_after_every_gradient_is_in():
+    w = tt.tensor([1.0, 2.0], requires_grad=True)
+    v = tt.tensor([3.0], requires_grad=True)
+    log = []
+
+    def hook(t):
+        log.append("hook")
+        queue_final_callback(lambda: log.append(("end", w.grad.tolist(), v.grad.tolist())))
+    w.register_post_accumulate_grad_hook(hook)
+    ((w * v).sum()).backward()
+    assert log == ["hook", ("end", [3.0, 3.0], [3.0])]
+    (w.sum()).backward()                     # callbacks of the last pass do not come back
+    assert log[2:] == ["hook", ("end", [4.0, 4.0], [3.0])]
+
+
+def test_queue_final_callback_outside_backward_and_after_a_failed_pass():
+    with pytest.raises(RuntimeError, match="only while backward"):
+        queue_final_callback(lambda: None)
+    w = tt.tensor([1.0], requires_grad=True)
+    ran = []
+
+    def hook(t):
+        queue_final_callback(lambda: ran.append(1))
+        raise ValueError("hook failed")
+    handle = w.register_post_accumulate_grad_hook(hook)
+    with pytest.raises(ValueError, match="hook failed"):
+        (w * 2.0).sum().backward()
+    assert ran == []                         # a pass that raised drops its callbacks...
+    with pytest.raises(RuntimeError, match="only while backward"):
+        queue_final_callback(lambda: None)   # ...and leaves the engine outside any pass
+    handle.remove()
+    (w * 2.0).sum().backward()
+    assert ran == []
