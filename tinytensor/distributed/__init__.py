@@ -304,7 +304,8 @@ def abort(message, exit_code=1):
     """
     world = _current()
     where = f"rank {world.rank} of {world.size}: " if world.size > 1 else ""
-    print(f"error: {where}{message}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"error: {where}{message}\n")       # one write: the line arrives whole or not at all
+    sys.stderr.flush()
     (world.gpu or world.host).abort(exit_code)
 
 

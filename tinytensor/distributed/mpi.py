@@ -6,6 +6,7 @@ without copies. Non-blocking calls return MPI requests; the caller waits on them
 """
 import os
 import sys
+import time
 
 
 class MpiEngine:
@@ -49,5 +50,6 @@ class MpiEngine:
     def abort(self, exit_code):
         sys.stdout.flush()
         sys.stderr.flush()
+        time.sleep(0.2)     # the launcher stops forwarding output once it hears of the abort: let it catch up
         self.MPI.COMM_WORLD.Abort(exit_code)    # tells the launcher to end every process of the job...
         os._exit(exit_code)                     # ...but MPICH may return before it has: never go on
