@@ -50,7 +50,10 @@ def worker(args):
                                   n_heads=heads, drop_rate=0.0, qkv_bias=True)).to(args.device)
     ddp = nn.DistributedDataParallel(model, bucket_mb=args.bucket_mb) if args.ddp else None
     run = ddp or model
-    opt = optim.AdamW(run.parameters(), lr=1e-4, weight_decay=0.1)
+    if args.zero:
+        opt = dist.ZeroRedundancyOptimizer(run.parameters(), optim.AdamW, lr=1e-4, weight_decay=0.1)
+    else:
+        opt = optim.AdamW(run.parameters(), lr=1e-4, weight_decay=0.1)
     rng = np.random.default_rng(0)
     share = global_batch // world
     mine = slice(rank * share, (rank + 1) * share)
@@ -75,8 +78,13 @@ def worker(args):
         if ddp:
             sync.append(ddp.sync_seconds)
             wait.append(ddp.wait_seconds)
-    result = {"shape": args.shape, "ranks": world, "threads": args.threads, "ddp": bool(ddp),
-              "global_batch": global_batch, "step_s": times, "tokens_per_s": global_batch * T / statistics.median(times)}
+    state = getattr(opt, "optimizer", opt).state          # ZeRO: this rank's share only
+    memory = np.array([sum(v.nbytes for s in state.values() for v in s.values() if hasattr(v, "nbytes")),
+                       peak_rss_bytes()], dtype=np.float64) / 2 ** 20
+    dist.all_reduce(memory, op="max")                        # the largest rank's
+    result = {"shape": args.shape, "ranks": world, "threads": args.threads, "ddp": bool(ddp), "zero": args.zero,
+              "global_batch": global_batch, "step_s": times, "tokens_per_s": global_batch * T / statistics.median(times),
+              "optimizer_state_mb": memory[0], "peak_rss_mb": memory[1]}
     if ddp:
         flat = tt.zeros(sum(p.size for p in model.parameters()), device=args.device).data
         blocking = []
@@ -93,15 +101,28 @@ def worker(args):
         Path(args.worker_json).write_text(json.dumps(result))
 
 
-def run_config(args, shape, n, ddp):
+def peak_rss_bytes():
+    """This process's peak resident memory (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def run_config(args, shape, n, ddp, zero=False):
     """Run one configuration in fresh processes and return rank 0's results."""
-    out = Path(args.tmp) / f"ddp_bench_{shape}_{n}_{'ddp' if ddp else 'threads'}.json"
+    out = Path(args.tmp) / f"ddp_bench_{shape}_{n}_{'ddp' if ddp else 'threads'}_{zero}.json"
     out.unlink(missing_ok=True)
     threads = 1 if ddp else n
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if args.async_progress:
+        env["MPICH_ASYNC_PROGRESS"] = "1"
     command = [sys.executable, __file__, "--worker", "--shape", shape, "--threads", str(threads), "--device", args.device,
                "--steps", str(args.steps), "--bucket-mb", str(args.bucket_mb), "--worker-json", str(out)]
+    if zero:
+        command.append("--zero")
     if ddp:
         command = [args.mpiexec, "-n", str(n)] + (["-bind-to", "core"] if args.bind else []) + command + ["--ddp"]
     proc = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -124,9 +145,14 @@ def main():
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration (after 1 warm-up)")
     parser.add_argument("--bucket-mb", type=float, default=25, help="DistributedDataParallel's bucket_mb")
     parser.add_argument("--bind", action="store_true", help="pin each rank to a core (mpiexec -bind-to core)")
+    parser.add_argument("--async-progress", action="store_true",
+                        help="MPICH_ASYNC_PROGRESS=1: a thread per rank moves all-reduce data during backward "
+                             "(it needs a spare core per rank)")
     parser.add_argument("--no-threads", action="store_true", help="skip the one-process, N-thread runs")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                         help="cuda: NCCL between ranks, one GPU each (no N-thread runs then)")
+    parser.add_argument("--zero", action="store_true",
+                        help="also run DDP with ZeRO-1 (dist.ZeroRedundancyOptimizer around AdamW) and compare memory")
     parser.add_argument("--json", help="also write every result to this JSON file")
     parser.add_argument("--mpiexec", default=None, help="the mpiexec to use (default: beside Python, else PATH)")
     for hidden in ("--worker", "--ddp"):
@@ -161,8 +187,14 @@ def measure(args, ranks):
             sync, wait = statistics.median(ours["ddp_sync_s"]), statistics.median(ours["ddp_wait_s"])
             line += (f"\n       DDP per step {sync * 1e3:7.1f} ms ({sync / step:.0%} of the step), blocked at the end "
                      f"{wait * 1e3:7.1f} ms ({wait / step:.0%}); one blocking all-reduce of every gradient "
-                     f"{ours['allreduce_alone_s'] * 1e3:7.1f} ms ({ours['allreduce_alone_s'] / step:.0%})")
+                     f"{ours['allreduce_alone_s'] * 1e3:7.1f} ms ({ours['allreduce_alone_s'] / step:.0%})"
+                     f"\n       memory per rank: AdamW state {ours['optimizer_state_mb']:.0f} MB, "
+                     f"peak resident {ours['peak_rss_mb']:.0f} MB")
             row = {"ddp": ours}
+            if args.zero:
+                row["zero"] = zero = run_config(args, shape, n, ddp=True, zero=True)
+                line += (f"\n       with ZeRO-1: {zero['tokens_per_s']:9.0f} tok/s; memory per rank: AdamW state "
+                         f"{zero['optimizer_state_mb']:.0f} MB, peak resident {zero['peak_rss_mb']:.0f} MB")
             if not args.no_threads and args.device == "cpu":
                 alone = run_config(args, shape, n, ddp=False)
                 row["threads"] = alone

@@ -5,8 +5,9 @@ DistributedDataParallel, each rank on half of every batch, once without and once
 accumulation (no_sync on the first of two micro-batches), starting from different weights on each rank
 (construction broadcasts rank 0's). Here one process trains the same model on the whole batches; losses
 and final weights must agree to float32 rounding. The script also checks, on both ranks, that buckets hold
-every trainable parameter once and no frozen one, and that unused and rank-0-only parameters get the
-gradient of the global batch's mean.
+every trainable parameter once and no frozen one, that unused and rank-0-only parameters get the
+gradient of the global batch's mean, and that ZeroRedundancyOptimizer (AdamW's state split over the ranks)
+ends bit for bit where plain AdamW does, with a gathered state_dict equal to AdamW's.
 """
 import sys
 
@@ -29,7 +30,7 @@ def test_two_ranks_match_one_process(tmp_path):
     import tinytensor as tt
     tt.manual_seed(0)
     model = gpt.GPT(check_ddp.config())
-    losses = check_ddp.train(model)                       # one process, the whole batch, no DDP
+    losses, _ = check_ddp.train(model)                    # one process, the whole batch, no DDP
     with np.load(out, allow_pickle=False) as got:
         for accum in (1, 2):
             np.testing.assert_allclose(got[f"losses_{accum}"], losses, rtol=1e-5, err_msg=f"losses, accum {accum}")

@@ -321,4 +321,7 @@ def _stop_everyone_on_uncaught_exceptions():
 
 
 __all__ = ["init", "is_initialized", "rank", "world_size", "local_rank", "get_backend", "barrier", "all_reduce",
-           "broadcast", "all_gather", "reduce_scatter", "abort", "launched_by_mpi", "Work", "OPS"]
+           "broadcast", "all_gather", "reduce_scatter", "abort", "launched_by_mpi", "Work", "OPS",
+           "ZeroRedundancyOptimizer"]
+
+from .zero import ZeroRedundancyOptimizer  # noqa: E402  (it uses the collectives above)

@@ -37,10 +37,14 @@ def batches():
     return [(b[:, :-1], b[:, 1:]) for b in ids]
 
 
-def train(model, accum=1, rank=0, world=1):
+def train(model, accum=1, rank=0, world=1, zero=False):
     """AdamW steps on the global batches; each step's batch split into ``accum`` micro-batches, each of those
-    split over ``world`` ranks (this rank takes share ``rank``). Returns the global-batch losses."""
-    opt = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
+    split over ``world`` ranks (this rank takes share ``rank``). Returns the global-batch losses and the
+    optimizer (``zero``: AdamW sharded over the ranks by ZeroRedundancyOptimizer)."""
+    if zero:
+        opt = dist.ZeroRedundancyOptimizer(model.parameters(), optim.AdamW, lr=3e-3, weight_decay=0.1)
+    else:
+        opt = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.1)
     losses = []
     for x, y in batches():
         micro = BATCH // accum
@@ -59,14 +63,15 @@ def train(model, accum=1, rank=0, world=1):
         losses.append(float(total))
         opt.step()
         opt.zero_grad()
-    return np.array(losses)
+    return np.array(losses), opt
 
 
 def gpt_runs(out):
+    """DDP with and without accumulation (rank 0 saves both for the test), then DDP with ZeRO: the same."""
     import gpt
     rank, world = dist.rank(), dist.world_size()
-    results = {}
-    for accum in (1, 2):
+    results, adamw = {}, None
+    for accum, zero in ((1, False), (2, False), (1, True)):
         tt.manual_seed(100 + rank)               # different weights per rank: DDP must broadcast rank 0's
         model = gpt.GPT(config())
         if rank == 0:
@@ -74,9 +79,29 @@ def gpt_runs(out):
             model = gpt.GPT(config())            # rank 0 holds what the one-process reference starts from
         ddp = nn.DistributedDataParallel(model, bucket_mb=0.05, first_bucket_mb=0.01)
         assert len(ddp.buckets) > 3, len(ddp.buckets)
-        results[f"losses_{accum}"] = train(ddp, accum, rank, world)
+        losses, opt = train(ddp, accum, rank, world, zero=zero)
+        if not zero:
+            results[f"losses_{accum}"] = losses
+            results.update({f"w{accum}.{name}": value for name, value in ddp.state_dict().items()})
+            adamw = opt if accum == 1 else adamw
+            continue
+        # ZeRO: the same losses and weights as plain AdamW, bit for bit; each rank holds part of the state
+        assert np.array_equal(losses, results["losses_1"]), (losses, results["losses_1"])
         for name, value in ddp.state_dict().items():
-            results[f"w{accum}.{name}"] = value
+            assert np.array_equal(value, results[f"w1.{name}"]), name
+        held = sum(v.size for s in opt.optimizer.state.values() for v in s.values() if hasattr(v, "size"))
+        total = sum(v.size for s in adamw.state.values() for v in s.values() if hasattr(v, "size"))
+        assert 0 < held < total * 0.75, (held, total)
+        gathered, plain = opt.state_dict(), adamw.state_dict()
+        assert gathered["param_groups"] == plain["param_groups"] and gathered["state"].keys() == plain["state"].keys()
+        for i, entry in plain["state"].items():
+            for key, value in entry.items():
+                assert np.array_equal(gathered["state"][i][key], value), (i, key)
+        again = dist.ZeroRedundancyOptimizer(model.parameters(), optim.AdamW, lr=1.0)
+        again.load_state_dict(plain)              # a plain AdamW checkpoint loads into the sharded one
+        assert again.param_groups[0]["lr"] == 3e-3
+        for i, entry in again.state_dict()["state"].items():
+            assert all(np.array_equal(v, plain["state"][i][k]) for k, v in entry.items()), i
     if rank == 0:
         np.savez(out, **results)
 
