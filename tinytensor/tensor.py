@@ -5,6 +5,8 @@ Every op returns a new Tensor that remembers its inputs (``_parents``) and a fun
 ``loss.backward()`` visits the graph from the loss back to the leaves in reverse topological
 order and adds each gradient into the leaf's ``.grad``.
 """
+import threading
+
 import numpy as np
 
 from . import backend
@@ -12,7 +14,7 @@ from . import backend
 _grad_enabled = True
 _hooks = []            # callables run on every new op result: (tensor, op_name, parents) -> None
 _backward_hooks = []   # callables run after each op's backward: (node, grad_out, input_grads) -> None
-_final_callbacks = None  # while backward() runs: callables queued to run once when it ends (queue_final_callback)
+_pass = threading.local()  # .callbacks: while this thread runs backward(), what runs when it ends (queue_final_callback)
 
 
 class SliceGrad:
@@ -291,13 +293,12 @@ class Tensor:
         ``retain_graph=True``. ``trace=True`` prints each step as it runs (see ``tinytensor.trace``).
         Callables queued with ``queue_final_callback`` during the pass run once it has ended.
         """
-        global _final_callbacks
-        outer, _final_callbacks = _final_callbacks, []
+        outer, _pass.callbacks = getattr(_pass, "callbacks", None), []
+        callbacks = _pass.callbacks
         try:
             self._backward_pass(grad, retain_graph, trace)
-            callbacks = _final_callbacks
         finally:
-            _final_callbacks = outer        # a pass that raised drops what it queued
+            _pass.callbacks = outer         # a pass that raised drops what it queued
         for fn in callbacks:
             fn()
 
@@ -367,9 +368,10 @@ def queue_final_callback(fn):
     """Run ``fn()`` once, right after the ``backward()`` now running has ended (PyTorch's engine
     ``queue_callback``): a gradient hook queues the work that needs every gradient of the pass, such as
     DistributedDataParallel's wait for its all-reduces. Outside a backward pass it raises RuntimeError."""
-    if _final_callbacks is None:
+    callbacks = getattr(_pass, "callbacks", None)
+    if callbacks is None:
         raise RuntimeError("queue_final_callback() works only while backward() runs, e.g. from a gradient hook")
-    _final_callbacks.append(fn)
+    callbacks.append(fn)
 
 
 def topological_order(root):

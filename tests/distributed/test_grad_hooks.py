@@ -74,3 +74,36 @@ def test_queue_final_callback_outside_backward_and_after_a_failed_pass():
     handle.remove()
     (w * 2.0).sum().backward()
     assert ran == []
+
+
+def test_two_threads_in_backward_at_once_each_run_their_own_callbacks():
+    """Thread A's pass ends while thread B's is still running: each pass runs its own callbacks, once."""
+    import threading
+    b_inside, a_done = threading.Event(), threading.Event()
+    ran, errors = [], []
+
+    def worker(name, hook):
+        try:
+            w = tt.tensor([1.0], requires_grad=True)
+            w.register_post_accumulate_grad_hook(hook)
+            (w * 2.0).sum().backward()
+        except Exception as exc:              # noqa: BLE001  (reported below)
+            errors.append(f"{name}: {exc!r}")
+        finally:
+            if name == "a":
+                a_done.set()
+
+    def hook_a(t):
+        queue_final_callback(lambda: ran.append(("a", threading.current_thread().name)))
+        b_inside.wait(10)                     # B's pass starts while A's runs
+
+    def hook_b(t):
+        queue_final_callback(lambda: ran.append(("b", threading.current_thread().name)))
+        b_inside.set()
+        a_done.wait(10)                       # A's pass ends while B's runs
+    threads = [threading.Thread(target=worker, args=(n, h), name=n) for n, h in (("a", hook_a), ("b", hook_b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert errors == [] and sorted(ran) == [("a", "a"), ("b", "b")], (errors, ran)
