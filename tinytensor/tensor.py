@@ -377,7 +377,11 @@ def queue_final_callback(fn):
 def topological_order(root):
     """Every tensor that ``root`` depends on (needing grad), inputs before outputs; no recursion.
 
-    A depth-first walk with an explicit stack: a node is written out only after all its inputs.
+    A depth-first walk with an explicit stack: a node is written out only after all its inputs. A node's
+    leaf inputs (parameters) go on the stack below its other inputs, so they are written out right before
+    the node: backward, walking the list in reverse, reaches a parameter right after its last use, and the
+    hooks that wait for its final gradient (DistributedDataParallel's) can start work while backward goes
+    on. (The other nodes keep their order, so the sums of gradients are the same.)
     """
     order, visited = [], set()
     stack = [(root, False)]
@@ -390,9 +394,10 @@ def topological_order(root):
             continue
         visited.add(id(node))
         stack.append((node, True))
-        for parent in node._parents:
-            if parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
+        for leaves in (True, False):
+            for parent in node._parents:
+                if parent.requires_grad and id(parent) not in visited and (parent._backward is None) == leaves:
+                    stack.append((parent, False))
     return order
 
 

@@ -125,3 +125,18 @@ def test_bad_arguments(kwargs, message):
     args = {"module": Net(), **kwargs}
     with pytest.raises((TypeError, ValueError), match=message):
         nn.DistributedDataParallel(**args)
+
+
+def test_the_first_buckets_all_reduce_starts_before_backward_reaches_the_first_layer(monkeypatch):
+    """Overlap: the bucket of the last layers starts while the embedding has no gradient yet."""
+    tt.manual_seed(0)
+    model = Net()
+    ddp = nn.DistributedDataParallel(model, bucket_mb=0.0003, first_bucket_mb=0.0001)
+    started, real = [], dist.all_reduce
+
+    def spy(x, op="sum", async_op=False):
+        started.append(model.embed.weight.grad is None)
+        return real(x, op=op, async_op=async_op)
+    monkeypatch.setattr(dist, "all_reduce", spy)
+    F.cross_entropy(ddp(np.array([[1, 2, 3]])), np.array([[0, 1, 2]])).backward()
+    assert len(started) == len(ddp.buckets) and started[0] and not started[-1], started

@@ -28,6 +28,20 @@ def test_the_hook_runs_in_reverse_order_of_use_and_not_without_a_gradient():
     assert sorted(order) == ["a", "b"]
 
 
+def test_a_late_layers_hook_fires_before_backward_reaches_the_earlier_layers():
+    """What lets DDP overlap: the last layer's weight is final (and its hook runs) right after the last
+    layer's backward, while the first layer has no gradient yet."""
+    from tinytensor import nn
+    tt.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 4), nn.Linear(4, 2))
+    seen = {}
+    net[2].weight.register_post_accumulate_grad_hook(lambda t: seen.update(last=net[0].weight.grad))
+    net[0].bias.register_post_accumulate_grad_hook(lambda t: seen.update(first=net[2].bias.grad))
+    (net(tt.tensor(np.ones((5, 3)))) ** 2).sum().backward()
+    assert seen["last"] is None, "the last layer's hook ran only after backward reached the first layer"
+    assert seen["first"] is not None
+
+
 def test_removing_a_hook_and_hooks_on_non_leaves():
     w = tt.tensor([1.0], requires_grad=True)
     calls = []
