@@ -75,7 +75,8 @@ class _Bucket:
         return self.buffer
 
     def pack(self):
-        """Copy every gradient (zeros where there is none) and its flag into the buffer; returns the buffer."""
+        """Copy every gradient (zeros where there is none) and its flag into the buffer, and point ``.grad``
+        at its slice (holding the sum, then the average, once the all-reduce is done); returns the buffer."""
         first = self.params[0].data
         buf = self._buffer_for(first)
         for k, (p, (a, b)) in enumerate(zip(self.params, self.bounds)):
@@ -88,7 +89,9 @@ class _Bucket:
                 raise RuntimeError(f"DistributedDataParallel: {self.names[k]} has a {g.dtype} gradient of shape "
                                    f"{g.shape} on {device_of(g)}, its bucket holds {first.dtype} on "
                                    f"{device_of(first)}; move or cast the model before wrapping it")
-            buf[a:b].reshape(p.shape)[...] = g
+            view = buf[a:b].reshape(p.shape)
+            view[...] = g
+            p.grad = view           # the engine's array can go now: one copy of the gradients, not two
             buf[self.numel + k] = 1
         return buf
 
