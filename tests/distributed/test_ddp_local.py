@@ -140,3 +140,25 @@ def test_the_first_buckets_all_reduce_starts_before_backward_reaches_the_first_l
     monkeypatch.setattr(dist, "all_reduce", spy)
     F.cross_entropy(ddp(np.array([[1, 2, 3]])), np.array([[0, 1, 2]])).backward()
     assert len(started) == len(ddp.buckets) and started[0] and not started[-1], started
+
+
+def test_a_backward_that_raised_does_not_spoil_the_next_one(monkeypatch):
+    tt.manual_seed(0)
+    model = Net()
+    ddp = nn.DistributedDataParallel(model, bucket_mb=0.0003, first_bucket_mb=0.0001)
+    ids, targets = np.array([[1, 4, 7]]), np.array([[0, 1, 2]])
+    handle = model.embed.weight.register_post_accumulate_grad_hook(lambda t: 1 / 0)   # after some buckets began
+    with pytest.raises(ZeroDivisionError):
+        grads_of(ddp, ids, targets)
+    handle.remove()
+    started, real = [], dist.all_reduce
+    monkeypatch.setattr(dist, "all_reduce", lambda *a, **k: started.append(1) or real(*a, **k))
+    got = grads_of(ddp, ids, targets)
+    assert len(started) == len(ddp.buckets)          # every bucket reduced again, not only those left over
+    plain = Net()
+    plain.load_state_dict(model.state_dict())
+    want = grads_of(plain, ids, targets)
+    for name, g in want.items():
+        assert (got[name] is None) == (g is None), name
+        if g is not None:
+            np.testing.assert_array_equal(got[name], g, err_msg=name)

@@ -79,11 +79,11 @@ class _Bucket:
         at its slice (holding the sum, then the average, once the all-reduce is done); returns the buffer."""
         first = self.params[0].data
         buf = self._buffer_for(first)
+        had = np.zeros(len(self.params), dtype=first.dtype)
         for k, (p, (a, b)) in enumerate(zip(self.params, self.bounds)):
             g = p.grad
             if g is None:
                 buf[a:b] = 0
-                buf[self.numel + k] = 0
                 continue
             if g.shape != p.shape or g.dtype != first.dtype or device_of(g) != device_of(first):
                 raise RuntimeError(f"DistributedDataParallel: {self.names[k]} has a {g.dtype} gradient of shape "
@@ -92,7 +92,8 @@ class _Bucket:
             view = buf[a:b].reshape(p.shape)
             view[...] = g
             p.grad = view           # the engine's array can go now: one copy of the gradients, not two
-            buf[self.numel + k] = 1
+            had[k] = 1
+        buf[self.numel:] = xp_of(buf).asarray(had)      # the flags in one copy (one transfer on a GPU)
         return buf
 
     def unpack(self, world):
@@ -128,7 +129,8 @@ class DistributedDataParallel(Module):
 
     ``bucket_mb``: megabytes of gradients per all-reduce (25, as PyTorch); ``first_bucket_mb``: the size of
     the first bucket (1), small so that communication starts early in backward. Calls
-    ``tinytensor.distributed.init()`` when nobody has yet; in a world of one process it still works (the
+    ``tinytensor.distributed.init()`` when nobody has yet (call ``init("nccl")`` first for a model on a
+    GPU); in a world of one process it still works (the
     all-reduces return at once), so the same script runs with and without mpiexec.
 
     After each synchronised backward, ``sync_seconds`` is the time DDP spent in it (packing buckets,
@@ -164,6 +166,8 @@ class DistributedDataParallel(Module):
 
     # ----- what passes through to the wrapped model -----
     def forward(self, *args, **kwargs):
+        if self._in_pass:       # the last backward raised before it ended: forget its half-done pass
+            self._in_pass = False
         return self.module(*args, **kwargs)
 
     def named_parameters(self, prefix=""):
