@@ -10,11 +10,7 @@ from tinytensor import nn
 from tinytensor.nn.ddp import assign_buckets
 
 
-@pytest.fixture(autouse=True)
-def alone(monkeypatch):
-    monkeypatch.setattr(dist, "_world", None)
-    for name in dist._LAUNCHER_VARS:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("alone")       # a world of one (conftest.py)
 
 
 class Net(nn.Module):

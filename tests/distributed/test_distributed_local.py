@@ -10,12 +10,7 @@ import tinytensor.distributed as dist
 from mpi_helpers import ROOT, clean_env
 
 
-@pytest.fixture(autouse=True)
-def fresh(monkeypatch):
-    """Each test starts uninitialised and outside any MPI launcher's environment."""
-    monkeypatch.setattr(dist, "_world", None)
-    for name in dist._LAUNCHER_VARS:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("alone")       # a world of one (conftest.py)
 
 
 def test_importing_and_a_world_of_one_never_import_mpi4py():

@@ -9,11 +9,7 @@ from tinytensor import nn, optim
 from tinytensor.distributed.zero import deal
 
 
-@pytest.fixture(autouse=True)
-def alone(monkeypatch):
-    monkeypatch.setattr(dist, "_world", None)
-    for name in dist._LAUNCHER_VARS:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("alone")       # a world of one (conftest.py)
 
 
 def test_deal_gives_the_largest_parameters_out_first_to_the_least_loaded_rank():
