@@ -12,6 +12,7 @@ thread), ``function.py`` (``tt.Function``, the public way to add an op; ops insi
 """
 import itertools
 import operator
+import threading
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from .grad_mode import _mode, enable_grad, is_grad_enabled, no_grad, set_grad_en
 
 _hooks = []            # callables run on every new op result: (tensor, op_name, parents) -> None
 _backward_hooks = []   # callables run after each op's backward: (node, grad_out, input_grads) -> None
+_pass = threading.local()  # .callbacks: while this thread runs backward(), what runs when it ends (queue_final_callback)
 
 
 def _check_dtype(dtype):
@@ -245,7 +247,19 @@ class Tensor:
         ``grad`` is the gradient of some final scalar with respect to this tensor; it may be left out
         only when this tensor holds one element. The graph is freed afterwards unless
         ``retain_graph=True``. ``trace=True`` prints each step as it runs (see ``tinytensor.trace``).
+        Callables queued with ``queue_final_callback`` during the pass run once it has ended.
         """
+        outer, _pass.callbacks = getattr(_pass, "callbacks", None), []
+        callbacks = _pass.callbacks
+        try:
+            self._backward_pass(grad, retain_graph, trace)
+        finally:
+            _pass.callbacks = outer         # a pass that raised drops what it queued
+        for fn in callbacks:
+            fn()
+
+    def _backward_pass(self, grad, retain_graph, trace):
+        """The pass itself: the topological walk and the chain rule."""
         printer = _trace_printer() if trace else None
         grads = GradientSums(self, self._seed_gradient(grad))
         for node in reversed(topological_order(self)):      # every use of a tensor before the tensor
@@ -333,10 +347,24 @@ def _instrument(node, g, input_grads, printer):
     return input_grads
 
 
+def queue_final_callback(fn):
+    """Run ``fn()`` once, right after the ``backward()`` now running has ended (PyTorch's engine
+    ``queue_callback``): a gradient hook queues the work that needs every gradient of the pass, such as
+    DistributedDataParallel's wait for its all-reduces. Outside a backward pass it raises RuntimeError."""
+    callbacks = getattr(_pass, "callbacks", None)
+    if callbacks is None:
+        raise RuntimeError("queue_final_callback() works only while backward() runs, e.g. from a gradient hook")
+    callbacks.append(fn)
+
+
 def topological_order(root):
     """Every tensor that ``root`` depends on (needing grad), inputs before outputs; no recursion.
 
-    A depth-first walk with an explicit stack: a node is written out only after all its inputs.
+    A depth-first walk with an explicit stack: a node is written out only after all its inputs. A node's
+    leaf inputs (parameters) go on the stack below its other inputs, so they are written out right before
+    the node: backward, walking the list in reverse, reaches a parameter right after its last use, and the
+    hooks that wait for its final gradient (DistributedDataParallel's) can start work while backward goes
+    on. (The other nodes keep their order, so the sums of gradients are the same.)
     """
     order, visited = [], set()
     stack = [(root, False)]
@@ -349,9 +377,10 @@ def topological_order(root):
             continue
         visited.add(id(node))
         stack.append((node, True))
-        for parent in node._parents:
-            if parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
+        for leaves in (True, False):
+            for parent in node._parents:
+                if parent.requires_grad and id(parent) not in visited and (parent._backward is None) == leaves:
+                    stack.append((parent, False))
     return order
 
 

@@ -25,8 +25,8 @@ backward from #3 add, shape (): 4 tensors, numbered inputs-first (#0 was made fi
       grad in  () norm 1 [1]
       to #0 x: () norm 3 [3]
       to #1 y: () norm 2 [2]
-[3] #1 y .grad += () norm 2 [2]
-[4] #0 x .grad += () norm 4 [4]
+[3] #0 x .grad += () norm 4 [4]
+[4] #1 y .grad += () norm 2 [2]
 """
 
 EXPECTED_DOT = """\

@@ -2,6 +2,7 @@
 from .module import Module, Parameter
 from .init import skip_init
 from .layers import Dropout, Embedding, GELU, LayerNorm, Linear, ModuleList, ReLU, Sequential, Tanh
+from .ddp import DistributedDataParallel
 
 __all__ = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "Dropout", "ModuleList", "Sequential",
-           "GELU", "ReLU", "Tanh", "skip_init"]
+           "GELU", "ReLU", "Tanh", "skip_init", "DistributedDataParallel"]
