@@ -13,7 +13,7 @@ import contextlib
 
 import numpy as np
 
-from .. import backend, config, reference
+from .. import backend, config, parallel, reference
 from ..tensor import Tensor
 from .common import same_device
 
@@ -55,18 +55,24 @@ def _swiglu_backward(g, gate, up, s, dgate, dup):
 
 # ----- the ops -----
 
+def _rows(a):
+    """A 2-D (rows, last axis) view of ``a`` (a copy only when ``a`` is not laid out as rows)."""
+    return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+
+
 def silu(x):
     """x sigmoid(x) (also called swish)."""
     if config.reference_ops:
         return reference.silu(x)
     xp = backend.xp_of(x.data)
     d = x.data
-    s, out = xp.empty_like(d), xp.empty_like(d)
-    _swiglu_forward(d, None, s, out)
+    s, out = xp.empty_like(d), xp.empty_like(d)     # (s: sigmoid(x), kept for backward)
+    parallel.for_row_blocks(lambda xb, sb, ob: _swiglu_forward(xb, None, sb, ob), _rows(d), _rows(s), _rows(out))
 
     def backward(g):
         dx = xp.empty_like(d)
-        _swiglu_backward(g, d, None, s, dx, None)
+        parallel.for_row_blocks(lambda gb, xb, sb, db: _swiglu_backward(gb, xb, None, sb, db, None),
+                                _rows(g), _rows(d), _rows(s), _rows(dx))
         return (dx,)
     return Tensor._make(out, (x,), backward, "silu")
 
@@ -96,15 +102,22 @@ def swiglu(gate, up=None):
         parents = (gate, up)
     s = xp.empty(g_arr.shape, dtype=g_arr.dtype)
     out = xp.empty(g_arr.shape, dtype=g_arr.dtype)
-    _swiglu_forward(g_arr, u_arr, s, out)
+    # the schedule: row blocks over the threads (the halves of a (rows, 2H) array are (rows, H) views)
+    parallel.for_row_blocks(_swiglu_forward, _rows(g_arr), _rows(u_arr), _rows(s), _rows(out))
 
     def backward(g):
         if up is None:                                  # one gradient array, its halves for gate and up
             grad = xp.empty(gate.shape, dtype=g_arr.dtype)
-            _swiglu_backward(g, g_arr, u_arr, s, grad[..., :h], grad[..., h:])
-            return (grad,)
-        dgate = xp.empty_like(g_arr)
-        dup = xp.empty_like(u_arr) if up.requires_grad else None
-        _swiglu_backward(g, g_arr, u_arr, s, dgate, dup)
-        return dgate, dup
+            dgate, dup = grad[..., :h], grad[..., h:]
+        else:
+            grad = None
+            dgate = xp.empty_like(g_arr)
+            dup = xp.empty_like(u_arr) if up.requires_grad else None
+        if dup is None:
+            parallel.for_row_blocks(lambda *b: _swiglu_backward(*b, None), _rows(g), _rows(g_arr), _rows(u_arr),
+                                    _rows(s), _rows(dgate))
+        else:
+            parallel.for_row_blocks(_swiglu_backward, _rows(g), _rows(g_arr), _rows(u_arr), _rows(s), _rows(dgate),
+                                    _rows(dup))
+        return (grad,) if up is None else (dgate, dup)
     return Tensor._make(out, parents, backward, "swiglu")
