@@ -20,10 +20,10 @@ to tell which one it is, and one that is neither is refused with a clear message
     ids = fmt.encode([{"role": "user", "content": "Hi"}])     # prompt ids; generate until fmt.stop_ids
 """
 import datetime
-import json
 import os
 
 from . import files
+from .pretrained import read_json
 
 
 class ChatFormat:
@@ -81,11 +81,7 @@ def read_template(folder):
     path = os.path.join(folder, "tokenizer_config.json")
     if not os.path.lexists(path):
         return None
-    try:
-        config = json.loads(files.read_text(path, files.MAX_JSON, "tokenizer_config.json"))
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise ValueError(f"{path} is not valid JSON ({str(e)[:80]})") from None
-    template = config.get("chat_template") if isinstance(config, dict) else None
+    template = read_json(path).get("chat_template")
     if isinstance(template, list):                  # [{"name": "default", "template": ...}, ...]
         template = next((t.get("template") for t in template if isinstance(t, dict) and t.get("name") == "default"),
                         None)

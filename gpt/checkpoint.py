@@ -257,8 +257,8 @@ def _config(meta, path):
 
 
 def load_config(meta, folder=None):
-    """The model config (GPTConfig, LlamaConfig or Qwen3Config) of checkpoint ``meta``; with ``folder``, first checked against the weights file there
-    (a classifier's head has as many rows as its labels)."""
+    """The model config (GPTConfig, LlamaConfig or Qwen3Config) of checkpoint ``meta``; with ``folder``,
+    first checked against the weights file there (a classifier's head has as many rows as its labels)."""
     cfg = _config(meta, os.path.join(folder, META) if folder is not None else META)
     if folder is not None:
         classes = len(meta.get("labels", [])) if meta.get("task") == "classify" else None

@@ -94,7 +94,8 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
 
     temperature 0 is greedy; ``seed`` gives a private random stream (None: the library's, see
     ``tt.manual_seed``). With ``eos_id`` (an id, or several: Llama 3 and Qwen3 end a turn with one of
-    a few) a row that produced it keeps producing it, and generation stops when every row has. ``on_token(new_ids)`` is called with each new column (B,) as it comes.
+    a few) a row that produced it keeps producing it, and generation stops when every row has.
+    ``on_token(new_ids)`` is called with each new column (B,) as it comes.
     """
     _check(temperature, top_k, top_p, max_new_tokens)
     prompt = _as_ids(ids)

@@ -177,8 +177,8 @@ def _check_tensors(cfg, weights):
     extra = [k for k in have if k not in need and not _IGNORED.match(k)
              and not (k == "lm_head.weight" and cfg.tie_weights)]
     if extra:
-        raise ValueError(f"{where}: unexpected tensor {extra[0]}" + (f" (and {len(extra) - 1} more)" if extra[1:] else "")
-                         + f" for {what}")
+        more = f" (and {len(extra) - 1} more)" if extra[1:] else ""
+        raise ValueError(f"{where}: unexpected tensor {extra[0]}{more} for {what}")
     if cfg.tie_weights and "lm_head.weight" in have:
         if have["lm_head.weight"] != need["model.embed_tokens.weight"] or \
                 not np.array_equal(weights.array("lm_head.weight"), weights.array("model.embed_tokens.weight")):

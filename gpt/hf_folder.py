@@ -15,10 +15,11 @@ import os
 
 from . import files
 from .errors import TrainingError
+from .pretrained import read_json
 
 
-def load_tokenizer(folder):
-    """The folder's tokenizer: tokenizer.json, or GPT-2's encoder.json and vocab.bpe."""
+def find_tokenizer(folder):
+    """The folder's tokenizer: tokenizer.json, or GPT-2's encoder.json and vocab.bpe; None when it has neither."""
     import bpe
     path = os.path.join(folder, "tokenizer.json")
     if os.path.lexists(path):
@@ -27,19 +28,16 @@ def load_tokenizer(folder):
     enc, merges = os.path.join(folder, "encoder.json"), os.path.join(folder, "vocab.bpe")
     if os.path.isfile(enc) and os.path.isfile(merges):
         return bpe.gpt2(enc, merges)
-    raise TrainingError(f"{folder} holds no tokenizer.json (nor GPT-2's encoder.json and vocab.bpe): download it "
-                        "with the model's other files")
+    return None
 
 
-def _json(path):
-    raw = files.read_bytes(path, files.MAX_JSON, os.path.basename(path))
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ValueError(f"{path} is not valid JSON ({str(e)[:80]})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return value
+def load_tokenizer(folder):
+    """``find_tokenizer``, or a TrainingError saying what is missing."""
+    tok = find_tokenizer(folder)
+    if tok is None:
+        raise TrainingError(f"{folder} holds no tokenizer.json (nor GPT-2's encoder.json and vocab.bpe): download "
+                            "it with the model's other files")
+    return tok
 
 
 def stop_ids(folder, tok):
@@ -49,7 +47,7 @@ def stop_ids(folder, tok):
         path = os.path.join(folder, name)
         if not os.path.lexists(path):
             continue
-        value = _json(path).get("eos_token_id")
+        value = read_json(path).get("eos_token_id")
         if value is None:
             continue
         ids = value if isinstance(value, list) else [value]

@@ -107,8 +107,9 @@ def _mapped(path):
 
 
 def read_json(config_path):
-    """config.json as a dict, with no field checked yet (files.MAX_JSON bytes at most; one-line errors)."""
-    raw = files.read_bytes(config_path, files.MAX_JSON, "config.json")
+    """config.json (or another settings file of a model folder) as a dict, with no field checked yet
+    (files.MAX_JSON bytes at most; one-line errors)."""
+    raw = files.read_bytes(config_path, files.MAX_JSON, os.path.basename(config_path))
     try:
         c = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:

@@ -197,7 +197,7 @@ def _check_args(a):
     presets = config_class(a.arch).PRESETS
     if a.preset not in presets:
         raise TrainingError(f"unknown preset {a.preset!r} for --arch {a.arch}: choose one of {', '.join(presets)}")
-    build_config(a, a.vocab_size or config_class(a.arch).preset(a.preset).vocab_size)   # the model flags, before any work
+    build_config(a, a.vocab_size or config_class(a.arch).preset(a.preset).vocab_size)   # model flags: before any work
 
 
 def _resume_args(a, given):

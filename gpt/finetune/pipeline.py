@@ -33,16 +33,15 @@ def load_tokenizer(folder):
     """The tokenizer stored with a checkpoint (tokenizer.bpe), a Hugging Face tokenizer.json, or GPT-2's
     (encoder.json + vocab.bpe)."""
     import bpe
+
+    from ..hf_folder import find_tokenizer
     if os.path.lexists(os.path.join(folder, ckpt.TOKENIZER)):
         return bpe.Tokenizer.load(ckpt.tokenizer_path(folder))
-    if os.path.lexists(os.path.join(folder, "tokenizer.json")):
-        from ..hf_folder import load_tokenizer as hf_tokenizer
-        return hf_tokenizer(folder)
-    enc, merges = os.path.join(folder, "encoder.json"), os.path.join(folder, "vocab.bpe")
-    if os.path.isfile(enc) and os.path.isfile(merges):
-        return bpe.gpt2(enc, merges)
-    raise FinetuneError(f"{folder} holds no tokenizer: expected {ckpt.TOKENIZER}, or GPT-2's encoder.json and "
-                        "vocab.bpe (fetch them with bpe.download_gpt2(folder))")
+    tok = find_tokenizer(folder)
+    if tok is None:
+        raise FinetuneError(f"{folder} holds no tokenizer: expected {ckpt.TOKENIZER}, a tokenizer.json, or GPT-2's "
+                            "encoder.json and vocab.bpe (fetch them with bpe.download_gpt2(folder))")
+    return tok
 
 
 def load_base(init):

@@ -30,7 +30,8 @@ def randomised(cfg, seed=1, dtype=np.float32):
     model = gpt.build_model(cfg)
     rng = np.random.default_rng(seed)
     for name, p in model.named_parameters():
-        p.data = ((1.0 if p.ndim == 1 else 0.0) + (0.3 if p.ndim == 1 else 0.25) * rng.standard_normal(p.shape)).astype(dtype)
+        base, scale = (1.0, 0.3) if p.ndim == 1 else (0.0, 0.25)
+        p.data = (base + scale * rng.standard_normal(p.shape)).astype(dtype)
     return model
 
 
@@ -84,7 +85,8 @@ def reference_forward(sd, ids, cfg, start=0):
         k = (h @ sd[p + "self_attn.k_proj.weight"].T).reshape(B, T, H_kv, D)
         v = (h @ sd[p + "self_attn.v_proj.weight"].T).reshape(B, T, H_kv, D)
         if cfg.qk_norm:
-            q, k = _rms(q, sd[p + "self_attn.q_norm.weight"], cfg.norm_eps), _rms(k, sd[p + "self_attn.k_norm.weight"], cfg.norm_eps)
+            q = _rms(q, sd[p + "self_attn.q_norm.weight"], cfg.norm_eps)
+            k = _rms(k, sd[p + "self_attn.k_norm.weight"], cfg.norm_eps)
         q, k = _rotate(q.transpose(0, 2, 1, 3), pos, inv), _rotate(k.transpose(0, 2, 1, 3), pos, inv)
         v = v.transpose(0, 2, 1, 3)
         group = H // H_kv

@@ -1,5 +1,5 @@
-"""Hugging Face folders of Llama 3 and Qwen3: the fixtures made by `transformers` (tests/fixtures/make_family_fixtures.py)
-give the same logits and the same greedy text here; export and load round trips; every config field or file that
+"""Hugging Face folders of Llama 3 and Qwen3: the fixtures made by `transformers`
+(tests/fixtures/make_family_fixtures.py) give the same logits and the same greedy text here; export and load round trips; every config field or file that
 would compute something else is refused in one line; sample --hf and the chat layouts."""
 import json
 import os
@@ -115,7 +115,8 @@ REFUSED = [
     (lambda c: c.update(logits_soft_cap=30.0), "logits_soft_cap"),
     (lambda c: c.update(model_type="mistral"), "mistral"),
     (lambda c: c.pop("hidden_size"), "hidden_size"),
-    (lambda c: c.update(intermediate_size=96), r"mlp.gate_proj.weight has shape \(64, 32\), config.json asks for \(96, 32\)"),
+    (lambda c: c.update(intermediate_size=96),
+     r"mlp.gate_proj.weight has shape \(64, 32\), config.json asks for \(96, 32\)"),
     (lambda c: c.update(num_hidden_layers=3), "model.layers.2.input_layernorm.weight is missing"),
     (lambda c: c.update(num_hidden_layers=1), "unexpected tensor model.layers.1"),
     (lambda c: c.update(num_key_value_heads=3), "multiple of n_kv_heads"),
@@ -170,7 +171,8 @@ def test_shard_names_from_the_index_are_untrusted(tmp_path):
     with pytest.raises(ValueError, match="leads out of"):
         gpt.load_hf(folder)
     shard = spec["weight_map"]["model.norm.weight"]
-    _write_index(folder, dict(spec, weight_map={k: v for k, v in spec["weight_map"].items() if k != "model.norm.weight"}))
+    fewer = {k: v for k, v in spec["weight_map"].items() if k != "model.norm.weight"}
+    _write_index(folder, dict(spec, weight_map=fewer))
     with pytest.raises(ValueError, match=f"{shard} does not match .*holds model.norm.weight"):
         gpt.load_hf(folder)
     moved = {**spec["weight_map"], "model.norm.weight": next(v for v in spec["weight_map"].values() if v != shard)}
@@ -208,11 +210,10 @@ def test_save_hf_refuses_a_classifier(tmp_path):
 
 # ----- the folder's tokenizer, stop ids, sample --hf, chat layouts -----
 
-def with_tokenizer(name, tmp_path, **files):
+def with_tokenizer(name, tmp_path):
+    """The fixture with its family's tokenizer.json beside it, as a downloaded folder has."""
     folder = copy(name, tmp_path)
     shutil.copy(TOKENIZER["qwen3" if name.startswith("qwen3") else "llama"], folder / "tokenizer.json")
-    for file_name, content in files.items():
-        (folder / file_name.replace("_", ".", 1) if file_name.endswith("_json") else folder / file_name).write_text(content)
     return folder
 
 

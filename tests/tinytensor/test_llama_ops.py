@@ -99,7 +99,8 @@ def test_rope_turns_each_pair_so_lengths_stay(case):
     out = F.rope(x, cos, sin).data
     pair = lambda a: a[..., :D // 2] ** 2 + a[..., D // 2:] ** 2      # noqa: E731 (length^2 of each pair)
     np.testing.assert_allclose(pair(out), pair(x.data), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(F.rope(tt.tensor(out, dtype=np.float64), cos, -sin).data, x.data, atol=1e-12)   # turned back
+    back = F.rope(tt.tensor(out, dtype=np.float64), cos, -sin).data          # turned back by minus the angle
+    np.testing.assert_allclose(back, x.data, atol=1e-12)
 
 
 @given(st.integers(0, 200), st.integers(0, 200), st.integers(1, 100))
