@@ -15,6 +15,8 @@ from gpt import lora
 from gpt.hf import hf_state
 from tinytensor import optim
 
+from test_device_seam import fake_cuda  # noqa: F401  (a fixture)
+
 
 def small(cls=LlamaConfig, **over):
     base = dict(vocab_size=61, context_length=24, emb_dim=16, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=24,
@@ -281,3 +283,41 @@ def test_checkpoint_round_trip_and_classifier_head(tmp_path):
     classify.set_trainable(model, "last")
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {n for n in trainable if n.startswith(("out_head", "blocks.1.", "final_norm"))} and trainable
+
+
+def test_generation_stops_at_any_of_several_end_ids():
+    model = randomised(small(), dtype=np.float64)
+    prompt = np.array([[1, 2, 3], [4, 5, 6]])
+    free = gpt.generate(model, prompt, max_new_tokens=8)
+    first, second = int(free[0, 4]), int(free[1, 5])            # an id each row reaches at a known step
+    out = gpt.generate(model, prompt, max_new_tokens=8, eos_id=[first, second])
+    for row, stop in ((0, first), (1, second)):
+        new = out[row, 3:].tolist()
+        end = next(i for i, t in enumerate(new) if t in (first, second))
+        assert new[:end] == free[row, 3:3 + end].tolist() and all(t == new[end] for t in new[end:])
+    assert out.shape[1] <= free.shape[1]
+
+
+def test_a_training_step_and_generation_stay_on_the_device(fake_cuda):
+    import test_device_seam as seam
+    cfg = small(Qwen3Config, drop_rate=0.1)
+    models = {}
+    for device in ("cpu", "cuda"):
+        tt.manual_seed(0)
+        models[device] = gpt.build_model(cfg).to(device)
+    rng = np.random.default_rng(0)
+    ids, targets = rng.integers(0, 61, (2, 12)), rng.integers(0, 61, (2, 12))
+    losses = {}
+    for device, model in models.items():
+        tt.manual_seed(10)
+        loss = F.cross_entropy(model(ids), targets)
+        loss.backward()
+        losses[device] = loss.item()
+        if device == "cuda":
+            bad = [n for n, p in model.named_parameters() if not seam.on_device(p.grad)]
+            assert not bad, f"gradients left the device: {bad}"
+    assert losses["cuda"] == pytest.approx(losses["cpu"], rel=1e-5)
+    prompt = np.array([[1, 2, 3]])
+    np.testing.assert_array_equal(gpt.generate(models["cuda"], prompt, max_new_tokens=4),
+                                  gpt.generate(models["cpu"], prompt, max_new_tokens=4))
+    assert all(seam.on_device(k) for k in models["cuda"].new_cache(1).keys)
