@@ -19,6 +19,7 @@ to tell which one it is, and one that is neither is refused with a clear message
     fmt = chat_format(folder, tok)
     ids = fmt.encode([{"role": "user", "content": "Hi"}])     # prompt ids; generate until fmt.stop_ids
 """
+import codecs
 import datetime
 import os
 
@@ -101,3 +102,34 @@ def chat_format(folder, tok, thinking=True):
                           opens_think="'<|im_start|>assistant\\n<think>\\n'" in template)
     raise ValueError(f"the chat template in {folder} is neither Llama 3's nor ChatML (Qwen's), the two this code "
                      "writes out; use `python -m gpt sample --hf` with the prompt laid out by hand")
+
+
+def reply(model, fmt, messages, max_new_tokens=256, on_text=None, **sampling):
+    """The model's answer (text) to ``messages`` laid out by ``fmt``: generation stops at the format's end of
+    turn (``fmt.stop_ids``), which is not part of the answer. ``on_text(piece)`` receives the text as it
+    comes; ``sampling``: generate's temperature, top_k, top_p, seed. For a `chat --hf` command:
+
+        model, tok, _, _ = gpt.hf_folder.load_folder(folder)
+        fmt = chat_format(folder, tok)
+        history.append({"role": "assistant", "content": reply(model, fmt, history)})
+    """
+    from .generate import generate
+    prompt = fmt.encode(messages)
+    room = model.cfg.context_length - len(prompt)
+    if room < 1:
+        raise ValueError(f"chat: the conversation is {len(prompt)} tokens, the model's context "
+                         f"{model.cfg.context_length}; start a new one")
+    new, text = [], codecs.getincrementaldecoder("utf-8")(errors="replace")   # whole characters only
+
+    def take(ids):
+        token = int(ids[0])
+        if token not in fmt.stop_ids:
+            new.append(token)
+            if on_text is not None:
+                on_text(text.decode(fmt.tok.decode_bytes([token])))
+    generate(model, [prompt], max_new_tokens=min(max_new_tokens, room), eos_id=fmt.stop_ids, on_token=take,
+             **sampling)
+    rest = text.decode(b"", final=True)                     # a character the answer ended in the middle of
+    if rest and on_text is not None:
+        on_text(rest)
+    return fmt.tok.decode(new)

@@ -271,3 +271,21 @@ def test_chat_layouts_of_llama3_and_chatml(tmp_path):
     (qwen / "chat_template.jinja").write_text("{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}")
     with pytest.raises(ValueError, match="neither Llama 3's nor ChatML"):
         chat_format(str(qwen), qtok)
+
+
+def test_reply_answers_until_the_end_of_turn(tmp_path):
+    from gpt.chat_format import reply
+    folder = with_tokenizer("qwen3_tied", tmp_path)
+    (folder / "chat_template.jinja").write_text("<|im_start|>...<|im_end|>")
+    model, tok, _, _ = hf_folder.load_folder(str(folder))
+    fmt = chat_format(str(folder), tok)
+    messages = [{"role": "user", "content": "Hello"}]
+    free = gpt.generate(model, [fmt.encode(messages)], max_new_tokens=6)[0, len(fmt.encode(messages)):].tolist()
+    pieces = []
+    answer = reply(model, fmt, messages, max_new_tokens=6, on_text=pieces.append)
+    end = free.index(fmt.stop_ids[0]) if fmt.stop_ids[0] in free else len(free)
+    assert answer == tok.decode(free[:end]) and "".join(pieces) == answer
+    fmt.stop_ids = [free[0]]                                       # an answer that ends at once is empty
+    assert reply(model, fmt, messages, max_new_tokens=6) == ""
+    with pytest.raises(ValueError, match="start a new one"):
+        reply(model, fmt, [{"role": "user", "content": "word " * 600}])
