@@ -154,12 +154,14 @@ def _mapping(cfg):
 def _their_shapes(cfg):
     """{their name: shape} the config needs: our shapes, stacked ones cut back into their parts."""
     ours = param_shapes(cfg)
-    parts = {"attn.qkv.weight": [cfg.q_dim, cfg.kv_dim, cfg.kv_dim], "mlp.fc.weight": [cfg.hidden_dim] * 2}
+    rows = {"attn.qkv.weight": [cfg.q_dim, cfg.kv_dim, cfg.kv_dim], "mlp.fc.weight": [cfg.hidden_dim] * 2}
     shapes = {}
     for mine, theirs in _mapping(cfg):
-        rows = parts.get(mine.split(".", 2)[-1], [ours[mine][0]]) if len(theirs) > 1 else [None]
-        for name, n in zip(theirs, rows):
-            shapes[name] = ours[mine] if n is None else (n,) + ours[mine][1:]
+        if len(theirs) == 1:
+            shapes[theirs[0]] = ours[mine]
+        else:                                       # stacked by rows: q, k, v or gate, up
+            for name, n in zip(theirs, rows[mine.split(".", 2)[-1]]):
+                shapes[name] = (n,) + ours[mine][1:]
     return shapes
 
 
@@ -241,9 +243,10 @@ def hf_state(model):
     """{their name: array} of a Llama or Qwen3: the inverse of the mapping ``load_hf`` reads."""
     cfg = model.cfg
     params = {name: p.numpy() for name, p in model.named_parameters()}
+    shapes = _their_shapes(cfg)
     out = {}
     for ours, theirs in _mapping(cfg):
-        rows = np.cumsum([_their_shapes(cfg)[name][0] for name in theirs])[:-1]
+        rows = np.cumsum([shapes[name][0] for name in theirs])[:-1]
         for name, part in zip(theirs, np.split(params[ours], rows, axis=0)):
             out[name] = np.ascontiguousarray(part)
     return out
