@@ -58,7 +58,8 @@ def _train_parser(sub):
     flag(g, "--n-kv-heads", "key/value heads, dividing --n-heads (llama, qwen3: grouped-query attention)",
          preset(2), type=positive_int)
     flag(g, "--drop-rate", "dropout probability", "the preset's, 0", type=number(0, 0.99))
-    flag(g, "--qkv-bias", "a bias on the query/key/value projection", "the preset's; tiny false, GPT-2 true",
+    flag(g, "--qkv-bias", "a bias on the query/key/value projection (gpt2 only)",
+         "the preset's; tiny false, GPT-2 true",
          type=boolean, metavar="BOOL")
     flag(g, "--tie-weights", "the output head shares the token embedding", "the preset's; tiny true, GPT-2 false",
          type=boolean, metavar="BOOL")
