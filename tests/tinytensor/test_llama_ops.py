@@ -263,3 +263,25 @@ def test_the_four_ops_stay_on_the_device(fake_cuda):
             np.testing.assert_allclose(seam.host(b.grad), a.grad, rtol=1e-12, atol=1e-12)
     with pytest.raises(RuntimeError, match="different devices"):
         F.rope(tt.tensor(np.ones((3, 4)), device="cuda"), cos, sin)
+
+
+@pytest.mark.parametrize("op", ["silu", "swiglu_halves", "swiglu_pair", "rms_norm", "rope"])
+def test_inputs_laid_out_in_any_order_give_the_contiguous_results(op):
+    """Inputs that are transposed views: every result and gradient written where it is read back."""
+    rng = np.random.default_rng(9)
+    base = rng.standard_normal((6, 4, 5))
+    cos, sin = F.rope_tables(6, 5, dtype=np.float64)
+    fns = {"silu": lambda a, b: F.silu(a), "swiglu_halves": lambda a, b: F.swiglu(a),
+           "swiglu_pair": lambda a, b: F.swiglu(a, b), "rms_norm": lambda a, b: F.rms_norm(a),
+           "rope": lambda a, b: F.rope(a.swapaxes(0, 1), cos, sin)}
+    results = []
+    for layout in ("transposed", "contiguous"):
+        arrays = [base.transpose(2, 1, 0), base.transpose(2, 1, 0) * 2]     # (5, 4, 6) views
+        if layout == "contiguous":
+            arrays = [np.ascontiguousarray(a) for a in arrays]
+        a, b = (tt.tensor(x, dtype=np.float64, requires_grad=True) for x in arrays)
+        out = fns[op](a, b)
+        out.backward(np.cos(np.arange(out.size)).reshape(out.shape))
+        results.append([out.data, a.grad] + ([b.grad] if op == "swiglu_pair" else []))
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)

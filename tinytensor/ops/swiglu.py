@@ -66,11 +66,12 @@ def silu(x):
         return reference.silu(x)
     xp = backend.xp_of(x.data)
     d = x.data
-    s, out = xp.empty_like(d), xp.empty_like(d)     # (s: sigmoid(x), kept for backward)
+    s, out = (xp.empty(d.shape, dtype=d.dtype) for _ in range(2))     # s: sigmoid(x), kept for backward
+    # (outputs in row order whatever the input's layout: the row views below must be views, not copies)
     parallel.for_row_blocks(lambda xb, sb, ob: _swiglu_forward(xb, None, sb, ob), _rows(d), _rows(s), _rows(out))
 
     def backward(g):
-        dx = xp.empty_like(d)
+        dx = xp.empty(d.shape, dtype=d.dtype)
         parallel.for_row_blocks(lambda gb, xb, sb, db: _swiglu_backward(gb, xb, None, sb, db, None),
                                 _rows(g), _rows(d), _rows(s), _rows(dx))
         return (dx,)
@@ -111,8 +112,8 @@ def swiglu(gate, up=None):
             dgate, dup = grad[..., :h], grad[..., h:]
         else:
             grad = None
-            dgate = xp.empty_like(g_arr)
-            dup = xp.empty_like(u_arr) if up.requires_grad else None
+            dgate = xp.empty(g_arr.shape, dtype=g_arr.dtype)
+            dup = xp.empty(u_arr.shape, dtype=u_arr.dtype) if up.requires_grad else None
         if dup is None:
             parallel.for_row_blocks(lambda *b: _swiglu_backward(*b, None), _rows(g), _rows(g_arr), _rows(u_arr),
                                     _rows(s), _rows(dgate))
