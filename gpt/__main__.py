@@ -5,6 +5,8 @@
     python -m gpt train --resume --out runs/tiny         # continue exactly where it stopped
     python -m gpt sample --checkpoint runs/tiny --prompt "The for statement"
     python -m gpt sample --gpt2 gpt2-folder --prompt "Hello, I am"   # OpenAI's weights (see gpt/pretrained.py)
+    python -m gpt train --arch llama                     # a tiny Llama 3 (or --arch qwen3) on the same text
+    python -m gpt sample --hf qwen3-0.6b --prompt "Hi"   # a Hugging Face folder of any family (gpt/hf.py)
 
 Errors a user can fix are printed as one line ("error: ...") with exit status 2; a run whose loss or
 gradient became NaN exits 1, and so does an unexpected error (one line too; ``--debug`` or
@@ -16,9 +18,11 @@ import os
 import sys
 
 from .cli_args import Parser, add_debug_flag, boolean, nonneg_int, number, positive_int, positive_number
-from .config import GPTConfig
 from .errors import TrainingError, run_command
+from .families import ARCHS, config_class
 from .train import TrainConfig, check_device_available
+
+PRESETS = tuple(dict.fromkeys(name for arch in ARCHS for name in config_class(arch).PRESETS))
 
 
 def _train_parser(sub):
@@ -44,13 +48,18 @@ def _train_parser(sub):
     flag(g, "--stride", "tokens between window starts", "the context length", type=positive_int)
     flag(g, "--val-fraction", "share of tokens held out", type=number(0, 0.99))
     g = p.add_argument_group("model")
-    flag(g, "--preset", "model shape", choices=GPTConfig.PRESETS)
+    flag(g, "--arch", "model family: GPT-2, Llama 3 or Qwen3 (gpt/families.py)", choices=ARCHS)
+    flag(g, "--preset", "model shape of the family: tiny, or a published size (gpt2-small, llama3.2-1b, "
+         "qwen3-0.6b, ...)", choices=PRESETS, metavar="NAME")
     flag(g, "--context-length", "tokens per window", preset(128), type=positive_int)
     flag(g, "--emb-dim", "width of every hidden state", preset(128), type=positive_int)
     flag(g, "--n-layers", "transformer blocks", preset(4), type=positive_int)
     flag(g, "--n-heads", "attention heads, dividing --emb-dim", preset(4), type=positive_int)
+    flag(g, "--n-kv-heads", "key/value heads, dividing --n-heads (llama, qwen3: grouped-query attention)",
+         preset(2), type=positive_int)
     flag(g, "--drop-rate", "dropout probability", "the preset's, 0", type=number(0, 0.99))
-    flag(g, "--qkv-bias", "a bias on the query/key/value projection", "the preset's; tiny false, GPT-2 true",
+    flag(g, "--qkv-bias", "a bias on the query/key/value projection (gpt2 only)",
+         "the preset's; tiny false, GPT-2 true",
          type=boolean, metavar="BOOL")
     flag(g, "--tie-weights", "the output head shares the token embedding", "the preset's; tiny true, GPT-2 false",
          type=boolean, metavar="BOOL")
@@ -97,6 +106,8 @@ def _sample_parser(sub):
     src.add_argument("--checkpoint", metavar="DIR", help="a folder written by `python -m gpt train`")
     src.add_argument("--gpt2", metavar="DIR", help="a folder with Hugging Face's GPT-2 model.safetensors "
                                                    "(+ config.json) and OpenAI's encoder.json and vocab.bpe")
+    src.add_argument("--hf", metavar="DIR", help="a Hugging Face folder of a GPT-2, Llama 3 or Qwen3 model "
+                                                 "(config.json, model.safetensors or its shards, tokenizer.json)")
     p.add_argument("--prompt", action="append", help="text to continue (repeat for a batch; default: the "
                                                      "end-of-text token)")
     p.add_argument("--max-new-tokens", type=nonneg_int, default=100, help="tokens to add (default: 100)")
@@ -108,7 +119,7 @@ def _sample_parser(sub):
     p.add_argument("--seed", type=nonneg_int, default=None,
                    help="an integer >= 0 for a repeatable sample (default: none, a new sample each run)")
     p.add_argument("--no-eos-stop", action="store_true",
-                   help="keep going after <|endoftext|> (default: off, stop there)")
+                   help="keep going after <|endoftext|> (--hf: the folder's end ids) (default: off, stop there)")
     p.add_argument("--no-cache", action="store_true",
                    help="recompute the whole context each step, slower (default: off, keys and values cached)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -152,7 +163,11 @@ def cmd_sample(ns):
     if ns.device not in ("cpu", "cuda"):
         raise TrainingError(f"--device must be cpu or cuda, got {ns.device!r}")
     check_device_available(ns.device)
-    if ns.gpt2:
+    prefix, stops = [], None                    # ids put before a prompt; the ids that end a text
+    if ns.hf:
+        from .hf_folder import load_folder
+        model, tok, prefix, stops = load_folder(ns.hf, device=ns.device)
+    elif ns.gpt2:
         from .pretrained import load_gpt2
         enc, merges = os.path.join(ns.gpt2, "encoder.json"), os.path.join(ns.gpt2, "vocab.bpe")
         if not (os.path.isfile(enc) and os.path.isfile(merges)):
@@ -164,32 +179,34 @@ def cmd_sample(ns):
         model, meta = ckpt.load_model(ns.checkpoint, device=ns.device)
         tok = bpe.Tokenizer.load(ckpt.tokenizer_path(ns.checkpoint, meta))
     eot = tok.special_tokens.get("<|endoftext|>")
+    start = prefix or ([eot] if eot is not None else [])      # what a sample without a prompt starts from
     prompts = ns.prompt or [None]
     encoded = []
     for text in prompts:
         if text is None:
-            if eot is None:
+            if not start:
                 raise TrainingError("this tokenizer has no <|endoftext|> token: pass --prompt")
-            ids = [eot]
+            ids = start
         else:
-            ids = tok.encode(text, allowed_special="all")
-            if not ids:
+            ids = prefix + tok.encode(text, allowed_special="all")
+            if len(ids) == len(prefix):
                 raise TrainingError("the prompt is empty: pass --prompt with some text")
         if len(ids) >= model.cfg.context_length:
             ids = ids[-(model.cfg.context_length - 1):]
         encoded.append(ids)
-    eos = None if ns.no_eos_stop else eot
+    stops = stops if stops is not None else [eot] if eot is not None else []
+    eos = None if ns.no_eos_stop or not stops else stops
     kw = dict(max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, top_k=ns.top_k, top_p=ns.top_p,
               eos_id=eos, seed=ns.seed, use_cache=not ns.no_cache)
     out = sys.stdout
     if len(encoded) == 1:                       # one prompt: print tokens as they come
-        shown = [] if encoded[0] == [eot] else encoded[0]
+        shown = [] if encoded[0] == start else encoded[0][len(prefix):]
         out.write(tok.decode(shown))
         out.flush()
         streamer = TextStreamer(tok, shown, out)
 
         def on_token(new):
-            if eos is None or new[0] != eos:
+            if eos is None or new[0] not in eos:
                 streamer(new)
         generate(model, [encoded[0]], on_token=on_token, **kw)
         streamer.finish()
@@ -198,10 +215,10 @@ def cmd_sample(ns):
     results = generate(model, encoded, **kw).tolist() if same else \
         [generate(model, [ids], **kw)[0].tolist() for ids in encoded]
     for i, (ids, row) in enumerate(zip(encoded, results)):
-        if eos is not None and eos in row[len(ids):]:
-            row = row[:len(ids) + row[len(ids):].index(eos)]
-        if ids == [eot]:
-            row = row[1:]
+        ends = [k for k, t in enumerate(row[len(ids):]) if eos is not None and t in eos]
+        if ends:
+            row = row[:len(ids) + ends[0]]
+        row = row[len(start):] if ids == start else row[len(prefix):]
         out.write(f"--- sample {i + 1} ---\n{tok.decode(row)}\n")
     out.flush()
     return 0

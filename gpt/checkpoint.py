@@ -28,7 +28,7 @@ from tinytensor.atomic import replacing
 
 from . import files
 from .checkpoint_schema import SCHEMA, args_from, check_schema  # noqa: F401 (the table of checkpoint.json)
-from .config import GPTConfig
+from .families import build_model, config_from_dict
 
 FORMAT = "tinytensor-gpt-checkpoint"
 VERSION = 1
@@ -198,7 +198,11 @@ def _check_files(folder, meta):
 
 def param_shapes(cfg, classes=None):
     """{name: shape} of every parameter of ``GPT(cfg)`` (of a classifier with ``classes`` outputs when
-    given), computed without building the model. Names as in ``model.named_parameters()``."""
+    given), computed without building the model. Names as in ``model.named_parameters()``. A Llama or
+    Qwen3 config gives its model's (gpt/llama.py)."""
+    if cfg.ARCH != "gpt2":
+        from .llama import param_shapes as llama_shapes
+        return llama_shapes(cfg, classes)
     E, V, P = cfg.emb_dim, cfg.vocab_size, cfg.context_length
     shapes = {"tok_emb.weight": (V, E), "pos_emb.weight": (P, E)}
     for i in range(cfg.n_layers):
@@ -247,14 +251,14 @@ def _compare(path, have, want, what):
 
 def _config(meta, path):
     try:
-        return GPTConfig.from_dict(meta["config"])
+        return config_from_dict(meta["config"])
     except (ValueError, TypeError) as e:
         raise ValueError(f"{path} is damaged: {e}") from None
 
 
 def load_config(meta, folder=None):
-    """The GPTConfig of checkpoint ``meta``; with ``folder``, first checked against the weights file there
-    (a classifier's head has as many rows as its labels)."""
+    """The model config (GPTConfig, LlamaConfig or Qwen3Config) of checkpoint ``meta``; with ``folder``,
+    first checked against the weights file there (a classifier's head has as many rows as its labels)."""
     cfg = _config(meta, os.path.join(folder, META) if folder is not None else META)
     if folder is not None:
         classes = len(meta.get("labels", [])) if meta.get("task") == "classify" else None
@@ -271,12 +275,11 @@ def out_of_memory(what, cfg):
 
 
 def load_model(folder, meta=None, device="cpu"):
-    """The GPT stored in ``folder``, and its meta dict."""
-    from .model import GPT
+    """The model stored in ``folder`` (a GPT, Llama or Qwen3, as its config says), and its meta dict."""
     meta = meta or read_meta(folder)
     cfg = load_config(meta, folder)
     try:
-        model = GPT(cfg, init=False)
+        model = build_model(cfg, init=False)
         load_weights(model, file_path(folder, meta, MODEL))
     except MemoryError:
         raise out_of_memory(f"the checkpoint {folder}", cfg) from None

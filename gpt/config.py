@@ -32,37 +32,27 @@ class GPTConfig:
 
     LIMITS = {"vocab_size": 2 ** 24, "context_length": 2 ** 20, "emb_dim": 2 ** 16, "n_layers": 2 ** 10,
               "n_heads": 2 ** 12}
+    ARCH = "gpt2"                    # the family (gpt/families.py); Llama and Qwen3 have their own configs
 
     def __post_init__(self):
         self.validate()
 
     def validate(self):
         """Raise ValueError naming the first field that makes no sense."""
-        for name in ("vocab_size", "context_length", "emb_dim", "n_layers", "n_heads"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"GPTConfig: {name} must be a positive integer, got {value!r}")
-            if value > self.LIMITS[name]:
-                raise ValueError(f"GPTConfig: {name} is {value:,}, more than the {self.LIMITS[name]:,} this code "
-                                 "builds (a damaged config?)")
+        check_sizes(self, ("vocab_size", "context_length", "emb_dim", "n_layers", "n_heads"))
         if self.emb_dim % self.n_heads:
             raise ValueError(f"GPTConfig: emb_dim ({self.emb_dim}) must be divisible by n_heads ({self.n_heads})")
-        if isinstance(self.drop_rate, bool) or not isinstance(self.drop_rate, (int, float)) \
-                or not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"GPTConfig: drop_rate must be in [0, 1), got {self.drop_rate!r}")
-        self.drop_rate = float(self.drop_rate)
-        if isinstance(self.norm_eps, bool) or not isinstance(self.norm_eps, (int, float)) \
-                or not (0.0 < self.norm_eps < 1.0 and math.isfinite(self.norm_eps)):
-            raise ValueError(f"GPTConfig: norm_eps must be a small positive number, got {self.norm_eps!r}")
-        self.norm_eps = float(self.norm_eps)
-        for name in ("qkv_bias", "tie_weights"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"GPTConfig: {name} must be True or False, got {getattr(self, name)!r}")
+        check_rate_eps_flags(self, ("qkv_bias", "tie_weights"))
         return self
 
     @property
     def head_dim(self):
         return self.emb_dim // self.n_heads
+
+    @property
+    def n_kv_heads(self):
+        """Heads of keys and values: every query head has its own in GPT-2 (the KV cache reads this)."""
+        return self.n_heads
 
     PRESETS = ("tiny", "gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
@@ -106,3 +96,33 @@ class GPTConfig:
         per_block = 2 * 2 * E + (3 * E * E + (3 * E if self.qkv_bias else 0)) + E * E + E \
             + 4 * E * E + 4 * E + 4 * E * E + E
         return V * E + self.context_length * E + L * per_block + 2 * E + (0 if self.tie_weights else V * E)
+
+
+# ----- checks every model config shares (GPTConfig here, LlamaConfig and Qwen3Config in family_config.py) -----
+
+def check_sizes(cfg, names):
+    """Each named field a positive integer within ``cfg.LIMITS``, or a ValueError naming it."""
+    owner = type(cfg).__name__
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
+        if value > cfg.LIMITS[name]:
+            raise ValueError(f"{owner}: {name} is {value:,}, more than the {cfg.LIMITS[name]:,} this code "
+                             "builds (a damaged config?)")
+
+
+def check_rate_eps_flags(cfg, flags):
+    """drop_rate in [0, 1), norm_eps small and positive (both made floats), and the named fields booleans."""
+    owner = type(cfg).__name__
+    if isinstance(cfg.drop_rate, bool) or not isinstance(cfg.drop_rate, (int, float)) \
+            or not 0.0 <= cfg.drop_rate < 1.0:
+        raise ValueError(f"{owner}: drop_rate must be in [0, 1), got {cfg.drop_rate!r}")
+    cfg.drop_rate = float(cfg.drop_rate)
+    if isinstance(cfg.norm_eps, bool) or not isinstance(cfg.norm_eps, (int, float)) \
+            or not (0.0 < cfg.norm_eps < 1.0 and math.isfinite(cfg.norm_eps)):
+        raise ValueError(f"{owner}: norm_eps must be a small positive number, got {cfg.norm_eps!r}")
+    cfg.norm_eps = float(cfg.norm_eps)
+    for name in flags:
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"{owner}: {name} must be True or False, got {getattr(cfg, name)!r}")

@@ -93,8 +93,9 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
     """Continue each prompt in ``ids`` (B, T) by up to ``max_new_tokens`` tokens; returns int64 (B, T + n).
 
     temperature 0 is greedy; ``seed`` gives a private random stream (None: the library's, see
-    ``tt.manual_seed``). With ``eos_id`` a row that produced it keeps producing it, and generation
-    stops when every row has. ``on_token(new_ids)`` is called with each new column (B,) as it comes.
+    ``tt.manual_seed``). With ``eos_id`` (an id, or several: Llama 3 and Qwen3 end a turn with one of
+    a few) a row that produced it keeps producing it, and generation stops when every row has.
+    ``on_token(new_ids)`` is called with each new column (B,) as it comes.
     """
     _check(temperature, top_k, top_p, max_new_tokens)
     prompt = _as_ids(ids)
@@ -102,6 +103,8 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
     rng = np.random.default_rng(seed) if seed is not None else None
     out = prompt
     done = np.zeros(len(prompt), dtype=bool)
+    stops = None if eos_id is None else np.atleast_1d(np.asarray(eos_id, dtype=np.int64))
+    ended = np.zeros(len(prompt), dtype=np.int64)       # the stop id each finished row produced
     was_training = model.training
     model.eval()
     cache = model.new_cache(len(prompt)) if use_cache else None
@@ -120,9 +123,10 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
                 last = backend.to_numpy(logits.data[:, -1, :])
                 check_logits(last, step)
                 nxt = sample_next(last, temperature, top_k, top_p, rng)
-                if eos_id is not None:
-                    nxt = np.where(done, eos_id, nxt)
-                    done |= nxt == eos_id
+                if stops is not None:
+                    nxt = np.where(done, ended, nxt)
+                    ended = np.where(done, ended, nxt)
+                    done |= np.isin(nxt, stops)
                 out = np.concatenate([out, nxt[:, None]], axis=1)
                 if on_token is not None:
                     on_token(nxt)

@@ -34,23 +34,38 @@ def _embedding(num, dim):
 class KVCache:
     """The keys and values every layer has computed so far, so generation feeds only new tokens.
 
-    ``keys[i]`` / ``values[i]`` are buffers (B, H, context_length, D) for layer i; the first
-    ``length`` positions are filled. For inference only (use under ``tt.no_grad()``).
+    ``keys[i]`` / ``values[i]`` are buffers (B, H_kv, capacity, D) for layer i, H_kv the model's key/value
+    heads (``cfg.n_kv_heads``: all heads in GPT-2, fewer with grouped-query attention); the first
+    ``length`` positions are filled. A buffer starts at ``START`` positions and doubles when full, up to
+    the context length, so a model of 128k positions does not reserve them all for a short prompt.
+    For inference only (use under ``tt.no_grad()``).
     """
+    START = 256
 
     def __init__(self, cfg, batch_size, dtype=np.float32, device="cpu"):
-        xp = backend.xp_for(device)
-        shape = (batch_size, cfg.n_heads, cfg.context_length, cfg.head_dim)
-        self.keys = [xp.zeros(shape, dtype) for _ in range(cfg.n_layers)]
-        self.values = [xp.zeros(shape, dtype) for _ in range(cfg.n_layers)]
+        self.xp = backend.xp_for(device)
+        self.shape = (batch_size, cfg.n_kv_heads, min(self.START, cfg.context_length), cfg.head_dim)
+        self.keys = [self.xp.zeros(self.shape, dtype) for _ in range(cfg.n_layers)]
+        self.values = [self.xp.zeros(self.shape, dtype) for _ in range(cfg.n_layers)]
         self.batch_size, self.capacity, self.length = batch_size, cfg.context_length, 0
 
     def append(self, layer, k, v):
-        """Store new keys/values (B, H, T_new, D) after the cached ones; return all (B, H, S, D) as tensors."""
+        """Store new keys/values (B, H_kv, T_new, D) after the cached ones; return all (B, H_kv, S, D) as tensors."""
         start, end = self.length, self.length + k.shape[2]
+        if end > self.keys[layer].shape[2]:
+            self._grow(layer, end)
         self.keys[layer][:, :, start:end] = k.data
         self.values[layer][:, :, start:end] = v.data
         return Tensor._plain(self.keys[layer][:, :, :end]), Tensor._plain(self.values[layer][:, :, :end])
+
+    def _grow(self, layer, end):
+        if end > self.capacity:
+            raise ValueError(f"KVCache: {end} positions exceed the context length {self.capacity}")
+        size = min(self.capacity, max(end, 2 * self.keys[layer].shape[2]))
+        for buffers in (self.keys, self.values):
+            old = buffers[layer]
+            buffers[layer] = self.xp.zeros(old.shape[:2] + (size,) + old.shape[3:], old.dtype)
+            buffers[layer][:, :, :self.length] = old[:, :, :self.length]
 
     def reset(self):
         self.length = 0
@@ -104,7 +119,55 @@ class Block(nn.Module):
         return x + self.drop_shortcut(self.mlp(self.norm2(x)))
 
 
-class GPT(nn.Module):
+class LanguageModel(nn.Module):
+    """What every family's model shares (GPT here, Llama and Qwen3 in gpt/llama.py): ids checked against
+    the config, logits = out_head(features(ids)), and the KV cache generation uses. A subclass sets
+    ``cfg``, ``tok_emb`` and ``out_head`` and defines ``features(ids, cache=None)``."""
+
+    def _check_ids(self, ids, cache=None):
+        """``ids`` as an integer array (B, T) that fits the config (and the cache, when given), or a
+        ValueError naming the model and what is wrong."""
+        name, cfg = type(self).__name__, self.cfg
+        start_pos = cache.length if cache is not None else 0
+        data = ids.data if isinstance(ids, Tensor) else ids
+        data = backend.xp_of(data).asarray(data) if hasattr(data, "dtype") else np.asarray(data)
+        if data.dtype.kind not in "iu":
+            raise ValueError(f"{name}: token ids must be integers, got dtype {data.dtype}")
+        if data.ndim != 2:
+            raise ValueError(f"{name}: ids must have shape (batch, tokens), got shape {tuple(data.shape)}")
+        T = data.shape[1]
+        if T == 0:
+            raise ValueError(f"{name}: ids hold no tokens")
+        if start_pos + T > cfg.context_length:
+            what = f"{T} tokens" if not start_pos else f"{start_pos} cached + {T} new tokens"
+            raise ValueError(f"{name}: {what} exceed the context length {cfg.context_length}; "
+                             "crop the input to its last context_length tokens")
+        if data.size:
+            low, high = int(data.min()), int(data.max())
+            if low < 0 or high >= cfg.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(f"{name}: token id {bad} is outside the vocabulary (0..{cfg.vocab_size - 1})")
+        if cache is not None and data.shape[0] != cache.batch_size:
+            raise ValueError(f"{name}: a batch of {data.shape[0]} with a KV cache made for {cache.batch_size}")
+        return data
+
+    def forward(self, ids, cache=None):
+        """Logits (B, T, V) for the next token at every position."""
+        return self.out_head(self.features(ids, cache))
+
+    def new_cache(self, batch_size):
+        """An empty KV cache for ``batch_size`` sequences, on this model's device and dtype."""
+        w = self.tok_emb.weight
+        return KVCache(self.cfg, batch_size, w.dtype, w.device)
+
+    def num_parameters(self, trainable_only=False):
+        return super().num_parameters(trainable_only)
+
+    def extra_repr(self):
+        return f"{self.num_parameters():,} parameters"
+
+
+class GPT(LanguageModel):
     """A GPT-2 style language model: ``model(ids)`` maps ids (B, T) to next-token logits (B, T, V).
 
     ``init``: "gpt2" (default, also True) draws GPT-2's initialisation; "torch" draws PyTorch's layer
@@ -172,28 +235,6 @@ class GPT(nn.Module):
             module = getattr(module, part)
         return module.in_features
 
-    # ----- checks -----
-    def _check_ids(self, ids, start_pos=0):
-        data = ids.data if isinstance(ids, Tensor) else ids
-        data = backend.xp_of(data).asarray(data) if hasattr(data, "dtype") else np.asarray(data)
-        if data.dtype.kind not in "iu":
-            raise ValueError(f"GPT: token ids must be integers, got dtype {data.dtype}")
-        if data.ndim != 2:
-            raise ValueError(f"GPT: ids must have shape (batch, tokens), got shape {tuple(data.shape)}")
-        T = data.shape[1]
-        if T == 0:
-            raise ValueError("GPT: ids hold no tokens")
-        if start_pos + T > self.cfg.context_length:
-            what = f"{T} tokens" if not start_pos else f"{start_pos} cached + {T} new tokens"
-            raise ValueError(f"GPT: {what} exceed the context length {self.cfg.context_length}; "
-                             "crop the input to its last context_length tokens")
-        if data.size:
-            low, high = int(data.min()), int(data.max())
-            if low < 0 or high >= self.cfg.vocab_size:
-                bad = low if low < 0 else high
-                raise ValueError(f"GPT: token id {bad} is outside the vocabulary (0..{self.cfg.vocab_size - 1})")
-        return data
-
     # ----- forward -----
     def features(self, ids, cache=None):
         """Final-normed hidden states (B, T, E): everything but the output head.
@@ -201,9 +242,7 @@ class GPT(nn.Module):
         With a ``KVCache`` the ids are the tokens after the cached ones, and the cache grows by T.
         """
         start = cache.length if cache is not None else 0
-        data = self._check_ids(ids, start)
-        if cache is not None and data.shape[0] != cache.batch_size:
-            raise ValueError(f"GPT: a batch of {data.shape[0]} with a KV cache made for {cache.batch_size}")
+        data = self._check_ids(ids, cache)
         xp = backend.xp_of(self.tok_emb.weight.data)
         T = data.shape[1]
         positions = xp.arange(start, start + T)
@@ -214,19 +253,3 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += T
         return self.final_norm(x)
-
-    def forward(self, ids, cache=None):
-        """Logits (B, T, V) for the next token at every position."""
-        return self.out_head(self.features(ids, cache))
-
-    def new_cache(self, batch_size):
-        """An empty KV cache for ``batch_size`` sequences, on this model's device and dtype."""
-        w = self.tok_emb.weight
-        return KVCache(self.cfg, batch_size, w.dtype, w.device)
-
-    def num_parameters(self, trainable_only=False):
-        return super().num_parameters(trainable_only)
-
-    def extra_repr(self):
-        return f"{self.num_parameters():,} parameters"
-

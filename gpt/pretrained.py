@@ -106,25 +106,32 @@ def _mapped(path):
     return out
 
 
-def read_config(config_path):
-    """config.json as a dict whose every field is honoured, harmless or refused (``HONOURED``, ``ONLY``,
-    ``HARMLESS``)."""
-    raw = files.read_bytes(config_path, files.MAX_JSON, "config.json")
+def read_json(config_path):
+    """config.json (or another settings file of a model folder) as a dict, with no field checked yet
+    (files.MAX_JSON bytes at most; one-line errors)."""
+    raw = files.read_bytes(config_path, files.MAX_JSON, os.path.basename(config_path))
     try:
         c = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"{config_path} is not valid JSON ({str(e)[:100]})") from None
     if not isinstance(c, dict):
-        raise ValueError(f"{config_path}: expected a JSON object of GPT-2 settings")
+        raise ValueError(f"{config_path}: expected a JSON object of model settings")
+    return c
+
+
+def read_config(config_path, honoured=HONOURED, only=ONLY, harmless=HARMLESS, c=None):
+    """config.json (or its dict ``c``, already read) as a dict whose every field is honoured, harmless or
+    refused (``HONOURED``, ``ONLY``, ``HARMLESS``: GPT-2's by default; gpt/hf.py passes Llama's and Qwen3's)."""
+    c = read_json(config_path) if c is None else c
     for key, value in c.items():
-        if key in HONOURED or key in HARMLESS:
+        if key in honoured or key in harmless:
             continue
-        if key not in ONLY:
+        if key not in only:
             raise ValueError(f"{config_path}: field {key!r} is unknown to this loader and might change what the "
                              "model computes; remove it if you know it does not")
-        if not any(value == v and type(value) is type(v) for v in ONLY[key]):
-            raise ValueError(f"{config_path}: {key} = {json.dumps(value)[:40]} is not supported (this GPT "
-                             f"runs {' or '.join(json.dumps(v) for v in ONLY[key])} only)")
+        if not any(value == v and type(value) is type(v) for v in only[key]):
+            raise ValueError(f"{config_path}: {key} = {json.dumps(value)[:40]} is not supported (this loader "
+                             f"runs {' or '.join(json.dumps(v) for v in only[key])} only)")
     return c
 
 

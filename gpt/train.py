@@ -27,11 +27,12 @@ from tinytensor.atomic import replacing
 from . import checkpoint as ckpt
 from . import runlock
 from .config import GPTConfig
+from .families import ARCHS, build_model, config_class
 from .data import (BatchSampler, SlidingWindowDataset, data_digests, default_corpus, encode_cached, eval_batches,
                    read_text, text_digest, train_val_split)
 from .errors import RunFailed, TrainingError
 from .generate import generate
-from .model import GPT
+from .model import LanguageModel
 from .progress import ProgressBar, SafeOutput, format_seconds
 from .run_folder import claim_out
 from .schedule import lr_at
@@ -44,13 +45,15 @@ class TrainConfig:
     """Every setting of a training run (stored in checkpoint.json under "args")."""
     data: str = None                 # a UTF-8 text file; None: the CPython help topics
     out: str = "runs/tiny"
-    preset: str = "tiny"
-    tokenizer: str = None            # a bpe tokenizer file, or a folder with GPT-2's encoder.json + vocab.bpe
+    arch: str = "gpt2"               # the model family: gpt2, llama or qwen3 (gpt/families.py)
+    preset: str = "tiny"             # a preset of that family
+    tokenizer: str = None            # a bpe tokenizer file, a tokenizer.json, or a folder with GPT-2's files
     vocab_size: int = None           # for a tokenizer trained here; None: the preset's
     context_length: int = None       # model overrides; None: the preset's
     emb_dim: int = None
     n_layers: int = None
     n_heads: int = None
+    n_kv_heads: int = None           # llama, qwen3 only
     drop_rate: float = None
     qkv_bias: bool = None
     tie_weights: bool = None
@@ -83,7 +86,9 @@ class TrainConfig:
     # the peak learning rate when --lr is not given: larger models need smaller steps. The GPT-2 sizes
     # take the rates the GPT-3 paper (Table 2.1) used for models of 125M, 350M, 760M and 1.3B parameters;
     # the tiny model (about a million) trains well at 2e-3.
-    PRESET_LR = {"tiny": 2e-3, "gpt2-small": 6e-4, "gpt2-medium": 3e-4, "gpt2-large": 2.5e-4, "gpt2-xl": 2e-4}
+    PRESET_LR = {"tiny": 2e-3, "gpt2-small": 6e-4, "gpt2-medium": 3e-4, "gpt2-large": 2.5e-4, "gpt2-xl": 2e-4,
+                 "qwen3-0.6b": 3e-4, "llama3.2-1b": 3e-4, "qwen3-1.7b": 3e-4, "llama3.2-3b": 3e-4,
+                 "qwen3-4b": 2e-4, "llama3-8b": 2e-4, "qwen3-8b": 2e-4}
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -109,8 +114,11 @@ def param_groups(model, weight_decay, decay_all=False):
 
 
 def load_tokenizer(spec):
-    """A bpe tokenizer from a saved file, or GPT-2's from a folder holding encoder.json and vocab.bpe."""
+    """A bpe tokenizer from a saved file, a Hugging Face tokenizer.json, or GPT-2's from a folder holding
+    encoder.json and vocab.bpe."""
     import bpe
+    if spec.endswith(".json") and os.path.isfile(spec):
+        return bpe.from_hf(spec)
     if os.path.isdir(spec):
         enc, merges = os.path.join(spec, "encoder.json"), os.path.join(spec, "vocab.bpe")
         if not (os.path.isfile(enc) and os.path.isfile(merges)):
@@ -121,22 +129,29 @@ def load_tokenizer(spec):
     return bpe.Tokenizer.load(spec)
 
 
-_MODEL_FLAGS = ("context_length", "emb_dim", "n_layers", "n_heads", "drop_rate", "qkv_bias", "tie_weights")
+_MODEL_FLAGS = ("context_length", "emb_dim", "n_layers", "n_heads", "n_kv_heads", "drop_rate", "qkv_bias",
+                "tie_weights")
 
 
 def build_config(args, vocab_size):
-    """The preset's GPTConfig with the model flags given; a mistake is said in flags (``--n-heads``)."""
+    """The preset's config (of ``args.arch``'s family) with the model flags given; a mistake is said in
+    flags (``--n-heads``)."""
+    cls = config_class(args.arch)
     over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
+    known = {f.name for f in dataclasses.fields(cls)}
+    for name in over:
+        if name not in known:
+            raise TrainingError(f"--{name.replace('_', '-')} does not apply to --arch {args.arch}")
     try:
-        return GPTConfig.preset(args.preset, vocab_size=vocab_size, **over)
+        return cls.preset(args.preset, vocab_size=vocab_size, **over)
     except ValueError as e:
-        raise TrainingError(_in_flags(str(e))) from None
+        raise TrainingError(_in_flags(str(e), cls)) from None
 
 
-def _in_flags(message):
-    """GPTConfig's message in the command line's words: ``emb_dim`` -> ``--emb-dim``."""
-    message = message.removeprefix("GPTConfig: ")
-    names = "|".join(f.name for f in dataclasses.fields(GPTConfig))
+def _in_flags(message, cls=GPTConfig):
+    """A config's message in the command line's words: ``emb_dim`` -> ``--emb-dim``."""
+    message = message.removeprefix(f"{cls.__name__}: ")
+    names = "|".join(f.name for f in dataclasses.fields(cls))
     return re.sub(rf"\b({names})\b", lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
@@ -177,8 +192,12 @@ def _check_args(a):
     check_device_available(a.device)
     if a.init not in ("gpt2", "torch"):
         raise TrainingError(f"--init must be gpt2 or torch, got {a.init!r}")
-    if a.preset not in GPTConfig.PRESETS:
-        raise TrainingError(f"unknown preset {a.preset!r}: choose one of {', '.join(GPTConfig.PRESETS)}")
+    if a.arch not in ARCHS:
+        raise TrainingError(f"--arch must be one of {', '.join(ARCHS)}, got {a.arch!r}")
+    presets = config_class(a.arch).PRESETS
+    if a.preset not in presets:
+        raise TrainingError(f"unknown preset {a.preset!r} for --arch {a.arch}: choose one of {', '.join(presets)}")
+    build_config(a, a.vocab_size or config_class(a.arch).preset(a.preset).vocab_size)   # model flags: before any work
 
 
 def _resume_args(a, given):
@@ -237,7 +256,7 @@ class Run:
     train_set: SlidingWindowDataset
     val_set: SlidingWindowDataset    # None when the text is too short for one validation window
     sampler: BatchSampler
-    model: GPT
+    model: LanguageModel             # a GPT, Llama or Qwen3
     optimizer: optim.AdamW
     max_steps: int
     warmup: int
@@ -308,8 +327,10 @@ def prepare(a, meta=None, overwrite=False, say=print):
     if meta is not None:
         _restore(run, meta)
     n_train = len(train_set.ids)
-    say(f"model: {cfg.n_layers} layers, {cfg.n_heads} heads, emb {cfg.emb_dim}, context {cfg.context_length}, "
-        f"vocab {cfg.vocab_size} = {model.num_parameters():,} parameters\n")
+    family = "" if cfg.ARCH == "gpt2" else f"{cfg.ARCH}, "
+    kv = f" ({cfg.n_kv_heads} kv)" if cfg.n_kv_heads != cfg.n_heads else ""
+    say(f"model: {family}{cfg.n_layers} layers, {cfg.n_heads} heads{kv}, emb {cfg.emb_dim}, context "
+        f"{cfg.context_length}, vocab {cfg.vocab_size} = {model.num_parameters():,} parameters\n")
     say(f"data: {corpus}: {len(ids):,} tokens ({n_train:,} train / {len(ids) - n_train:,} val), "
         f"{len(train_set)} windows, {sampler.batches_per_epoch} batches of {a.batch_size} per epoch\n")
     if run.resumed:
@@ -333,7 +354,7 @@ def _datasets(a, ids, L):
 def _model_and_optimizer(a, cfg, meta):
     """The GPT (seeded; the checkpoint's weights when resuming) on its device, and its AdamW."""
     tt.manual_seed(a.seed)
-    model = GPT(cfg, init=a.init)
+    model = build_model(cfg, init=a.init)
     if meta is not None:
         _resume_from(a.out, ckpt.load_weights, model, os.path.join(a.out, ckpt.MODEL))
     if a.device != "cpu":
@@ -354,7 +375,7 @@ def _tokenizer(a, text, meta, say):
         tok.save(tok_path)
         return tok
     import bpe
-    vocab = a.vocab_size or GPTConfig.preset(a.preset).vocab_size
+    vocab = a.vocab_size or config_class(a.arch).preset(a.preset).vocab_size
     if vocab > 8192:
         raise TrainingError(f"preset {a.preset} has a vocabulary of {vocab}: pass --tokenizer DIR with GPT-2's "
                             "encoder.json and vocab.bpe, or --vocab-size to train a smaller tokenizer here")

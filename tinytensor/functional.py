@@ -11,12 +11,16 @@ from .ops.loss import cross_entropy
 from .ops.matmul import matmul
 from .ops.norm import layer_norm
 from .ops.reduce import max, mean, min, sum, var
+from .ops.rmsnorm import rms_norm
+from .ops.rope import rope, rope_frequencies, rope_tables
 from .ops.shape import (concatenate, flatten, reshape, split, squeeze, stack, swapaxes, transpose,
                         unsqueeze)
 from .ops.softmax import log_softmax, softmax
+from .ops.swiglu import silu, swiglu
 
 __all__ = ["abs", "add", "causal_mask", "concatenate", "cross_entropy", "div", "dropout", "embedding", "exp",
            "flatten", "gelu", "getitem", "layer_norm", "linear", "log", "log_softmax", "masked_fill", "matmul",
-           "max", "mean", "min", "mul", "neg", "pow", "relu", "reshape", "scaled_dot_product_attention",
-           "sigmoid", "softmax", "split", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes", "tanh",
+           "max", "mean", "min", "mul", "neg", "pow", "relu", "reshape", "rms_norm", "rope", "rope_frequencies",
+           "rope_tables", "scaled_dot_product_attention", "sigmoid", "silu", "softmax", "split", "sqrt", "squeeze",
+           "stack", "sub", "sum", "swapaxes", "swiglu", "tanh",
            "transpose", "unsqueeze", "var", "where"]

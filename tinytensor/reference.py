@@ -3,7 +3,8 @@
 Each twin is the textbook formula written with tinytensor's elementary ops (exp, sum, matmul,
 indexing, ...), so its gradient comes from those ops' own backward and nothing here is hand-derived.
 The fused ops of the same name (``tinytensor.functional``: softmax.py, loss.py, activation.py, norm.py,
-attention.py, linear.py and embedding.py in ``tinytensor/ops``) compute the same numbers faster, each
+attention.py, linear.py, embedding.py, and for Llama and Qwen rmsnorm.py, rope.py and swiglu.py in
+``tinytensor/ops``) compute the same numbers faster, each
 with a backward written by hand; ``adamw_update`` is the twin of the update in optim.py.
 tests/tinytensor/test_fused.py checks every pair against each other and both against float64 NumPy.
 
@@ -16,6 +17,7 @@ import math
 from . import backend, config
 from .ops.dropout import dropout
 from .ops.masks import causal_mask
+from .ops.shape import concatenate
 from .tensor import Tensor
 
 # ----- the switch -----
@@ -122,3 +124,37 @@ def adamw_update(p, g, m, v, t, lr, betas, eps, weight_decay):
     m_hat = m / (1 - b1 ** t)                       # bias corrections: the moments start at 0
     v_hat = v / (1 - b2 ** t)
     p -= lr * m_hat / (backend.xp_of(v).sqrt(v_hat) + eps)
+
+
+# ----- the twins of the Llama / Qwen ops (rmsnorm.py, rope.py, swiglu.py) -----
+
+def rms_norm(x, weight=None, eps=1e-6):
+    """x / sqrt(mean(x^2) + eps) * weight over the last axis: layer norm without centring or bias."""
+    out = x / ((x * x).mean(axis=-1, keepdims=True) + eps).sqrt()
+    return out * weight if weight is not None else out
+
+
+def rotate_half(x):
+    """[x1, x2] -> [-x2, x1] on the halves of the last axis: each pair (x1_i, x2_i) turned a quarter."""
+    h = x.shape[-1] // 2
+    return concatenate([-x[..., h:], x[..., :h]], axis=-1)
+
+
+def rope(x, cos, sin):
+    """x cos + rotate_half(x) sin, with the half tables (..., D/2) repeated over both halves (HF's layout)."""
+    xp = backend.xp_of(x.data)
+    cos, sin = (Tensor._plain(xp.concatenate([t, t], axis=-1)) for t in (cos, sin))
+    return x * cos + rotate_half(x) * sin
+
+
+def silu(x):
+    """x sigmoid(x)."""
+    return x * x.sigmoid()
+
+
+def swiglu(gate, up=None):
+    """silu(gate) up; with one input, its last axis holds [gate, up]."""
+    if up is None:
+        h = gate.shape[-1] // 2
+        gate, up = gate[..., :h], gate[..., h:]
+    return silu(gate) * up

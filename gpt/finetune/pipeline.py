@@ -30,15 +30,18 @@ from . import classify, data_classify, data_instruct, instruct
 
 # ----- base models and tokenizers -----
 def load_tokenizer(folder):
-    """The tokenizer stored with a checkpoint (tokenizer.bpe), or GPT-2's (encoder.json + vocab.bpe)."""
+    """The tokenizer stored with a checkpoint (tokenizer.bpe), a Hugging Face tokenizer.json, or GPT-2's
+    (encoder.json + vocab.bpe)."""
     import bpe
+
+    from ..hf_folder import find_tokenizer
     if os.path.lexists(os.path.join(folder, ckpt.TOKENIZER)):
         return bpe.Tokenizer.load(ckpt.tokenizer_path(folder))
-    enc, merges = os.path.join(folder, "encoder.json"), os.path.join(folder, "vocab.bpe")
-    if os.path.isfile(enc) and os.path.isfile(merges):
-        return bpe.gpt2(enc, merges)
-    raise FinetuneError(f"{folder} holds no tokenizer: expected {ckpt.TOKENIZER}, or GPT-2's encoder.json and "
-                        "vocab.bpe (fetch them with bpe.download_gpt2(folder))")
+    tok = find_tokenizer(folder)
+    if tok is None:
+        raise FinetuneError(f"{folder} holds no tokenizer: expected {ckpt.TOKENIZER}, a tokenizer.json, or GPT-2's "
+                            "encoder.json and vocab.bpe (fetch them with bpe.download_gpt2(folder))")
+    return tok
 
 
 def load_base(init):
@@ -53,10 +56,11 @@ def load_base(init):
             raise FinetuneError(f"--init {init} is a classifier; start from a language model checkpoint")
         model, meta = ckpt.load_model(init, meta)
         what = f"checkpoint {init} (step {meta.get('step')})"
-    elif os.path.isfile(os.path.join(init, "model.safetensors")):
-        from ..pretrained import load_gpt2
-        model = load_gpt2(init)
-        what = f"GPT-2 weights from {init}"
+    elif os.path.isfile(os.path.join(init, "model.safetensors")) or \
+            os.path.isfile(os.path.join(init, "model.safetensors.index.json")):
+        from ..hf import load_hf
+        model = load_hf(init)                       # GPT-2, Llama 3 or Qwen3 (gpt/hf.py)
+        what = f"{dict(gpt2='GPT-2', llama='Llama', qwen3='Qwen3')[model.cfg.ARCH]} weights from {init}"
     else:
         raise FinetuneError(f"--init {init} holds neither checkpoint.json nor model.safetensors")
     if tok.eot_id is None:
@@ -124,8 +128,8 @@ def load_classifier(folder):
     meta = ckpt.read_meta(folder)
     if meta.get("task") != "classify":
         raise FinetuneError(f"{folder} is not a classifier (made by `python -m gpt finetune classify`)")
-    from ..model import GPT
-    model = GPT(ckpt.load_config(meta, folder), init=False)
+    from ..families import build_model
+    model = build_model(ckpt.load_config(meta, folder), init=False)
     classify.replace_head(model, len(meta["labels"]))
     ckpt.load_weights(model, ckpt.file_path(folder, meta, ckpt.MODEL))
     return model.eval(), load_tokenizer(folder), meta

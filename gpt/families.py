@@ -1,0 +1,54 @@
+"""The three model families, by name: which config and which model class each uses.
+
+    arch     config                   model                 published shapes (presets)
+    gpt2     gpt.GPTConfig            gpt.GPT               gpt2-small .. gpt2-xl
+    llama    gpt.LlamaConfig          gpt.Llama             llama3.2-1b, llama3.2-3b, llama3-8b
+    qwen3    gpt.Qwen3Config          gpt.Qwen3             qwen3-0.6b, qwen3-1.7b, qwen3-4b, qwen3-8b
+
+Each also has a "tiny" preset that trains on a laptop CPU in minutes. Everything that stores or builds
+a model whatever its family (checkpoints, `train --arch`, fine-tuning) goes through here.
+"""
+from .config import GPTConfig
+from .family_config import LlamaConfig, Qwen3Config
+
+ARCHS = ("gpt2", "llama", "qwen3")
+_CONFIGS = {"gpt2": GPTConfig, "llama": LlamaConfig, "qwen3": Qwen3Config}
+
+
+def config_class(arch):
+    """The config class of ``arch`` ("gpt2", "llama" or "qwen3"), or a ValueError listing them."""
+    if arch not in _CONFIGS:
+        raise ValueError(f"unknown arch {arch!r}: choose one of {', '.join(ARCHS)}")
+    return _CONFIGS[arch]
+
+
+def arch_of(cfg):
+    """The family name of a config object."""
+    return cfg.ARCH
+
+
+def config_from_dict(d):
+    """The config whose ``to_dict()`` is ``d``: its "arch" picks the class (absent: GPT-2, whose dict
+    has none, as in older checkpoints)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a model config must be a JSON object, got {type(d).__name__}")
+    arch = d.get("arch", "gpt2")
+    if arch == "gpt2":
+        return GPTConfig.from_dict({k: v for k, v in d.items() if k != "arch"})
+    if not isinstance(arch, str) or arch not in _CONFIGS:
+        raise ValueError(f"unknown arch {str(arch)[:40]!r} in the model config (this code builds "
+                         f"{', '.join(ARCHS)})")
+    return _CONFIGS[arch].from_dict(d)
+
+
+def model_class(cfg):
+    """The model class that runs ``cfg``."""
+    from .llama import Llama, Qwen3
+    from .model import GPT
+    return {"gpt2": GPT, "llama": Llama, "qwen3": Qwen3}[arch_of(cfg)]
+
+
+def build_model(cfg, init=True):
+    """The model of ``cfg``'s family: ``GPT(cfg)``, ``Llama(cfg)`` or ``Qwen3(cfg)``."""
+    return model_class(cfg)(cfg, init=init)
+
