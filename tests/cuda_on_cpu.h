@@ -7,7 +7,7 @@
 #pragma once
 #include <barrier>
 #include <cmath>
-#include <math.h>               // expf, logf, fmaxf as CUDA names them
+#include <math.h>               // expf, logf, fmaxf, tanhf as CUDA names them
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -15,6 +15,12 @@
 
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
 };
 inline thread_local dim3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;

@@ -381,7 +381,8 @@ def test_kernel_sources_compile_with_nvcc(tmp_path):
             out += f"template __global__ void {name}<{real}, long long>({sig}, long long);\n"
         return out
     K = cuda_kernels
-    src = elementwise("gelu_fwd", [("T", "x")], [("T", "y")], K.GELU_FORWARD)
+    src = K.ACCUMULATE_PREAMBLE
+    src += elementwise("gelu_fwd", [("T", "x")], [("T", "y")], K.GELU_FORWARD)
     src += elementwise("gelu_bwd", [("T", "x"), ("T", "g")], [("T", "dx")], K.GELU_BACKWARD)
     src += elementwise("xent", [("T", "x"), ("T", "m"), ("T", "lse_m"), ("I", "t"), ("T", "s"), ("I", "col")], [("T", "dx")],
                        K.CROSS_ENTROPY_BACKWARD)

@@ -135,30 +135,6 @@ SOURCE = r"""
 #define PER (HEAD_DIM / SPLIT)                  // numbers of a row each thread holds: d = part + SPLIT * t
 #define TT_NEG_INF __int_as_float(0xff800000)
 
-#if ELEM_KIND == 0
-typedef float ELEM;
-__device__ __forceinline__ float tt_load(const float* p) { return *p; }
-__device__ __forceinline__ void tt_store(float* p, float v) { *p = v; }
-#elif ELEM_KIND == 2
-typedef unsigned short ELEM;                    // bfloat16: the top half of a float32
-__device__ __forceinline__ float tt_load(const ELEM* p) { return __uint_as_float(((unsigned int)*p) << 16); }
-__device__ __forceinline__ void tt_store(ELEM* p, float v) {
-    unsigned int u = __float_as_uint(v);
-    if ((u & 0x7fffffffu) > 0x7f800000u) { *p = (ELEM)((u >> 16) | 0x40u); return; }   // nan stays nan
-    u += 0x7fffu + ((u >> 16) & 1u);                                                       // round to nearest even
-    *p = (ELEM)(u >> 16);
-}
-#else
-typedef unsigned short ELEM;                    // float16
-#ifdef __CUDACC__
-__device__ __forceinline__ float tt_load(const ELEM* p) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(*p)); return f; }
-__device__ __forceinline__ void tt_store(ELEM* p, float v) { ELEM h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); *p = h; }
-#else
-__device__ __forceinline__ float tt_load(const ELEM* p) { _Float16 h; memcpy(&h, p, 2); return (float)h; }
-__device__ __forceinline__ void tt_store(ELEM* p, float v) { _Float16 h = (_Float16)v; memcpy(p, &h, 2); }
-#endif
-#endif
-
 // the sum of v over the SPLIT threads of one row (consecutive lanes of a warp); every lane takes part
 __device__ __forceinline__ float tt_row_sum(float v) {
     for (int o = SPLIT / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -370,7 +346,7 @@ extern "C" __global__ void tt_flash_bwd_dkdv(const ELEM* q, const ELEM* k, const
 }
 """
 
-KINDS = {"float32": 0, "float16": 1, "bfloat16": 2}
+KINDS = cuda_kernels.ELEMENT_KINDS
 
 
 def source(kind, head_dim, split=SPLIT, block_q=BLOCK_Q, block_k=BLOCK_K, block_kv=BLOCK_KV, query_tile=QUERY_TILE):
@@ -381,15 +357,10 @@ def source(kind, head_dim, split=SPLIT, block_q=BLOCK_Q, block_k=BLOCK_K, block_
         raise ValueError("flash attention: a block must be whole warps")
     defines = dict(ELEM_KIND=KINDS[kind], HEAD_DIM=head_dim, SPLIT=split, BLOCK_Q=block_q, BLOCK_K=block_k,
                    BLOCK_KV=block_kv, QUERY_TILE=query_tile)
-    return "".join(f"#define {k} {v}\n" for k, v in defines.items()) + SOURCE
+    return "".join(f"#define {k} {v}\n" for k, v in defines.items()) + cuda_kernels.ELEMENT_IO + SOURCE
 
 
-def _kind(dtype):
-    if dtype == np.float32:
-        return "float32"
-    if dtype == np.float16:
-        return "float16"
-    return "bfloat16" if str(dtype) == "bfloat16" else None
+_kind = cuda_kernels.element_kind
 
 
 # ----- the GPU op -----
