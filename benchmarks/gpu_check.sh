@@ -8,9 +8,10 @@
 #                  PyTorch eager in fp32, TF32 and bf16 autocast (PyTorch: torch.autocast + its fused
 #                  scaled_dot_product_attention), ours with the new kernels off and on ("ours+new"), and the
 #                  GPU time of every kernel of both in fp32 and bf16 (PyTorch's profiler)
-#   3. mpi_scaling benchmarks/ddp_bench.py under mpiexec with 1, 2, 4, 8 ranks, small shape (when it exists)
-#   4. nccl_gpt2   benchmarks/gpu_nccl_check.py: GPT-2 small on one rank with the nccl backend (when
-#                  tinytensor.distributed has it)
+#   3. nccl_gpt2   benchmarks/ddp_bench.py --device cuda: GPT-2 small on one rank through the nccl backend
+#                  of tinytensor.distributed (when both exist)
+#   4. mpi_scaling benchmarks/ddp_bench.py: 1, 2, 4, 8 MPI ranks on the CPU cores, small shape, against
+#                  one process with as many threads (when it exists)
 #   5. full_suite  the rest of the tests (CI's profile) with whatever time is left
 # Every stage has its own limit and all of them share one deadline (DEADLINE_S, 530 s), so the script ends
 # in time; a failing stage is reported and the next still runs. Logs and JSON go to $OUT (or /tmp/gpu_check).
@@ -84,30 +85,30 @@ if [ "$DRY" = 0 ]; then
     "$PY" -m pip install -e . --no-deps --no-build-isolation -q 2>&1 | tail -3 \
         || echo "(pip install -e . failed; the tests and the benchmark find the packages from the repository root anyway)"
 else   # the scripts this run calls must at least start
-    for script in benchmarks/gpu_bench.py benchmarks/gpu_nccl_check.py; do
+    for script in benchmarks/gpu_bench.py benchmarks/ddp_bench.py; do
+        [ -f "$script" ] || continue
         "$PY" "$script" --help > /dev/null || { echo "$script --help failed"; exit 1; }
     done
     echo "the benchmark scripts start (--help)"
 fi
+DDP_HELP=$([ -f benchmarks/ddp_bench.py ] && "$PY" benchmarks/ddp_bench.py --help 2>/dev/null)
 
-stage gpu_tests 150 "$PY" -m pytest tests/test_gpu.py tests/test_device_seam.py tests/test_cuda_blas_emulated.py \
+stage gpu_tests 130 "$PY" -m pytest tests/test_gpu.py tests/test_device_seam.py tests/test_cuda_blas_emulated.py \
     tests/test_flash_attention.py -rs -p no:cacheprovider
-stage gpu_bench 270 "$PY" benchmarks/gpu_bench.py --shape gpt2 --steps 6 --warmup 2 --budget-s 20 \
+stage gpu_bench 240 "$PY" benchmarks/gpu_bench.py --shape gpt2 --steps 6 --warmup 2 --budget-s 20 \
     --modes fp32,tf32,bf16 --new-kernels "$NEW_KERNELS" --kernel-profile --profile-modes fp32,bf16
-if [ -f benchmarks/ddp_bench.py ] && command -v mpiexec > /dev/null; then
-    DDP_ARGS=()
-    "$PY" benchmarks/ddp_bench.py --help 2>/dev/null | grep -q -- "--shape" && DDP_ARGS+=(--shape small)
-    for n in 1 2 4 8; do
-        DDP_JSON=()
-        "$PY" benchmarks/ddp_bench.py --help 2>/dev/null | grep -q -- "--json" && DDP_JSON=(--json "$LOGS/ddp_$n.json")
-        stage "mpi_scaling_$n" 45 mpiexec -n "$n" "$PY" benchmarks/ddp_bench.py "${DDP_ARGS[@]}" "${DDP_JSON[@]}"
-    done
-elif [ -f benchmarks/ddp_bench.py ]; then
-    skip mpi_scaling "no mpiexec on this machine"
+if echo "$DDP_HELP" | grep -q -- "--device" && "$PY" -c "import tinytensor.distributed" 2>/dev/null; then
+    stage nccl_gpt2 75 "$PY" benchmarks/ddp_bench.py --device cuda --ranks 1 --shapes gpt2 --steps 3 \
+        --json "$LOGS/ddp_nccl_gpt2.json"
 else
-    skip mpi_scaling "benchmarks/ddp_bench.py does not exist yet"
+    skip nccl_gpt2 "benchmarks/ddp_bench.py with --device, or tinytensor.distributed, is not here yet"
 fi
-stage nccl_gpt2 75 "$PY" benchmarks/gpu_nccl_check.py --json "$LOGS/nccl_gpt2.json"
+if echo "$DDP_HELP" | grep -q -- "--ranks"; then
+    stage mpi_scaling 100 "$PY" benchmarks/ddp_bench.py --ranks 1,2,4,8 --shapes small --bind --steps 3 \
+        --json "$LOGS/ddp_scaling.json"
+else
+    skip mpi_scaling "benchmarks/ddp_bench.py (with --ranks) does not exist yet"
+fi
 stage full_suite 120 env CI=1 "$PY" -m pytest -p no:cacheprovider --ignore=tests/test_gpu.py \
     --ignore=tests/test_device_seam.py --ignore=tests/test_cuda_blas_emulated.py --ignore=tests/test_flash_attention.py
 

@@ -61,12 +61,9 @@ def test_gpu_check_dry_run_lists_every_stage(tmp_path):
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for stage in ("gpu_tests", "gpu_bench", "nccl_gpt2", "full_suite"):
+    for stage in ("gpu_tests", "gpu_bench", "full_suite"):
         assert f"=== {stage} (limit" in proc.stdout, stage
+    for stage in ("nccl_gpt2", "mpi_scaling"):                  # run, or skipped saying why
+        assert f"=== {stage} (limit" in proc.stdout or f"=== {stage}: skipped: " in proc.stdout, stage
     assert "--modes fp32,tf32,bf16" in proc.stdout and "--new-kernels flash_attention" in proc.stdout
-    assert "mpi_scaling" in proc.stdout and "the benchmark scripts start" in proc.stdout
-
-
-def test_nccl_check_skips_cleanly_without_its_backend():
-    proc = _run("benchmarks/gpu_nccl_check.py", "--dry-run", timeout=60)
-    assert proc.returncode == 0 and proc.stdout.startswith(("skipped:", "would run:")), proc.stdout + proc.stderr
+    assert "the benchmark scripts start" in proc.stdout

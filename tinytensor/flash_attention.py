@@ -141,6 +141,24 @@ __device__ __forceinline__ float tt_row_sum(float v) {
     return v;
 }
 
+// where a thread of the forward and dq grids works: (batch, head), its part of a row, its query i (rows past
+// T compute with query iq = T - 1, as the warp shuffles need every lane, and never write), the keys any row
+// of its block sees, and the keys its own row sees (queries sit at the end of the keys, as with a KV cache)
+struct TTQueryRow { int bh, b, h, part, i, iq, keys, mine; };
+__device__ __forceinline__ TTQueryRow tt_query_row(int H, int T, int S, int causal) {
+    TTQueryRow r;
+    r.bh = blockIdx.y;
+    r.b = r.bh / H;
+    r.h = r.bh % H;
+    r.part = threadIdx.x % SPLIT;
+    const int i0 = blockIdx.x * BLOCK_Q, last = (i0 + BLOCK_Q < T ? i0 + BLOCK_Q : T) - 1;
+    r.i = i0 + threadIdx.x / SPLIT;
+    r.iq = r.i < T ? r.i : T - 1;
+    r.keys = causal ? last + (S - T) + 1 : S;
+    r.mine = causal ? r.iq + (S - T) + 1 : S;
+    return r;
+}
+
 // keys [j0, j0 + BLOCK_K) of one (batch, head) into shared memory as float; zeros past `keys`
 __device__ __forceinline__ void tt_load_tile(float (*dst)[HEAD_DIM], const ELEM* src, long long stride, int j0,
                                              int keys, int rows) {
@@ -157,14 +175,8 @@ extern "C" __global__ void tt_flash_fwd(const ELEM* q, const ELEM* k, const ELEM
         long long vb, long long vh, long long vt, long long ob, long long oh, long long ot) {
     __shared__ float ks[BLOCK_K][HEAD_DIM];
     __shared__ float vs[BLOCK_K][HEAD_DIM];
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
-    const int row = threadIdx.x / SPLIT, part = threadIdx.x % SPLIT;
-    const int i0 = blockIdx.x * BLOCK_Q, i = i0 + row;
-    const int iq = i < T ? i : T - 1;                 // rows past T compute (the shuffles need them), never write
-    const int offset = S - T;                         // queries sit at the end of the keys (a KV cache)
-    const int last = (i0 + BLOCK_Q < T ? i0 + BLOCK_Q : T) - 1;
-    const int keys = causal ? last + offset + 1 : S;  // the keys any row of this block sees
-    const int mine = causal ? iq + offset + 1 : S;    // the keys this row sees
+    const TTQueryRow r = tt_query_row(H, T, S, causal);
+    const int bh = r.bh, b = r.b, h = r.h, part = r.part, i = r.i, iq = r.iq, keys = r.keys, mine = r.mine;
     const ELEM* kp = k + b * kb + h * kh;
     const ELEM* vp = v + b * vb + h * vh;
     const ELEM* qp = q + b * qb + h * qh + (long long)iq * qt;
@@ -219,14 +231,8 @@ extern "C" __global__ void tt_flash_bwd_dq(const ELEM* q, const ELEM* k, const E
         long long gb, long long gh, long long gt, long long db, long long dh, long long dt) {
     __shared__ float ks[BLOCK_K][HEAD_DIM];
     __shared__ float vs[BLOCK_K][HEAD_DIM];
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
-    const int row = threadIdx.x / SPLIT, part = threadIdx.x % SPLIT;
-    const int i0 = blockIdx.x * BLOCK_Q, i = i0 + row;
-    const int iq = i < T ? i : T - 1;
-    const int offset = S - T;
-    const int last = (i0 + BLOCK_Q < T ? i0 + BLOCK_Q : T) - 1;
-    const int keys = causal ? last + offset + 1 : S;
-    const int mine = causal ? iq + offset + 1 : S;
+    const TTQueryRow r = tt_query_row(H, T, S, causal);
+    const int bh = r.bh, b = r.b, h = r.h, part = r.part, i = r.i, iq = r.iq, keys = r.keys, mine = r.mine;
     const ELEM* kp = k + b * kb + h * kh;
     const ELEM* vp = v + b * vb + h * vh;
     const ELEM* qp = q + b * qb + h * qh + (long long)iq * qt;

@@ -217,8 +217,10 @@ def test_a_disabled_scaler_passes_everything_through():
 
 # ----- training -----
 
-def _train(dtype, steps=30):
-    model = _tiny_gpt(seed=3)
+def train_tiny_gpt(dtype, steps=30, device="cpu"):
+    """Losses of the tiny GPT learning a repeating sequence, under autocast ``dtype`` ("float32": none) with a
+    GradScaler for float16; every gradient reaching a parameter is float32. (tests/test_gpu.py runs it too.)"""
+    model = _tiny_gpt(seed=3).to(device)
     opt = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     scaler = tt.GradScaler(init_scale=2.0 ** 12, enabled=dtype == "float16")
     text = np.tile(np.arange(20) * 3 % 61, 20)                      # a repeating sequence to learn
@@ -228,9 +230,10 @@ def _train(dtype, steps=30):
         starts = rng.integers(0, len(text) - 17, 4)
         x = np.stack([text[s:s + 16] for s in starts])
         y = np.stack([text[s + 1:s + 17] for s in starts])
-        with tt.autocast(dtype="float16", enabled=dtype == "float16"):
+        with tt.autocast(dtype=dtype if dtype != "float32" else "float16", enabled=dtype != "float32"):
             loss = F.cross_entropy(model(x), y)
         scaler.scale(loss).backward()
+        assert all(p.grad.dtype == F32 for p in model.parameters())
         scaler.unscale_(opt)
         optim.clip_grad_norm(model.parameters(), 1.0)
         scaler.step(opt)
@@ -241,6 +244,6 @@ def _train(dtype, steps=30):
 
 
 def test_tiny_gpt_trains_under_float16_autocast_like_float32():
-    l32, l16 = _train("float32"), _train("float16")
+    l32, l16 = train_tiny_gpt("float32"), train_tiny_gpt("float16")
     assert l32[-1] < 0.5 * l32[0]                                     # it learned
     assert abs(np.mean(l16[-5:]) - np.mean(l32[-5:])) < 0.03 * np.mean(l32[-5:])
