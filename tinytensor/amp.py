@@ -10,7 +10,7 @@ AdamW's moments with them); inside the block each op decides the dtype it comput
     as they come                         everything else (gelu, dropout, reshapes, ...); a binary op
                                          mixing a 16-bit and a wider float runs in the wider one
 
-Every cast is an op in the graph (``cast``) whose backward casts the gradient back to the input's
+Every cast is an op in the graph (``cast``, named "autocast_cast") whose backward casts the gradient back to the input's
 dtype, so the gradient reaching a float32 parameter is float32. Attention takes 16-bit q, k, v and
 gives a 16-bit result, but its softmax runs in float32: on the GPU inside the flash kernel when it is
 switched on, elsewhere by running the float32 op on the inputs cast up.
@@ -127,11 +127,6 @@ def low_dtype(name, xp):
 def is_low(dtype):
     """True for the 16-bit float dtypes autocast computes in (float16, bfloat16)."""
     return dtype == np.float16 or str(dtype) == "bfloat16"
-
-
-def is_float(dtype):
-    """A floating dtype, bfloat16 included (whose NumPy kind is "V", not "f")."""
-    return dtype.kind == "f" or str(dtype) == "bfloat16"
 
 
 def cast(x, dtype):
