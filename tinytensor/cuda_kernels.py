@@ -110,7 +110,7 @@ __device__ __forceinline__ void tt_store(ELEM* p, float v) {
 }
 #else
 typedef unsigned short ELEM;                    // float16
-#ifdef __CUDACC__
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__) || defined(__CUDA_ARCH__)   // nvcc, NVRTC (CuPy)
 __device__ __forceinline__ float tt_load(const ELEM* p) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(*p)); return f; }
 __device__ __forceinline__ void tt_store(ELEM* p, float v) { ELEM h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); *p = h; }
 #else
