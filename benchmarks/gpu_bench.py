@@ -252,10 +252,11 @@ def kernel_profile(make, shape, device, mode="fp32", steps=2):
 
 @contextlib.contextmanager
 def kernels_on(names):
-    """Ours with these (untested) fused kernels switched on inside, as TINYTENSOR_CUDA_KERNELS=all,NAMES would."""
+    """Ours with the tested fused kernels in use and, of the untested ones, exactly ``names`` switched on
+    inside (as TINYTENSOR_CUDA_KERNELS=all,NAMES would)."""
     from tinytensor import config
     saved = set(config.cuda_kernels)
-    config.cuda_kernels = saved | set(names)
+    config.cuda_kernels = (saved - set(config.UNTESTED_CUDA_KERNELS)) | set(names)
     try:
         yield
     finally:
