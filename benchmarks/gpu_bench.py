@@ -1,7 +1,14 @@
-"""GPT training steps on a GPU: tinytensor on CuPy against PyTorch eager, fp32 and TF32, in one run.
+"""GPT training steps on a GPU: tinytensor on CuPy against PyTorch eager, fp32, TF32 and bf16, in one run.
 
     python benchmarks/gpu_bench.py                                  # GPT-2 small, batch 8 x 1024, on "cuda"
+    python benchmarks/gpu_bench.py --modes fp32,tf32,bf16 --new-kernels flash_attention
     python benchmarks/gpu_bench.py --device cpu --shape tiny --steps 2   # a smoke test of the harness
+
+Modes: fp32; tf32 (``tt.set_tf32(True)``, PyTorch's allow_tf32); bf16 (``tt.autocast(dtype="bfloat16")``
+against ``torch.autocast("cuda", torch.bfloat16)``, whose F.scaled_dot_product_attention picks its fused
+bf16 kernels; TF32 on in both for what stays float32); fp16 (the same with float16 and a GradScaler on
+both sides; on the CPU the only 16-bit mode ours has). ``--new-kernels`` times ours a second time in
+each mode with those untested kernels switched on (config.UNTESTED_CUDA_KERNELS), labelled "ours+new".
 
 A step is what benchmarks/train_bench.py times: forward, cross-entropy, backward, AdamW, zero_grad. Each
 (framework, precision) runs warm-up steps (CuPy compiles its kernels then), then ``--steps`` timed steps,
@@ -10,6 +17,7 @@ each bracketed by a device synchronisation; the median gives tokens/s. The frame
 ``--json`` or ``$OUT/gpu_bench.json`` when $OUT is set.
 """
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -44,12 +52,16 @@ def step_flops(vocab, context, emb, layers, heads, batch, T):
 
 # ----- ours -----
 
-def make_ours(shape, device, tf32, seed=0):
+PRECISION = {"fp32": (False, None), "tf32": (True, None), "bf16": (True, "bfloat16"), "fp16": (True, "float16")}
+
+
+def make_ours(shape, device, mode, seed=0):
     import gpt
     import tinytensor as tt
     import tinytensor.functional as F
     from tinytensor import backend, optim
     vocab, context, emb, layers, heads, batch, T = shape
+    tf32, low = PRECISION[mode]
     tt.set_tf32(tf32)
     if device == "cuda":
         backend.cupy_module()
@@ -69,10 +81,14 @@ def make_ours(shape, device, tf32, seed=0):
     y = xp.asarray(rng.integers(0, vocab, (batch, T)))
     sync = (lambda: xp.cuda.Device().synchronize()) if xp is not np else (lambda: None)
 
+    scaler = tt.GradScaler(enabled=low == "float16")
+
     def step():
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+        with tt.autocast(dtype=low or "float16", enabled=low is not None):
+            loss = F.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         opt.zero_grad()
         return loss
 
@@ -84,7 +100,7 @@ def make_ours(shape, device, tf32, seed=0):
 
 # ----- PyTorch eager -----
 
-def make_torch(shape, device, tf32, seed=0):
+def make_torch(shape, device, mode, seed=0):
     import torch
     from torch_gpt import TorchGPT
 
@@ -98,6 +114,7 @@ def make_torch(shape, device, tf32, seed=0):
             return self.head(self.norm(x))
 
     vocab, context, emb, layers, heads, batch, T = shape
+    tf32, low = PRECISION[mode]
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     torch.set_float32_matmul_precision("high" if tf32 else "highest")
@@ -109,11 +126,15 @@ def make_torch(shape, device, tf32, seed=0):
     x = torch.randint(0, vocab, (batch, T), generator=g).to(dev)
     y = torch.randint(0, vocab, (batch, T), generator=g).to(dev)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(low)
+    scaler = torch.amp.GradScaler(dev.type, enabled=low == "float16")
 
     def step():
-        loss = torch.nn.functional.cross_entropy(model(x).view(-1, vocab), y.view(-1))
-        loss.backward()
-        opt.step()
+        with torch.autocast(dev.type, dtype=dtype, enabled=low is not None):
+            loss = torch.nn.functional.cross_entropy(model(x).view(-1, vocab), y.view(-1))
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         opt.zero_grad(set_to_none=True)
         return loss
 
@@ -135,10 +156,10 @@ def torch_version(device):
 
 # ----- timing -----
 
-def time_steps(make, shape, device, tf32, steps, warmup, budget_s, label):
+def time_steps(make, shape, device, mode, steps, warmup, budget_s, label):
     """Median seconds per step (each step synchronised), the losses, and how many steps were timed."""
     t0 = time.perf_counter()
-    step, sync, free, value = make(shape, device, tf32)
+    step, sync, free, value = make(shape, device, mode)
     log(f"  {label}: built in {time.perf_counter() - t0:.1f} s; warming up ({warmup} steps)")
     losses = []
     for i in range(warmup):
@@ -170,7 +191,7 @@ def profile_ours(shape, device, steps=2):
     hook so each op is charged its own kernels (the syncs add a little launch latency to every row)."""
     import importlib
     engine = importlib.import_module("tinytensor.tensor")
-    step, sync, free, value = make_ours(shape, device, False)
+    step, sync, free, value = make_ours(shape, device, "fp32")
     value(step())
     sync()
     rows, last = {}, [0.0]
@@ -201,7 +222,7 @@ def profile_ours(shape, device, steps=2):
                                  key=lambda kv: -kv[1])
 
 
-def kernel_profile(make, shape, device, tf32=False, steps=2):
+def kernel_profile(make, shape, device, mode="fp32", steps=2):
     """GPU time per kernel name over a step, from PyTorch's profiler (CUPTI sees every kernel in the
     process, CuPy's included): (ms per step, launches per step, name), largest first, and the step total."""
     import torch
@@ -209,7 +230,7 @@ def kernel_profile(make, shape, device, tf32=False, steps=2):
     if device == "cuda":
         torch.cuda.init()
     activity = ProfilerActivity.CUDA if device == "cuda" else ProfilerActivity.CPU    # CPU: a smoke test
-    step, sync, free, value = make(shape, device, tf32)
+    step, sync, free, value = make(shape, device, mode)
     value(step())
     sync()
     with profile(activities=[activity]) as prof:
@@ -227,6 +248,19 @@ def kernel_profile(make, shape, device, tf32=False, steps=2):
     free()
     rows.sort(reverse=True)
     return sum(r[0] for r in rows), rows
+
+
+@contextlib.contextmanager
+def kernels_on(names):
+    """Ours with the tested fused kernels in use and, of the untested ones, exactly ``names`` switched on
+    inside (as TINYTENSOR_CUDA_KERNELS=all,NAMES would)."""
+    from tinytensor import config
+    saved = set(config.cuda_kernels)
+    config.cuda_kernels = (saved - set(config.UNTESTED_CUDA_KERNELS)) | set(names)
+    try:
+        yield
+    finally:
+        config.cuda_kernels = saved
 
 
 def gpu_name(device):
@@ -248,15 +282,28 @@ def main():
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (kernel compilation)")
     parser.add_argument("--budget-s", type=float, default=45.0, help="stop a run's timed steps after this long "
                         "(once 5 are done)")
-    parser.add_argument("--modes", default="fp32,tf32", help="comma list of fp32, tf32")
+    parser.add_argument("--modes", default="fp32,tf32", help="comma list of fp32, tf32, bf16, fp16")
+    parser.add_argument("--new-kernels", default="", help="comma list of untested kernels "
+                        "(tinytensor.config.UNTESTED_CUDA_KERNELS, or 'all'): ours runs again in each mode with "
+                        "them switched on")
+    parser.add_argument("--profile-modes", default="fp32", help="modes the --kernel-profile covers (comma list)")
     parser.add_argument("--frameworks", default="ours,torch", help="comma list of ours, torch")
     parser.add_argument("--compare-kernel", default="", help="also time ours fp32 with this fused kernel off "
                         "(a name from tinytensor.cuda_kernels.NAMES, or 'all')")
     parser.add_argument("--profile", action="store_true", help="print a per-op profile of our fp32 step")
-    parser.add_argument("--kernel-profile", action="store_true", help="GPU time per kernel of ours and of "
-                        "PyTorch, fp32 (needs PyTorch with CUDA)")
+    parser.add_argument("--kernel-profile", action="store_true", help="GPU time per kernel of ours (with the "
+                        "new kernels when given) and of PyTorch, in each --profile-modes (needs PyTorch with CUDA)")
     parser.add_argument("--json", help="write results here (default: $OUT/gpu_bench.json when $OUT is set)")
     args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    bad = [m for m in modes + args.profile_modes.split(",") if m and m not in PRECISION]
+    if bad:
+        parser.error(f"unknown mode {bad[0]!r}: use {', '.join(PRECISION)}")
+    from tinytensor import config
+    new = set(config.UNTESTED_CUDA_KERNELS) if args.new_kernels == "all" else \
+        {n.strip() for n in args.new_kernels.split(",") if n.strip()}
+    if new - set(config.UNTESTED_CUDA_KERNELS + config.CUDA_KERNEL_NAMES):
+        parser.error(f"unknown kernel in --new-kernels: {', '.join(sorted(new - set(config.UNTESTED_CUDA_KERNELS)))}")
 
     shape = list(SHAPES[args.shape])
     if args.batch:
@@ -285,18 +332,23 @@ def main():
                "tokens_per_step": tokens, "numpy": np.__version__, "torch": tv, "runs": {}}
     if args.device == "cuda":
         results["cupy"] = cupy.__version__
+    results["new_kernels"] = sorted(new)
     makers = {"ours": make_ours, "torch": make_torch}
-    for mode in [m for m in args.modes.split(",") if m]:
-        for fw in frameworks:
-            label = f"{fw:5s} {mode}"
+    variants = [(fw, fw, set()) for fw in frameworks]            # (label, framework, extra kernels on)
+    if new and "ours" in frameworks:
+        variants.insert(1, ("ours+new", "ours", new))
+    for mode in modes:
+        for name, fw, extra_kernels in variants:
+            label = f"{name:8s} {mode}"
             try:
-                median, times, losses = time_steps(makers[fw], shape, args.device, mode == "tf32", args.steps,
-                                                   args.warmup, args.budget_s, label)
+                with kernels_on(extra_kernels):
+                    median, times, losses = time_steps(makers[fw], shape, args.device, mode, args.steps,
+                                                       args.warmup, args.budget_s, label)
             except Exception as exc:       # report and go on: one failure must not lose the other figures
                 log(f"  {label}: FAILED {type(exc).__name__}: {exc}")
-                results["runs"][f"{fw}_{mode}"] = {"error": f"{type(exc).__name__}: {exc}"}
+                results["runs"][f"{name}_{mode}"] = {"error": f"{type(exc).__name__}: {exc}"}
                 continue
-            results["runs"][f"{fw}_{mode}"] = {
+            results["runs"][f"{name}_{mode}"] = {
                 "median_s": median, "tokens_per_s": tokens / median, "tflops": step_flops(*shape) / median / 1e12,
                 "steps_s": times, "losses": losses}
             log(f"{label}: {tokens / median:10.0f} tokens/s  ({step_flops(*shape) / median / 1e12:.1f} TFLOP/s)")
@@ -307,7 +359,7 @@ def main():
         config.cuda_kernels = saved - off
         label = f"ours fp32 without {args.compare_kernel}"
         try:
-            median, times, losses = time_steps(make_ours, shape, args.device, False, args.steps, args.warmup,
+            median, times, losses = time_steps(make_ours, shape, args.device, "fp32", args.steps, args.warmup,
                                                args.budget_s, label)
             results["runs"][f"ours_fp32_without_{args.compare_kernel}"] = {
                 "median_s": median, "tokens_per_s": tokens / median, "steps_s": times, "losses": losses}
@@ -326,28 +378,33 @@ def main():
         except Exception as exc:
             log(f"  profile: FAILED {type(exc).__name__}: {exc}")
     if args.kernel_profile:
-        for fw, top in (("ours", 40), ("torch", 20)):
-            if fw not in frameworks and fw == "torch":
-                continue
-            try:
-                total, rows = kernel_profile(makers[fw], shape, args.device)
-                log(f"kernels of {fw} fp32 per step (GPU time {total:.1f} ms):")
-                for ms, n, name in rows[:top]:
-                    log(f"  {ms:8.2f} ms {n:6.0f}x  {name[:110]}")
-                results[f"kernels_{fw}"] = {"total_ms": total, "rows": rows}
-            except Exception as exc:
-                log(f"  kernel profile of {fw}: FAILED {type(exc).__name__}: {exc}")
+        for mode in [m for m in args.profile_modes.split(",") if m]:
+            for fw, top in (("ours", 40), ("torch", 20)):
+                if fw not in frameworks:
+                    continue
+                try:
+                    with kernels_on(new if fw == "ours" else set()):
+                        total, rows = kernel_profile(makers[fw], shape, args.device, mode)
+                    shown = fw + ("+new" if fw == "ours" and new else "")
+                    log(f"kernels of {shown} {mode} per step (GPU time {total:.1f} ms):")
+                    for ms, n, name in rows[:top]:
+                        log(f"  {ms:8.2f} ms {n:6.0f}x  {name[:110]}")
+                    results[f"kernels_{fw}" + ("" if mode == "fp32" else f"_{mode}")] = {"total_ms": total, "rows": rows}
+                except Exception as exc:
+                    log(f"  kernel profile of {fw} {mode}: FAILED {type(exc).__name__}: {exc}")
     log("summary:")
     runs = results["runs"]
-    for mode in ("fp32", "tf32"):
-        ours, theirs = runs.get(f"ours_{mode}", {}), runs.get(f"torch_{mode}", {})
-        if "tokens_per_s" in ours and "tokens_per_s" in theirs:
-            ratio = ours["tokens_per_s"] / theirs["tokens_per_s"]
-            results[f"ratio_{mode}"] = ratio
-            log(f"  {mode}: ours {ours['tokens_per_s']:.0f} tok/s, torch {theirs['tokens_per_s']:.0f} tok/s, "
-                f"ratio {ratio:.2f}x")
-        elif "tokens_per_s" in ours:
-            log(f"  {mode}: ours {ours['tokens_per_s']:.0f} tok/s")
+    for mode in modes:
+        theirs = runs.get(f"torch_{mode}", {})
+        for name in ("ours", "ours+new"):
+            ours = runs.get(f"{name}_{mode}", {})
+            if "tokens_per_s" in ours and "tokens_per_s" in theirs:
+                ratio = ours["tokens_per_s"] / theirs["tokens_per_s"]
+                results[f"ratio_{mode}" + ("_new" if name != "ours" else "")] = ratio
+                log(f"  {mode}: {name} {ours['tokens_per_s']:.0f} tok/s, torch {theirs['tokens_per_s']:.0f} tok/s, "
+                    f"ratio {ratio:.2f}x")
+            elif "tokens_per_s" in ours:
+                log(f"  {mode}: {name} {ours['tokens_per_s']:.0f} tok/s")
     path = args.json or (os.path.join(os.environ["OUT"], "gpu_bench.json") if os.environ.get("OUT") else None)
     if path:
         Path(path).write_text(json.dumps(results, indent=2))

@@ -91,6 +91,9 @@ def _train_parser(sub):
     flag(g, "--sample-prompt", "prompt of the sample shown at each evaluation", repr(d.sample_prompt))
     flag(g, "--sample-tokens", "the sample's length in tokens", type=nonneg_int)
     flag(g, "--device", "cpu or cuda")
+    flag(g, "--dtype", "precision of the products: bfloat16 or float16 run them under tt.autocast with float32 "
+         "master weights (float16 with loss scaling; bfloat16 needs --device cuda)", choices=["float32", "bfloat16",
+                                                                                              "float16"])
     g.add_argument("--reference-ops", action="store_true",
                    help="run on the readable twin ops (tt.use_reference_ops(True)) instead of the fused ones: "
                         "slower, the same numbers to rounding (default: off)")

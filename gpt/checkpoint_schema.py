@@ -38,6 +38,7 @@ SCHEMA = (
     ("rng",                       "object",  "resume", "the library's random generator state"),
     ("rng.bit_generator",         "text",    "resume", ""),
     ("rng.state",                 "object",  "resume", ""),
+    ("grad_scaler",               "object",  "",       "float16 loss scaling (tt.GradScaler.state_dict)"),
     ("history",                   "list",    "",       "one entry per evaluation"),
     ("history[]",                 "object",  "",       ""),
     ("history[].step",            "count",   "",       ""),

@@ -10,6 +10,8 @@ batches to ``train_step``, which does the rest the same way for all three:
 
 A loss or gradient norm that is NaN or Inf stops the step before the optimizer applies it
 (``NonFiniteError``): the weights stay those of the last good step, and nothing broken gets saved.
+With a ``tt.GradScaler`` (float16 training) the losses are scaled before backward and the gradients
+unscaled before clipping; an inf or nan gradient then only skips the step and lowers the scale.
 """
 import math
 from contextlib import contextmanager
@@ -35,6 +37,7 @@ class StepResult:
     loss: float          # the mean loss over the micro-batches
     grad_norm: float     # the global gradient norm before clipping
     lr: float            # the learning rate the step used
+    skipped: bool = False   # a GradScaler found an inf/nan gradient: the weights were left as they were
 
 
 def set_lr(optimizer, lr):
@@ -43,13 +46,13 @@ def set_lr(optimizer, lr):
         group["lr"] = lr
 
 
-def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, params=None):
+def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, params=None, scaler=None):
     """One optimizer step over ``micro_batches`` (a list); ``loss_fn(batch)`` gives a scalar loss Tensor.
 
     The gradient is that of the mean of the micro-batches' losses. ``grad_clip`` 0 or None: no clipping
     (the norm is still measured and checked). ``params``: the tensors whose gradient norm is clipped
     (default: the optimizer's, group by group). ``step`` names the step in a NonFiniteError.
-    Returns a StepResult.
+    ``scaler``: a ``tt.GradScaler`` (None or disabled: plain steps). Returns a StepResult.
     """
     if params is None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -63,13 +66,22 @@ def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, 
             optimizer.zero_grad()
             raise NonFiniteError("loss", value, step)
         total += value
-        (loss * (1.0 / n) if n > 1 else loss).backward()
+        loss = loss * (1.0 / n) if n > 1 else loss
+        (scaler.scale(loss) if scaler is not None else loss).backward()
+    if scaler is not None:
+        scaler.unscale_(optimizer)                      # clipping sees the true gradients
     norm = optim.clip_grad_norm(params, grad_clip if grad_clip else float("inf"))
+    if scaler is not None and scaler.found_inf(optimizer):
+        optimizer.zero_grad()                           # float16 overflow: skip, and lower the scale
+        scaler.update()
+        return StepResult(total / n, float(norm), lr, skipped=True)
     if not math.isfinite(norm):
         optimizer.zero_grad()
         raise NonFiniteError("gradient norm", norm, step)
     optimizer.step()
     optimizer.zero_grad()
+    if scaler is not None:
+        scaler.update()
     return StepResult(total / n, float(norm), lr)
 
 

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import tinytensor as tt
@@ -79,10 +80,11 @@ class TrainConfig:
     seed: int = 1234
     init: str = "gpt2"               # or "torch": PyTorch's default layer init, as the book's code has it
     device: str = "cpu"
+    dtype: str = "float32"           # or "bfloat16" (cuda) / "float16": tt.autocast, float32 master weights
 
     # flags that may change when resuming (the rest must match the checkpoint)
     RESUMABLE = ("max_steps", "epochs", "eval_every", "eval_batches", "save_every", "sample_prompt",
-                 "sample_tokens", "device", "out")
+                 "sample_tokens", "device", "out", "dtype")
     # the peak learning rate when --lr is not given: larger models need smaller steps. The GPT-2 sizes
     # take the rates the GPT-3 paper (Table 2.1) used for models of 125M, 350M, 760M and 1.3B parameters;
     # the tiny model (about a million) trains well at 2e-3.
@@ -165,6 +167,24 @@ def check_device_available(device):
             raise TrainingError(f"--device {device}: {exc}") from None
 
 
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def check_dtype(dtype, device):
+    """A TrainingError when --dtype cannot run on --device (bfloat16 needs a GPU: NumPy has none)."""
+    if dtype not in DTYPES:
+        raise TrainingError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype == "bfloat16":
+        if device == "cpu":
+            raise TrainingError("--dtype bfloat16 needs --device cuda (NumPy has no bfloat16); on the CPU use "
+                                "--dtype float16 (slow) or float32")
+        from tinytensor import amp
+        try:
+            amp.bfloat16_dtype()
+        except RuntimeError as exc:
+            raise TrainingError(f"--dtype bfloat16: {exc}") from None
+
+
 def _check_args(a):
     positive = ("max_steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "save_every")
     for name in positive:
@@ -190,6 +210,7 @@ def _check_args(a):
     if a.device not in ("cpu", "cuda") and not str(a.device).startswith("cuda:"):
         raise TrainingError(f"--device must be cpu or cuda, got {a.device!r}")
     check_device_available(a.device)
+    check_dtype(a.dtype, a.device)
     if a.init not in ("gpt2", "torch"):
         raise TrainingError(f"--init must be gpt2 or torch, got {a.init!r}")
     if a.arch not in ARCHS:
@@ -269,6 +290,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     last_loss: float = None          # the mean loss of the last step
     digests: dict = field(default_factory=dict)   # of the tokenizer and the token ids, checked when resuming
+    scaler: tt.GradScaler = None     # loss scaling for --dtype float16 (disabled otherwise)
 
     @property
     def tokens_per_step(self):
@@ -286,7 +308,8 @@ class Run:
         return {"step": self.step, "max_steps": self.max_steps, "config": self.cfg.to_dict(), "args": self.a.to_dict(),
                 "data": {"corpus": self.corpus, "digest": self.digest, "tokens": self.n_tokens,
                          "sampler": self.sampler.state_dict(), **self.digests},
-                "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": self.history}
+                "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": self.history,
+                "grad_scaler": self.scaler.state_dict()}
 
     def save(self):
         ckpt.save(self.a.out, self.model, self.optimizer, self.meta())
@@ -323,7 +346,8 @@ def prepare(a, meta=None, overwrite=False, say=print):
     model, optimizer = _model_and_optimizer(a, cfg, meta)
     run = Run(a, cfg, tok, corpus, digest, int(len(ids)), train_set, val_set, sampler, model, optimizer, max_steps,
               warmup=a.warmup_steps if a.warmup_steps is not None else min(100, max_steps // 20),
-              min_lr=a.min_lr if a.min_lr is not None else a.lr / 10, digests=digests)
+              min_lr=a.min_lr if a.min_lr is not None else a.lr / 10, digests=digests,
+              scaler=tt.GradScaler(enabled=a.dtype == "float16"))
     if meta is not None:
         _restore(run, meta)
     n_train = len(train_set.ids)
@@ -402,16 +426,23 @@ def _restore(run, meta):
     run.sampler.load_state_dict(meta["data"]["sampler"])
     random.set_state(meta["rng"])
     run.history = meta.get("history", [])
+    if run.a.dtype == "float16" and isinstance(meta.get("grad_scaler"), dict):
+        try:
+            run.scaler.load_state_dict({**meta["grad_scaler"], "enabled": True})
+        except ValueError as e:
+            raise TrainingError(f"cannot resume from {run.a.out}: {e}") from None
     run.elapsed_before = run.history[-1]["elapsed"] if run.history else 0.0
     run.resumed = True
 
 
 # ----- evaluate -----
 
-def calc_loss_batch(model, batch, device="cpu"):
-    """Mean next-token cross-entropy of one (inputs, targets) batch: the loss each step minimises."""
+def calc_loss_batch(model, batch, device="cpu", dtype="float32"):
+    """Mean next-token cross-entropy of one (inputs, targets) batch: the loss each step minimises
+    (``dtype`` bfloat16 or float16: under ``tt.autocast``; the loss itself is float32 either way)."""
     x, y = batch
-    return F.cross_entropy(model(tt.tensor(x, device=device)), y)
+    with tt.autocast(dtype=dtype if dtype != "float32" else "float16", enabled=dtype != "float32"):
+        return F.cross_entropy(model(tt.tensor(x, device=device)), y)
 
 
 def evaluate(model, dataset, batch_size, max_batches, device="cpu", should_stop=None):
@@ -500,9 +531,9 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
             return "interrupted"
         batches = [run.sampler.next_batch() for _ in range(a.grad_accum)]
         try:
-            result = train_step(run.optimizer, lambda b: calc_loss_batch(run.model, b, a.device), batches,
+            result = train_step(run.optimizer, lambda b: calc_loss_batch(run.model, b, a.device, a.dtype), batches,
                                 lr=run.lr(run.step), grad_clip=a.grad_clip, step=run.step + 1,
-                                params=run.model.parameters())
+                                params=run.model.parameters(), scaler=run.scaler)
         except NonFiniteError as e:
             raise RunFailed(f"{e}; stopped without saving it. The last good checkpoint (step {run.saved_step}) "
                             f"is in {a.out}") from None
@@ -546,7 +577,9 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
     run = prepare(a, meta, overwrite, out.write)
     bar = ProgressBar(run.max_steps, initial=run.step, stream=out)
     run.started = time.perf_counter()
-    with stop:                                       # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
+    with stop, warnings.catch_warnings():            # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
+        if a.dtype == "float16":                     # an overflow only skips a step (GradScaler): no warning
+            warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
         try:
             status = loop(run, stop, bar, stop_at, on_step, on_eval)
         finally:

@@ -40,3 +40,30 @@ def test_every_benchmark_has_help():
             continue
         proc = _run(script, "--help", timeout=60)
         assert proc.returncode == 0 and "usage" in proc.stdout, (script.name, proc.stderr)
+
+
+def test_gpu_bench_harness_times_16_bit_autocast_and_new_kernels(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = _run("benchmarks/gpu_bench.py", "--device", "cpu", "--shape", "tiny", "--batch", "1", "--tokens", "16",
+                "--steps", "1", "--warmup", "1", "--frameworks", "ours", "--modes", "fp32,fp16",
+                "--new-kernels", "flash_attention", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == {"ours_fp32", "ours+new_fp32", "ours_fp16", "ours+new_fp16"}
+    assert all(r["tokens_per_s"] > 0 and len(r["losses"]) == 2 for r in runs.values())
+    bad = _run("benchmarks/gpu_bench.py", "--device", "cpu", "--modes", "fp8", timeout=60)
+    assert bad.returncode == 2 and "unknown mode 'fp8'" in bad.stderr
+
+
+def test_gpu_check_dry_run_lists_every_stage(tmp_path):
+    import os
+    env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable)
+    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for stage in ("gpu_tests", "gpu_bench", "full_suite"):
+        assert f"=== {stage} (limit" in proc.stdout, stage
+    for stage in ("nccl_gpt2", "mpi_scaling"):                  # run, or skipped saying why
+        assert f"=== {stage} (limit" in proc.stdout or f"=== {stage}: skipped: " in proc.stdout, stage
+    assert "--modes fp32,tf32,bf16" in proc.stdout and "--new-kernels flash_attention" in proc.stdout
+    assert "the benchmark scripts start" in proc.stdout

@@ -257,6 +257,142 @@ def test_cublas_products_on_strided_views_match_numpy(device, dtype, tf32):
     finally:
         tt.set_tf32(False)
 
+# ----- the untested kernels (config.UNTESTED_CUDA_KERNELS) and 16-bit autocast on the GPU -----
+
+def _needs_bfloat16(dtype):
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes", reason="bfloat16 on CuPy needs ml_dtypes (and CuPy 14+)")
+
+
+def _as_float32(a):
+    """A host float32 copy of a CuPy (or NumPy) array of any float dtype, bfloat16 included."""
+    return np.asarray(backend.to_numpy(a)).astype(np.float32)
+
+
+@needs_gpu
+@on_gpus
+@pytest.mark.parametrize("causal,T,S,D", [(True, 70, 70, 16), (True, 5, 37, 16), (False, 33, 64, 8), (True, 1, 1, 64),
+                                          (True, 300, 300, 64), (False, 130, 129, 128)])
+def test_flash_attention_kernel_matches_the_array_path(device, kernels, causal, T, S, D):
+    rng = np.random.default_rng(13)
+    q0, g0 = rng.standard_normal((2, 3, T, D)), rng.standard_normal((2, 3, T, D))
+    k0, v0 = rng.standard_normal((2, 3, S, D)), rng.standard_normal((2, 3, S, D))
+
+    def fn():
+        q, k, v = (tt.tensor(a, requires_grad=True, device=device) for a in (q0, k0, v0))
+        y = F.scaled_dot_product_attention(q, k, v, causal=causal)
+        y.backward(tt.tensor(g0, device=device))
+        return y.data, q.grad, k.grad, v.grad
+    _assert_kernel_matches(fn, kernels, "flash_attention", rtol=2e-4, atol=2e-5)
+
+
+@needs_gpu
+@on_gpus
+def test_flash_attention_on_strided_heads_as_the_gpt_makes_them(device, kernels):
+    """q, k, v as views of one (B, T, 3, H, D) array, and a result read back as (B, T, H * D)."""
+    rng = np.random.default_rng(14)
+    qkv0, g0 = rng.standard_normal((2, 40, 3, 4, 16)), rng.standard_normal((2, 40, 64))
+
+    def fn():
+        qkv = tt.tensor(qkv0, requires_grad=True, device=device)
+        parts = qkv.transpose(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(parts[0], parts[1], parts[2], causal=True)
+        out = y.transpose(0, 2, 1, 3).reshape(2, 40, 64)
+        out.backward(tt.tensor(g0, device=device))
+        return out.data, qkv.grad
+    _assert_kernel_matches(fn, kernels, "flash_attention", rtol=2e-4, atol=2e-5)
+
+
+@needs_gpu
+@on_gpus
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("flash", [False, True], ids=["float32_softmax_op", "flash"])
+def test_attention_under_autocast_on_the_gpu(device, kernels, dtype, flash):
+    _needs_bfloat16(dtype)
+    kernels(set(config.CUDA_KERNEL_NAMES) | ({"flash_attention"} if flash else set()))
+    rng = np.random.default_rng(15)
+    q0, k0, v0, g0 = (rng.standard_normal((2, 3, 50, 32)) for _ in range(4))
+    q, k, v = (tt.tensor(a, requires_grad=True, device=device) for a in (q0, k0, v0))
+    with tt.autocast(dtype=dtype):
+        y = F.scaled_dot_product_attention(q, k, v)
+    assert str(y.dtype) == dtype
+    y.backward(tt.tensor(g0, device=device).data.astype(y.dtype))
+    rounded = [tt.tensor(_as_float32(tt.tensor(a, device=device).data.astype(y.dtype)), requires_grad=True)
+               for a in (q0, k0, v0)]
+    want = F.scaled_dot_product_attention(*rounded)
+    want.backward(tt.tensor(_as_float32(tt.tensor(g0, device=device).data.astype(y.dtype))))
+    tol = 2e-2 if dtype == "bfloat16" else 3e-3
+    np.testing.assert_allclose(_as_float32(y.data), want.numpy(), rtol=tol, atol=tol)
+    for got, ref in zip((q, k, v), rounded):
+        assert got.grad.dtype == np.float32
+        np.testing.assert_allclose(_as_float32(got.grad), ref.grad, rtol=5 * tol, atol=5 * tol)
+
+
+@needs_gpu
+@on_gpus
+@pytest.mark.parametrize("shape", [(64, 3072), (3, 5), ()])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_vectorised_gelu_matches_the_elementwise_kernel(device, kernels, shape, dtype):
+    _needs_bfloat16(dtype)
+    x0 = np.random.default_rng(16).standard_normal(shape) * 3
+    results = []
+    for names in ({"gelu_vectorized"}, {"gelu"}):
+        kernels(names)
+        x = tt.tensor(x0, requires_grad=True, device=device)
+        low = tt.amp.low_dtype(dtype, backend.cupy_module()) if dtype != "float32" else np.dtype(np.float32)
+        y = F.gelu(tt.amp.cast(x, low))                  # 16-bit data, as autocast hands it on
+        assert y.dtype == low
+        y.backward(tt.tensor(np.ones(shape) * 0.5, device=device).data.astype(y.dtype))
+        results.append((_as_float32(y.data), _as_float32(x.grad)))
+    tol = {"float32": 1e-6, "float16": 2e-3, "bfloat16": 1.6e-2}[dtype]
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    kernels({"gelu_vectorized"})                         # a view off the 16-byte boundary takes the other path
+    x = tt.tensor(np.arange(9.0), device=device)[1:]
+    np.testing.assert_allclose(F.gelu(x).numpy(), F.gelu(tt.tensor(np.arange(1.0, 9.0))).numpy(), rtol=1e-6)
+
+
+def _train_on(device, dtype, steps=20):
+    """tests/tinytensor/test_autocast.py's tiny GPT training loop, on ``device``."""
+    spec = importlib.util.spec_from_file_location("_test_autocast", Path(__file__).parent / "tinytensor" / "test_autocast.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.train_tiny_gpt(dtype, steps, device)
+
+
+@needs_gpu
+@on_gpus
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_tiny_gpt_trains_under_autocast_on_the_gpu_like_float32(device, kernels, dtype):
+    _needs_bfloat16(dtype)
+    kernels(set(config.CUDA_KERNEL_NAMES) | set(config.UNTESTED_CUDA_KERNELS))
+    l32, low = _train_on(device, "float32"), _train_on(device, dtype)
+    assert l32[-1] < 0.6 * l32[0]
+    assert abs(np.mean(low[-5:]) - np.mean(l32[-5:])) < 0.05 * np.mean(l32[-5:])
+
+
+@needs_gpu
+@on_gpus
+def test_gpt_steps_with_the_untested_kernels_match_without(device, kernels):
+    results = []
+    for extra in (set(config.UNTESTED_CUDA_KERNELS), set()):
+        kernels(set(config.CUDA_KERNEL_NAMES) | extra)
+        results.append(_train_on(device, "float32", steps=5))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-4)
+
+
+@needs_gpu
+@on_gpus
+def test_save_bfloat16_from_the_gpu(device, tmp_path):
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 on CuPy needs ml_dtypes")
+    cp = backend.cupy_module()
+    a = cp.asarray(np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)).astype(np.dtype(ml_dtypes.bfloat16))
+    tt.save({"w": a}, tmp_path / "bf16.safetensors")
+    header, _ = tt.serialize.read_header(tmp_path / "bf16.safetensors")
+    assert header["w"]["dtype"] == "BF16"
+    np.testing.assert_array_equal(tt.load(tmp_path / "bf16.safetensors")["w"], _as_float32(a))
+
+
 # ----- the GPT, generation, save/load, seeds, TF32 -----
 
 def _cfg(drop=0.0):
@@ -381,7 +517,8 @@ def test_kernel_sources_compile_with_nvcc(tmp_path):
             out += f"template __global__ void {name}<{real}, long long>({sig}, long long);\n"
         return out
     K = cuda_kernels
-    src = elementwise("gelu_fwd", [("T", "x")], [("T", "y")], K.GELU_FORWARD)
+    src = K.ACCUMULATE_PREAMBLE
+    src += elementwise("gelu_fwd", [("T", "x")], [("T", "y")], K.GELU_FORWARD)
     src += elementwise("gelu_bwd", [("T", "x"), ("T", "g")], [("T", "dx")], K.GELU_BACKWARD)
     src += elementwise("xent", [("T", "x"), ("T", "m"), ("T", "lse_m"), ("I", "t"), ("T", "s"), ("I", "col")], [("T", "dx")],
                        K.CROSS_ENTROPY_BACKWARD)

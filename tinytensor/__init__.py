@@ -26,6 +26,8 @@ from .reference import reference_ops, use_reference_ops
 from .graphviz import draw, to_dot
 from .memory import graph_stats, op_counter
 from .trace import trace  # the context manager (from tinytensor.trace import TracePrinter still works)
+from .amp import autocast
+from .grad_scaler import GradScaler
 
 cat = concatenate
 float32, float64, int64, int32, bool_ = "float32", "float64", "int64", "int32", "bool"

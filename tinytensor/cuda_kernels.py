@@ -12,13 +12,17 @@ kernels here do the same arithmetic in one pass. They are used only when the dat
     attention softmax                cupy.RawKernel, one warp per score row: causal mask and softmax in place,
                                      and its backward, each one pass over the (T, S) scores
     embedding backward               cupyx.scatter_add (atomic adds; cupy.add.at where cupyx lacks it)
+    GELU, vectorised (untested)      cupy.RawKernel reading 16 bytes a thread at a time (4 float32 or 8
+                                     16-bit numbers), float32 math; only when switched on (config.py)
     strided_matmul                   not a kernel: attention's batched products through cuBLAS on strided
                                      views (tinytensor/cuda_blas.py), so causal blocks and transposes cost
                                      no copies
 
 ``TINYTENSOR_CUDA_KERNELS`` turns them off: ``none``, or a comma list of the ones to keep
 (``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax,strided_matmul``); the set in use is
-``tinytensor.config.cuda_kernels``.
+``tinytensor.config.cuda_kernels``. Kernels not yet passed on a real GPU (``config.UNTESTED_CUDA_KERNELS``:
+``flash_attention`` in flash_attention.py, ``gelu_vectorized`` here) run only when named, as in
+``TINYTENSOR_CUDA_KERNELS=all,flash_attention,gelu_vectorized``.
 ``tests/test_gpu.py`` compares each with the array-op path on a GPU.
 """
 import math
@@ -52,28 +56,167 @@ def _kernel(name, build):
 
 # ----- GELU (tanh form) -----
 
+# the arithmetic type of T: float for float and for the 16-bit types autocast computes in, double for double
+ACCUMULATE_PREAMBLE = """
+template <typename T> struct tt_acc { typedef float type; };
+template <> struct tt_acc<double> { typedef double type; };
+"""
 GELU_FORWARD = f"""
-T u = (T){_C!r} * (x + (T)0.044715 * x * x * x);
-y = (T)0.5 * x * ((T)1 + tanh(u));
+typedef typename tt_acc<T>::type A;
+A a = (A)x;
+A u = (A){_C!r} * (a + (A)0.044715 * a * a * a);
+y = (T)((A)0.5 * a * ((A)1 + tanh(u)));
 """
 # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2), t = tanh(c (x + 0.044715 x^3))
 GELU_BACKWARD = f"""
-T x2 = x * x;
-T t = tanh((T){_C!r} * (x + (T)0.044715 * x2 * x));
-dx = g * (T)0.5 * (((T)1 + t) + x * ((T)1 - t * t) * (T){_C!r} * ((T)1 + (T)(3 * 0.044715) * x2));
+typedef typename tt_acc<T>::type A;
+A a = (A)x;
+A a2 = a * a;
+A t = tanh((A){_C!r} * (a + (A)0.044715 * a2 * a));
+dx = (T)((A)g * (A)0.5 * (((A)1 + t) + a * ((A)1 - t * t) * (A){_C!r} * ((A)1 + (A)(3 * 0.044715) * a2)));
 """
 
 
 def gelu(x):
     """F.gelu on a CuPy tensor: one kernel forward, one backward, nothing kept but the input."""
     from .tensor import Tensor
-    fwd = _kernel("gelu_fwd", lambda cp: cp.ElementwiseKernel("T x", "T y", GELU_FORWARD, "tt_gelu_fwd"))
-    bwd = _kernel("gelu_bwd", lambda cp: cp.ElementwiseKernel("T x, T g", "T dx", GELU_BACKWARD, "tt_gelu_bwd"))
+    fwd = _kernel("gelu_fwd", lambda cp: cp.ElementwiseKernel("T x", "T y", GELU_FORWARD, "tt_gelu_fwd",
+                                                              preamble=ACCUMULATE_PREAMBLE))
+    bwd = _kernel("gelu_bwd", lambda cp: cp.ElementwiseKernel("T x, T g", "T dx", GELU_BACKWARD, "tt_gelu_bwd",
+                                                              preamble=ACCUMULATE_PREAMBLE))
     d = x.data
 
     def backward(g):
         return (bwd(d, g),)
     return Tensor._make(fwd(d), (x,), backward, "gelu")
+
+
+# ----- GELU, vectorised: 16 bytes per thread per load (untested on a GPU: off unless named) -----
+
+# ELEM and its loads and stores as float (0 float32, 1 float16, 2 bfloat16), shared with flash_attention.py
+ELEMENT_IO = r"""
+#if ELEM_KIND == 0
+typedef float ELEM;
+__device__ __forceinline__ float tt_load(const float* p) { return *p; }
+__device__ __forceinline__ void tt_store(float* p, float v) { *p = v; }
+#elif ELEM_KIND == 2
+typedef unsigned short ELEM;                    // bfloat16: the top half of a float32
+__device__ __forceinline__ float tt_load(const ELEM* p) { return __uint_as_float(((unsigned int)*p) << 16); }
+__device__ __forceinline__ void tt_store(ELEM* p, float v) {
+    unsigned int u = __float_as_uint(v);
+    if ((u & 0x7fffffffu) > 0x7f800000u) { *p = (ELEM)((u >> 16) | 0x40u); return; }   // nan stays nan
+    u += 0x7fffu + ((u >> 16) & 1u);                                                       // round to nearest even
+    *p = (ELEM)(u >> 16);
+}
+#else
+typedef unsigned short ELEM;                    // float16
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__) || defined(__CUDA_ARCH__)   // nvcc, NVRTC (CuPy)
+__device__ __forceinline__ float tt_load(const ELEM* p) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(*p)); return f; }
+__device__ __forceinline__ void tt_store(ELEM* p, float v) { ELEM h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); *p = h; }
+#else
+__device__ __forceinline__ float tt_load(const ELEM* p) { _Float16 h; memcpy(&h, p, 2); return (float)h; }
+__device__ __forceinline__ void tt_store(ELEM* p, float v) { _Float16 h = (_Float16)v; memcpy(p, &h, 2); }
+#endif
+#endif
+"""
+
+GELU_VECTORIZED_SOURCE = r"""
+// VEC numbers of n in each 16-byte load (4 float32, 8 16-bit); the last n % VEC by the first threads
+#if ELEM_KIND == 0
+#define VEC 4
+typedef float4 VTYPE;
+#else
+#define VEC 8
+typedef uint4 VTYPE;
+#endif
+#define TT_C 0.7978845608028654f
+
+__device__ __forceinline__ float tt_gelu(float x) {
+    return 0.5f * x * (1.0f + tanhf(TT_C * (x + 0.044715f * x * x * x)));
+}
+// d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2), t = tanh(c (x + 0.044715 x^3))
+__device__ __forceinline__ float tt_gelu_grad(float x) {
+    const float x2 = x * x, t = tanhf(TT_C * (x + 0.044715f * x2 * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * TT_C * (1.0f + 3.0f * 0.044715f * x2);
+}
+
+extern "C" __global__ void tt_gelu_vec_fwd(const ELEM* x, ELEM* y, long long n) {
+    const long long vectors = n / VEC, step = (long long)gridDim.x * blockDim.x;
+    const long long first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    for (long long i = first; i < vectors; i += step) {
+        VTYPE a = reinterpret_cast<const VTYPE*>(x)[i], r;
+        const ELEM* xa = reinterpret_cast<const ELEM*>(&a);
+        ELEM* ya = reinterpret_cast<ELEM*>(&r);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) tt_store(ya + e, tt_gelu(tt_load(xa + e)));
+        reinterpret_cast<VTYPE*>(y)[i] = r;
+    }
+    const long long tail = vectors * VEC + first;
+    if (tail < n) tt_store(y + tail, tt_gelu(tt_load(x + tail)));
+}
+
+extern "C" __global__ void tt_gelu_vec_bwd(const ELEM* x, const ELEM* g, ELEM* dx, long long n) {
+    const long long vectors = n / VEC, step = (long long)gridDim.x * blockDim.x;
+    const long long first = blockIdx.x * (long long)blockDim.x + threadIdx.x;
+    for (long long i = first; i < vectors; i += step) {
+        VTYPE a = reinterpret_cast<const VTYPE*>(x)[i], b = reinterpret_cast<const VTYPE*>(g)[i], r;
+        const ELEM* xa = reinterpret_cast<const ELEM*>(&a);
+        const ELEM* ga = reinterpret_cast<const ELEM*>(&b);
+        ELEM* da = reinterpret_cast<ELEM*>(&r);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) tt_store(da + e, tt_load(ga + e) * tt_gelu_grad(tt_load(xa + e)));
+        reinterpret_cast<VTYPE*>(dx)[i] = r;
+    }
+    const long long tail = vectors * VEC + first;
+    if (tail < n) tt_store(dx + tail, tt_load(g + tail) * tt_gelu_grad(tt_load(x + tail)));
+}
+"""
+ELEMENT_KINDS = {"float32": 0, "float16": 1, "bfloat16": 2}     # ELEM_KIND of each
+
+
+def element_kind(dtype):
+    """"float32", "float16" or "bfloat16" for the dtypes the ELEMENT_IO kernels take, else None."""
+    if dtype == np.float32:
+        return "float32"
+    if dtype == np.float16:
+        return "float16"
+    return "bfloat16" if str(dtype) == "bfloat16" else None
+
+
+def gelu_vectorized_source(kind):
+    """GELU_VECTORIZED_SOURCE for "float32", "float16" or "bfloat16" data."""
+    return f"#define ELEM_KIND {ELEMENT_KINDS[kind]}\n" + ELEMENT_IO + GELU_VECTORIZED_SOURCE
+
+
+def gelu_vectorized_supported(a):
+    """C-contiguous float32/float16/bfloat16 data starting on a 16-byte boundary."""
+    return (element_kind(a.dtype) is not None and a.flags.c_contiguous and a.size > 0
+            and a.data.ptr % 16 == 0)
+
+
+def gelu_vectorized(x):
+    """F.gelu on a CuPy tensor by the vectorised kernels (``gelu_vectorized_supported(x.data)``)."""
+    import cupy as cp
+    from .tensor import Tensor
+    kind = element_kind(x.dtype)
+    fwd, bwd = _kernel(f"gelu_vec_{kind}", lambda cp: (lambda m: (m.get_function("tt_gelu_vec_fwd"),
+                                                                   m.get_function("tt_gelu_vec_bwd")))(
+        cp.RawModule(code=gelu_vectorized_source(kind))))
+    d = x.data
+    n = d.size
+    vec = 4 if kind == "float32" else 8
+    grid = (min(65535, max(1, -(-(n // vec) // 256))),)
+    y = cp.empty_like(d)
+    fwd(grid, (256,), (d, y, np.int64(n)))
+
+    def backward(g):
+        g = cp.ascontiguousarray(g)
+        if g.data.ptr % 16:
+            g = g.copy()
+        dx = cp.empty_like(d)
+        bwd(grid, (256,), (d, g, dx, np.int64(n)))
+        return (dx,)
+    return Tensor._make(y, (x,), backward, "gelu")
 
 
 # ----- layer norm -----

@@ -22,7 +22,8 @@ from .atomic import replacing
 DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
           "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
-# read only: NumPy has no bfloat16, so BF16 tensors (common in published checkpoints) load as float32
+# NumPy has no bfloat16, so BF16 tensors (common in published checkpoints) load as float32; save writes
+# BF16 for arrays of ml_dtypes' bfloat16 (what autocast computes in on CuPy)
 STORED = {**DTYPES, "BF16": np.uint16}
 MAX_HEADER = 100 * 1024 * 1024      # bytes of JSON header read at most
 MAX_DIMS = 64                       # NumPy's limit on an array's dimensions
@@ -43,6 +44,12 @@ def save(tensors, path, metadata=None):
     for name, value in tensors.items():
         array = backend.to_numpy(value.data if hasattr(value, "requires_grad") else value)
         array = np.asarray(array, order="C")     # (not ascontiguousarray: it turns 0-d into shape (1,))
+        if str(array.dtype) == "bfloat16":       # ml_dtypes' bfloat16 (a CuPy bf16 array fetched to the host)
+            header[name] = {"dtype": "BF16", "shape": list(array.shape),
+                            "data_offsets": [offset, offset + array.nbytes]}
+            arrays.append(array.view(np.uint16).astype("<u2", copy=False))
+            offset += array.nbytes
+            continue
         if array.dtype not in NAMES:
             raise TypeError(f"save: tensor {name!r} has dtype {array.dtype}, which safetensors cannot hold here")
         array = array.astype(array.dtype.newbyteorder("<"), copy=False)
@@ -199,7 +206,8 @@ def _short(value):
 def load(path, device="cpu", mmap=False):
     """Read a safetensors file into ``{name: array}``. With ``mmap=True`` the arrays are read-only views
     of the file (no copy in memory until used); nothing in the file is ever executed. BF16 tensors come
-    back as float32 (always a copy: NumPy has no bfloat16); ``save`` never writes BF16. A file that is not
+    back as float32 (always a copy: NumPy has no bfloat16); ``save`` writes BF16 for bfloat16 arrays
+    (ml_dtypes', as CuPy's bf16 arrays come to the host). A file that is not
     safetensors, or whose header is malformed in any way, raises one ValueError line naming the file."""
     path = os.fspath(path)
     out = {}

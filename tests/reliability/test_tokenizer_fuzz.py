@@ -66,7 +66,7 @@ def test_the_trained_tokenizer_has_merges():
 @fixture_ok
 @given(texts)
 def test_trained_round_trip(tok, text):
-    ids = tok.encode(text)
+    ids = tok.encode(text, disallowed_special=())      # (Hypothesis may draw "<|endoftext|>" from the source)
     assert all(isinstance(i, int) and 0 <= i < tok.n_vocab for i in ids)
     assert tok.decode(ids) == text
 
@@ -74,7 +74,7 @@ def test_trained_round_trip(tok, text):
 @fixture_ok
 @given(texts)
 def test_gpt2_round_trip(gpt2_tok, text):
-    assert gpt2_tok.decode(gpt2_tok.encode(text)) == text
+    assert gpt2_tok.decode(gpt2_tok.encode(text, disallowed_special=())) == text
 
 
 @fixture_ok

@@ -360,3 +360,16 @@ def test_fuzzed_headers_load_cleanly_or_raise_one_value_error(tmp_path_factory, 
             assert list(array.shape) == list(info["shape"])
             begin, end = info["data_offsets"]
             assert array.nbytes == end - begin or info["dtype"] == "BF16"
+
+
+def test_bfloat16_arrays_are_saved_as_bf16_and_load_as_float32(tmp_path):
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 arrays need ml_dtypes (as on a GPU with CuPy 14)")
+    values = np.array([[1.0, -2.5, 3.140625], [0.0, 1e30, -1e-30]], dtype=np.float32)
+    path = tmp_path / "bf16.safetensors"
+    tt.save({"w": values.astype(ml_dtypes.bfloat16), "f": values}, path)
+    header, _ = serialize.read_header(path)
+    assert header["w"]["dtype"] == "BF16" and header["w"]["shape"] == [2, 3]
+    loaded = tt.load(path)
+    assert loaded["w"].dtype == np.float32
+    np.testing.assert_array_equal(loaded["w"], values.astype(ml_dtypes.bfloat16).astype(np.float32))
+    np.testing.assert_array_equal(loaded["f"], values)

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .. import backend, config, cuda_blas, cuda_kernels, parallel, reference
+from .. import amp, backend, config, cuda_blas, cuda_kernels, flash_attention, parallel, reference
 from ..tensor import Tensor
 from .common import row_dots, same_device
 from .dropout import dropout_mask
@@ -99,6 +99,9 @@ def _grad_keys_values(mm, pd, ds, g, qs, dk, dv):
 
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
     """q (B, H, T, D), k and v (B, H, S, D) -> (B, H, T, D)."""
+    if amp.is_active():                    # 16-bit in and out, softmax in float32 (amp.py)
+        return amp.attention(scaled_dot_product_attention, q, k, v, causal, dropout_p, training,
+                             native=flash_attention.takes_low_precision(dropout_p if training else 0.0))
     if q.ndim < 2 or k.shape != v.shape or q.shape[-1] != k.shape[-1] or q.shape[:-2] != k.shape[:-2]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape}; "
                          "expected (B, H, T, D), (B, H, S, D), (B, H, S, D)")
@@ -111,6 +114,8 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
                          f"({k.shape[-2]}) as queries ({q.shape[-2]})")
     if config.reference_ops:
         return reference.scaled_dot_product_attention(q, k, v, causal, dropout_p, training)
+    if flash_attention.applies(q, k, v, dropout_p if training else 0.0):   # GPU, when switched on
+        return flash_attention.attention(q, k, v, causal)
     schedule = _Schedule(q.data, k.data, v.data, causal, dropout_p if training else 0.0)
     schedule.forward()
     return Tensor._make(schedule.out, (q, k, v), schedule.backward, "scaled_dot_product_attention")

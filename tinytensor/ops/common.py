@@ -1,7 +1,7 @@
 """Helpers every op family shares: turning operands into tensors and summing gradients back to shape."""
 import numpy as np
 
-from .. import backend
+from .. import amp, backend
 from ..tensor import Tensor
 
 
@@ -48,6 +48,7 @@ def operands(a, b, op):
     b = as_tensor(b, a)
     if a.device != b.device:
         raise RuntimeError(f"{op}: tensors on different devices ({a.device} and {b.device}); move one with .to()")
+    a, b = amp.promote(a, b)           # inside tt.autocast a 16-bit float meets a wider one in the wider
     if a.dtype != b.dtype:
         ka, kb = a.dtype.kind, b.dtype.kind
         if ka == "f" and kb == "f":

@@ -7,7 +7,7 @@ from functools import partial
 
 import numpy as np
 
-from .. import backend, config, parallel, reference
+from .. import amp, backend, config, parallel, reference
 from ..tensor import Tensor
 
 # ----- the math, on a block of rows x (N, in), W (out, in), b (out,) -----
@@ -39,6 +39,7 @@ def _weight_grads(g, x, dw, db, ones):
 
 def linear(x, weight, bias=None):
     """x (..., in) times weight (out, in) transposed, plus bias (out,) -> (..., out)."""
+    x, weight, bias = amp.low("linear", x, weight, bias)      # 16-bit inside tt.autocast
     out_f, in_f = weight.shape
     if x.shape[-1] != in_f:
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1]} features, weight {weight.shape} expects {in_f}")

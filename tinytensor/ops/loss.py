@@ -11,7 +11,7 @@ logits of 1e4). No (N, C) array is made in the forward; the backward recomputes 
 """
 import numpy as np
 
-from .. import backend, config, cuda_kernels, parallel, reference
+from .. import amp, backend, config, cuda_kernels, parallel, reference
 from ..tensor import Tensor
 
 # ----- the math, on a block of rows -----
@@ -56,6 +56,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    (logits,) = amp.high("cross_entropy", logits)              # float32 inside tt.autocast
     xp = backend.xp_of(logits.data)
     t = _targets_array(targets, xp)
     if logits.ndim not in (2, 3) or t.shape != logits.shape[:-1]:

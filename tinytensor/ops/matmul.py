@@ -1,12 +1,12 @@
 """Matrix product with NumPy's rules: 1-D operands, batches, and broadcast batch axes."""
-from .. import backend
+from .. import amp, backend
 from ..tensor import Tensor
 from .common import operands, unbroadcast
 
 
 def matmul(a, b):
     """``a @ b``. Shapes (..., n, k) @ (..., k, m) -> (..., n, m); leading axes broadcast."""
-    a, b = operands(a, b, "matmul")
+    a, b = operands(*amp.low("matmul", a, b), "matmul")       # 16-bit inside tt.autocast
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got {a.shape} and {b.shape}")
     k_a = a.shape[-1]

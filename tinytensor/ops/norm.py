@@ -8,7 +8,7 @@ with xc = x - mean, rstd = 1 / sqrt(var + eps) per row and xhat = xc rstd:
                                                          d xhat_i / d x_j = rstd (δ_ij - 1/D - xhat_i xhat_j / D)
     dw  = sum over rows of g xhat,   db = sum over rows of g
 """
-from .. import backend, config, cuda_kernels, parallel, reference
+from .. import amp, backend, config, cuda_kernels, parallel, reference
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
 
@@ -71,6 +71,7 @@ def _spread(xp, out, a, u):
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias, statistics over the last axis (population variance)."""
+    x, weight, bias = amp.high("layer_norm", x, weight, bias)  # float32 inside tt.autocast
     xp = backend.xp_of(x.data)
     D = x.shape[-1]
     for name, p in (("weight", weight), ("bias", bias)):

@@ -2,12 +2,13 @@
 
 Their composed twins (exp, sum and division): ``reference.softmax`` and ``reference.log_softmax``.
 """
-from .. import backend, config, reference
+from .. import amp, backend, config, reference
 from ..tensor import Tensor
 
 
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along ``axis``, computed stably by subtracting the max first."""
+    (x,) = amp.high("softmax", x)                               # float32 inside tt.autocast
     if config.reference_ops:
         return reference.softmax(x, axis)
     xp = backend.xp_of(x.data)
@@ -22,6 +23,7 @@ def softmax(x, axis=-1):
 
 def log_softmax(x, axis=-1):
     """x - log(sum(exp(x))) along ``axis``, computed stably."""
+    (x,) = amp.high("log_softmax", x)                           # float32 inside tt.autocast
     if config.reference_ops:
         return reference.log_softmax(x, axis)
     xp = backend.xp_of(x.data)
