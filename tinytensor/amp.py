@@ -5,7 +5,7 @@ AdamW's moments with them); inside the block each op decides the dtype it comput
 
     low precision (bfloat16 / float16)   linear, matmul, scaled_dot_product_attention: their float32
                                          inputs are cast down first; the result is 16-bit
-    float32                              layer_norm, cross_entropy, softmax, log_softmax: 16-bit inputs
+    float32                              layer_norm, rms_norm, cross_entropy, softmax, log_softmax: 16-bit inputs
                                          are cast up first, so statistics and the loss are float32
     as they come                         everything else (gelu, dropout, reshapes, ...); a binary op
                                          mixing a 16-bit and a wider float runs in the wider one
@@ -33,7 +33,7 @@ from .tensor import Tensor
 
 DTYPES = ("bfloat16", "float16")
 LOW_OPS = ("linear", "matmul", "scaled_dot_product_attention")
-FLOAT32_OPS = ("layer_norm", "cross_entropy", "softmax", "log_softmax")
+FLOAT32_OPS = ("layer_norm", "rms_norm", "cross_entropy", "softmax", "log_softmax")
 
 _state = threading.local()
 

@@ -321,3 +321,18 @@ def test_a_training_step_and_generation_stay_on_the_device(fake_cuda):
     np.testing.assert_array_equal(gpt.generate(models["cuda"], prompt, max_new_tokens=4),
                                   gpt.generate(models["cpu"], prompt, max_new_tokens=4))
     assert all(seam.on_device(k) for k in models["cuda"].new_cache(1).keys)
+
+
+@pytest.mark.parametrize("cls", [LlamaConfig, Qwen3Config])
+def test_float16_autocast_keeps_norms_in_float32_and_gradients_float32(cls):
+    # Qwen3's q/k RMSNorm meets the 16-bit output of a projection: under autocast it must run in float32
+    # (as layer norm does), not refuse the float32 weight beside a float16 input
+    cfg = small(cls)
+    model = gpt.build_model(cfg)
+    ids = np.arange(10).reshape(2, 5) % cfg.vocab_size
+    with tt.autocast(dtype="float16"):
+        logits = model(ids)
+        loss = F.cross_entropy(logits, ids)
+    loss.backward()
+    assert logits.dtype == np.float16 and loss.dtype == np.float32 and math.isfinite(loss.item())
+    assert all(p.grad is not None and p.grad.dtype == np.float32 for p in model.parameters())

@@ -12,7 +12,7 @@ and xhat = x rstd:
 
 Qwen3's q/k norm is this op over each head's vector: x (B, T, H, D) with a weight of shape (D,).
 """
-from .. import backend, config, parallel, reference
+from .. import amp, backend, config, parallel, reference
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
 
@@ -63,6 +63,7 @@ def check_norm_weight(op, x, weight):
 def rms_norm(x, weight=None, eps=1e-6):
     """x / sqrt(mean(x^2) + eps) * weight, statistics over the last axis (PyTorch's F.rms_norm, with
     HF's Llama and Qwen default eps)."""
+    x, weight = amp.high("rms_norm", x, weight)                   # float32 inside tt.autocast
     weight = check_norm_weight("rms_norm", x, weight)
     if config.reference_ops:
         return reference.rms_norm(x, weight, eps)
