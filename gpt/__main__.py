@@ -1,10 +1,11 @@
-"""The command line: ``python -m gpt train|sample|finetune ...`` (each with --help).
+"""The command line: ``python -m gpt train|sample|chat|finetune ...`` (each with --help).
 
     python -m gpt train                                  # tiny GPT on CPython's help text, a few minutes
     python -m gpt train --data book.txt --out runs/book --max-steps 2000
     python -m gpt train --resume --out runs/tiny         # continue exactly where it stopped
     python -m gpt sample --checkpoint runs/tiny --prompt "The for statement"
     python -m gpt sample --gpt2 gpt2-folder --prompt "Hello, I am"   # OpenAI's weights (see gpt/pretrained.py)
+    python -m gpt chat --checkpoint runs/sft "Add the numbers." --input 37+5   # an instruction-tuned model
 
 Errors a user can fix are printed as one line ("error: ...") with exit status 2; a run whose loss or
 gradient became NaN exits 1, and so does an unexpected error (one line too; ``--debug`` or
@@ -123,6 +124,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     _train_parser(sub)
     _sample_parser(sub)
+    from .chat import add_parser as add_chat_parser
+    add_chat_parser(sub)
     from .finetune.cli import register          # fine-tuning commands live in gpt/finetune (finetune, classify, ...)
     register(sub)
     return parser
@@ -148,7 +151,9 @@ def cmd_sample(ns):
     import bpe
 
     from . import checkpoint as ckpt
+    from .chat import classifier_hint
     from .generate import TextStreamer, generate
+    from .textout import PrintableStream
     if ns.device not in ("cpu", "cuda"):
         raise TrainingError(f"--device must be cpu or cuda, got {ns.device!r}")
     check_device_available(ns.device)
@@ -161,7 +166,10 @@ def cmd_sample(ns):
         model = load_gpt2(ns.gpt2, device=ns.device)
         tok = bpe.gpt2(enc, merges)
     else:
-        model, meta = ckpt.load_model(ns.checkpoint, device=ns.device)
+        meta = ckpt.read_meta(ns.checkpoint)
+        if meta.get("task") == "classify":
+            raise TrainingError(classifier_hint(ns.checkpoint))
+        model, meta = ckpt.load_model(ns.checkpoint, meta, device=ns.device)
         tok = bpe.Tokenizer.load(ckpt.tokenizer_path(ns.checkpoint, meta))
     eot = tok.special_tokens.get("<|endoftext|>")
     prompts = ns.prompt or [None]
@@ -181,7 +189,7 @@ def cmd_sample(ns):
     eos = None if ns.no_eos_stop else eot
     kw = dict(max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, top_k=ns.top_k, top_p=ns.top_p,
               eos_id=eos, seed=ns.seed, use_cache=not ns.no_cache)
-    out = sys.stdout
+    out = PrintableStream(sys.stdout)           # text as text, control characters escaped (gpt/textout.py)
     if len(encoded) == 1:                       # one prompt: print tokens as they come
         shown = [] if encoded[0] == [eot] else encoded[0]
         out.write(tok.decode(shown))
