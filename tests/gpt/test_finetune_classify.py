@@ -130,6 +130,25 @@ def test_short_training_learns_a_separable_task():
 
 def test_make_classify_data_is_two_balanced_registers():
     rows = make_data.make_classify(50, seed=0)
-    assert collections.Counter(l for l, _ in rows) == {"doc": 50, "comment": 50}
-    assert all("\t" not in t and "\n" not in t and len(t) >= 40 for _, t in rows)
+    assert collections.Counter(l for l, _ in rows) == {"doc": 50, "code": 50}
+    assert all("\t" not in t and "\n" not in t and len(t) >= 30 for _, t in rows)
     assert make_data.make_classify(50, seed=0) == rows
+    rows = make_data.make_classify(50, seed=0, task="doc-vs-comment")
+    assert collections.Counter(l for l, _ in rows) == {"doc": 50, "comment": 50}
+    assert not [t for label, t in rows if label == "comment" and t.startswith("#")]
+    with pytest.raises(ValueError, match="unknown task"):
+        make_data.make_classify(5, task="spam")
+
+
+def test_make_classify_texts_are_whole_sentences_not_wrapped_line_fragments():
+    """The cause of the README recipe's 0.78: its texts were single lines of wrapped paragraphs, cut
+    mid-sentence, which a reader cannot tell apart either. The doc texts are now whole sentences (up to
+    240 characters), the code texts whole lines of code outside docstrings."""
+    docs = make_data._doc_lines()
+    assert all(len(t) <= 240 and "\n" not in t for t in docs)
+    assert sum(t.rstrip()[-1] in ".:;!?)]\"" for t in docs) > 0.85 * len(docs)     # they end where a sentence ends
+    whole = ("Objects whose value can change are said to be *mutable*; objects whose value is unchangeable once "
+             "they are created are called *immutable*.")                           # wrapped over two lines there
+    assert any(whole in t for t in docs)
+    code = make_data._code_lines()
+    assert not [t for t in code if t.startswith(("#", '"""'))] and all(30 <= len(t) <= 120 for t in code)
