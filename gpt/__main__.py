@@ -16,7 +16,8 @@ import argparse
 import os
 import sys
 
-from .cli_args import Parser, add_debug_flag, boolean, nonneg_int, number, positive_int, positive_number
+from .cli_args import (Parser, add_debug_flag, add_sampling_flags, boolean, nonneg_int, number, positive_int,
+                       positive_number)
 from .config import GPTConfig
 from .errors import TrainingError, run_command
 from .train import TrainConfig, check_device_available
@@ -100,14 +101,7 @@ def _sample_parser(sub):
                                                    "(+ config.json) and OpenAI's encoder.json and vocab.bpe")
     p.add_argument("--prompt", action="append", help="text to continue (repeat for a batch; default: the "
                                                      "end-of-text token)")
-    p.add_argument("--max-new-tokens", type=nonneg_int, default=100, help="tokens to add (default: 100)")
-    p.add_argument("--temperature", type=number(0), default=0.8, help="0 is greedy (default: 0.8)")
-    p.add_argument("--top-k", type=positive_int, default=None,
-                   help="sample among the k likeliest tokens only (default: off, every token)")
-    p.add_argument("--top-p", type=number(0, 1, low_open=True), default=None,
-                   help="sample among the likeliest tokens whose probabilities sum to p (default: off)")
-    p.add_argument("--seed", type=nonneg_int, default=None,
-                   help="an integer >= 0 for a repeatable sample (default: none, a new sample each run)")
+    add_sampling_flags(p, temperature=0.8, max_new_tokens=100)
     p.add_argument("--no-eos-stop", action="store_true",
                    help="keep going after <|endoftext|> (default: off, stop there)")
     p.add_argument("--no-cache", action="store_true",

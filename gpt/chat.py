@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 
-from .cli_args import add_debug_flag, nonneg_int, number, positive_int
+from .cli_args import add_debug_flag, add_sampling_flags
 from .errors import TrainingError
 from .textout import PrintableStream
 
@@ -31,14 +31,7 @@ def add_parser(sub):
     p.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder from `finetune instruct`")
     p.add_argument("--input", default="", metavar="TEXT",
                    help="the Alpaca 'Input' part of a one-shot instruction (default: none)")
-    p.add_argument("--max-new-tokens", type=positive_int, default=64, help="answer length limit (default: 64)")
-    p.add_argument("--temperature", type=number(0), default=0.0, help="0 is greedy (default: 0.0)")
-    p.add_argument("--top-k", type=positive_int, default=None,
-                   help="sample among the k likeliest tokens only (default: off, every token)")
-    p.add_argument("--top-p", type=number(0, 1, low_open=True), default=None,
-                   help="sample among the likeliest tokens whose probabilities sum to p (default: off)")
-    p.add_argument("--seed", type=nonneg_int, default=None,
-                   help="an integer >= 0 for repeatable sampling (default: none)")
+    add_sampling_flags(p, temperature=0.0, max_new_tokens=64, what="answer length limit in tokens")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     add_debug_flag(p)
     p.set_defaults(func=cmd_chat)

@@ -8,7 +8,9 @@ Two sources, both part of every Python installation:
   of the ``.py`` files in the stdlib folder (tests and site-packages left out), about 1.5 MB.
 
 Each help topic is one document, and so is each module's docstrings (module, then classes and
-functions in source order, a blank line between). The documents are sorted by name, then shuffled with
+functions in source order, a blank line between). Paragraphs of prose are unwrapped to one line each
+(``unwrap``): the sources break lines at about 70 columns, and a small model fed those breaks learns
+above all to emit line breaks. Indented lines (code, grammar) and lists keep their lines. The documents are sorted by name, then shuffled with
 a fixed seed, so the validation share at the end of the text is a mix of both sources rather than the
 last modules of the alphabet, and joined with the end-of-text token.
 
@@ -19,6 +21,7 @@ version always gives the same text.
 """
 import ast
 import os
+import re
 import sys
 import sysconfig
 
@@ -28,14 +31,31 @@ from . import cache, files
 
 EOT = "<|endoftext|>"
 NAME = "CPython's help topics and standard-library docstrings"
-_VERSION = 1                    # change when the way the corpus is built changes: old caches are then ignored
+_VERSION = 2                    # change when the way the corpus is built changes: old caches are then ignored
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+
+
+def unwrap(text):
+    """``text`` with each paragraph of prose joined into one line. A paragraph (lines between blank
+    lines) is prose when none of its lines is indented and none starts a list item, a table, a doctest
+    or a heading's underline; other paragraphs keep their line breaks."""
+    out = []
+    for para in re.split(r"\n[ \t]*\n", text.strip("\n")):
+        lines = para.split("\n")
+        if len(lines) > 1 and not any(_kept(ln) for ln in lines):
+            para = " ".join(ln.strip() for ln in lines)
+        out.append(para)
+    return "\n\n".join(out)
+
+
+def _kept(line):
+    return bool(line[:1].isspace() or re.match(r"([-*+|>=~^]|\d+[.)] )", line))
 
 
 def help_topics():
     """The help topics behind ``help("for")``: one (name, text) per topic, sorted by name."""
     from pydoc_data import topics
-    return [(f"topic {k}", topics.topics[k].strip() + "\n") for k in sorted(topics.topics)]
+    return [(f"topic {k}", unwrap(topics.topics[k]) + "\n") for k in sorted(topics.topics)]
 
 
 def help_text():
@@ -82,7 +102,7 @@ def stdlib_docstrings(sources=None):
         except (SyntaxError, ValueError, UnicodeDecodeError, OSError):
             continue
         if found:
-            docs.append((f"module {rel}", "\n\n".join(found) + "\n"))
+            docs.append((f"module {rel}", "\n\n".join(unwrap(d) for d in found) + "\n"))
     return docs
 
 

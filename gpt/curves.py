@@ -16,34 +16,34 @@ def _xy(rows, x, y):
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _loss_chart(log, x, xlabel, ylabel, evaluated_train=True):
+    """Loss against ``x``: every step's (thin), and the evaluations' (points)."""
+    chart = Chart(xlabel, ylabel)
+    chart.add("train loss, each step", *_xy(log.rows("train"), x, "train_loss"), thin=True)
+    evals = log.rows("eval")
+    if evaluated_train:
+        chart.add("train loss, evaluated", *_xy(evals, x, "train_loss"), points=True)
+    return chart.add("validation loss", *_xy(evals, x, "val_loss"), points=True)
+
+
 def plot_pretraining(log, folder, title):
     """loss.svg of a pretraining run from its MetricsLog; returns the file's path."""
-    chart = Chart("tokens seen", "cross-entropy loss (nats per token)")
-    chart.add("train loss, each step", *_xy(log.rows("train"), "tokens", "train_loss"), thin=True)
-    evals = log.rows("eval")
-    chart.add("train loss, evaluated", *_xy(evals, "tokens", "train_loss"), points=True)
-    chart.add("validation loss", *_xy(evals, "tokens", "val_loss"), points=True)
+    chart = _loss_chart(log, "tokens", "tokens seen", "cross-entropy loss (nats per token)")
     return write_svg(os.path.join(folder, PLOT), [chart], title=title)
 
 
 def plot_classification(log, folder, title):
     """loss.svg of a classification run: loss against examples seen, and accuracy by epoch."""
-    loss = Chart("examples seen", "cross-entropy loss")
-    loss.add("train loss, each step", *_xy(log.rows("train"), "examples", "train_loss"), thin=True)
-    evals = log.rows("eval")
-    loss.add("train loss, evaluated", *_xy(evals, "examples", "train_loss"), points=True)
-    loss.add("validation loss", *_xy(evals, "examples", "val_loss"), points=True)
+    loss = _loss_chart(log, "examples", "examples seen", "cross-entropy loss")
     acc = Chart("epoch", "accuracy", ylim=(0.0, 1.0))
     for name in ("train", "val", "test"):
-        acc.add(f"{name} accuracy", *_xy(evals, "epoch", f"{name}_accuracy"), points=True)
+        acc.add(f"{name} accuracy", *_xy(log.rows("eval"), "epoch", f"{name}_accuracy"), points=True)
     return write_svg(os.path.join(folder, PLOT), [loss, acc], title=title)
 
 
 def plot_instruction(log, folder, title):
     """loss.svg of an instruction-tuning run: loss on the trained tokens against tokens seen."""
-    chart = Chart("tokens seen", "cross-entropy loss (trained tokens)")
-    chart.add("train loss, each step", *_xy(log.rows("train"), "tokens", "train_loss"), thin=True)
-    chart.add("validation loss", *_xy(log.rows("eval"), "tokens", "val_loss"), points=True)
+    chart = _loss_chart(log, "tokens", "tokens seen", "cross-entropy loss (trained tokens)", evaluated_train=False)
     return write_svg(os.path.join(folder, PLOT), [chart], title=title)
 
 

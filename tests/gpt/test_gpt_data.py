@@ -206,3 +206,12 @@ def test_a_changed_tokenizer_is_refused_on_resume(text_file, capsys):
     rc, err = _run(capsys, "train", "--out", out, "--resume", "--max-steps", 2)
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "tokenizer" in err, err
+
+
+def test_prose_is_unwrapped_and_code_lists_and_headings_keep_their_lines():
+    """The sources break prose at about 70 columns; a small model fed those breaks learns mostly to emit
+    line breaks, so paragraphs of prose become one line each."""
+    from gpt.corpus import unwrap
+    text = "A line\nwrapped here.\n\n  code\n  more\n\n* item\n* two\n\nTitle\n=====\n\n>>> x\n1\n\n1. first\n2. second"
+    assert unwrap(text) == ("A line wrapped here.\n\n  code\n  more\n\n* item\n* two\n\nTitle\n=====\n\n>>> x\n1\n\n"
+                            "1. first\n2. second")
