@@ -3,19 +3,21 @@
 ``make_instruct`` writes synthetic Alpaca-style tasks whose answers can be checked exactly; each entry
 has a "kind" key so accuracy can be reported per kind of task:
 
-    add      add a one-digit number to a two-digit one  "37+5"                      -> "42"
-    reverse  reverse a list of 2-4 words                "set,item,class"            -> "class,item,set"
-    field    copy one field out of a record             "name=one,type=set,key=up"  -> "set"  (type?)
-    yesno    is a word in the list? (half yes, half no) "set,item,class"  (item?)   -> "yes"
+    add      add a one-digit number to a two-digit one  "37+5"                       -> "42"
+    reverse  reverse a list of 2-4 words                "set,time,class"             -> "class,time,set"
+    field    copy one field out of a record             "name=one,file=set,text=up"  -> "set"  (file?)
+    yesno    is a word in the list? (half yes, half no) "set,time,class"  (time?)    -> "yes"
 
-The tasks are sized for the tiny model of ``python -m gpt train``, whose 1,024-token BPE vocabulary was
-trained on CPython's help topics: every word used is one token of that vocabulary, with or without a
-space in front, and lists are written without spaces ("a,b,c") so a word is the same token wherever it
-sits; digits are one token each. Copying a word is then copying one token.
+The tasks are sized for the tiny model of ``python -m gpt train``, whose 1,024-token BPE vocabulary is
+trained on the default corpus: every word used is one token of that vocabulary, with or without a
+space in front (checked on CPython 3.11's corpus; another version's may split a few), and lists are
+written without spaces ("a,b,c") so a word is the same token wherever it sits; digits are one token
+each. Copying a word is then copying one token.
 
-``make_classify`` writes a two-class TSV: lines of English documentation prose (the pydoc topics that
-ship with CPython, label "doc") against English comment lines of the standard library's own Python
-source (label "comment"): two registers of technical English.
+``make_classify`` writes a two-class TSV of text that ships with CPython (``TASKS``): whole sentences of
+the help topics' prose (label "doc") against lines of the standard library's code (label "code"), or,
+with task "doc-vs-comment", against its comments (label "comment"), a harder pair: two registers of
+technical English, and many comments read like the docs.
 """
 import json
 import os
@@ -29,9 +31,8 @@ from tinytensor.atomic import write_text
 KINDS = ("add", "reverse", "field", "yesno")
 
 # one token each in the tiny model's tokenizer (checked with bpe.Tokenizer.load of its tokenizer.bpe)
-WORDS = ("object", "class", "value", "string", "expression", "raise", "pattern", "item", "set", "format",
-         "local", "one", "all", "use", "up")
-KEYS = ("name", "type", "key")                      # a record's fields, always in this order
+WORDS = ("class", "string", "set", "one", "all", "use", "up", "line", "time", "read", "error", "get", "self", "str")
+KEYS = ("name", "file", "text")                     # a record's fields, always in this order
 
 
 def _add(rng):
