@@ -11,7 +11,7 @@ What to look at:
   * Train and validation loss fall together: at this size and length the model is far from
     memorising (the two would separate if it were).
   * The samples (at each evaluation): random bytes first, then common tokens, spaces and newlines in
-    plausible places, then words and short phrases. Half a minute of CPU buys structure, not sense;
+    plausible places, then words and short phrases. A minute of CPU buys structure, not sense;
     `python -m gpt train` (a bigger model, a few minutes) buys more.
 
 The recipe is the one examples 09-11 start from (examples/_tiny_base.py): by default the checkpoint

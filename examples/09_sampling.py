@@ -13,7 +13,7 @@ What to look at:
      top token, so it falls into loops); high temperature turns into noise; top-k / top-p sit between.
   4. Repetition and variety over a few seeds: distinct tokens and repeated 3-grams per strategy.
 
-It starts from the shared base model of examples/_tiny_base.py (trained once, about half a minute,
+It starts from the shared base model of examples/_tiny_base.py (trained once, under a minute,
 then cached; 08_train_tiny_gpt.py shows it being trained), or from --checkpoint DIR.
 
 Run:  python examples/09_sampling.py [--quick] [--checkpoint DIR]
@@ -30,7 +30,7 @@ import bpe  # noqa: E402
 import gpt  # noqa: E402
 import tinytensor as tt  # noqa: E402
 from _tiny_base import base_checkpoint  # noqa: E402  (examples/_tiny_base.py)
-PROMPT = "The"
+PROMPT = "The value of"
 STRATEGIES = [                         # (name, temperature, top_k, top_p)
     ("greedy", 0.0, None, None),
     ("temperature 0.7", 0.7, None, None),
