@@ -10,7 +10,8 @@ Two sources, both part of every Python installation:
 Each help topic is one document, and so is each module's docstrings (module, then classes and
 functions in source order, a blank line between). Paragraphs of prose are unwrapped to one line each
 (``unwrap``): the sources break lines at about 70 columns, and a small model fed those breaks learns
-above all to emit line breaks. Indented lines (code, grammar) and lists keep their lines. The documents are sorted by name, then shuffled with
+above all to emit line breaks. Indented lines (code, grammar) and lists keep their lines. The
+documents are sorted by name, then shuffled with
 a fixed seed, so the validation share at the end of the text is a mix of both sources rather than the
 last modules of the alphabet, and joined with the end-of-text token.
 

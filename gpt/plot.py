@@ -139,7 +139,8 @@ def _chart_svg(chart, ox):
 def svg(charts, title=None):
     """The SVG document of ``charts`` side by side, with an optional title above them."""
     width = W * len(charts)
-    body = [f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{html.escape(title)}</text>'] if title else []
+    body = [f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{html.escape(title)}</text>'] \
+        if title else []
     for i, chart in enumerate(charts):
         body += _chart_svg(chart, i * W)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H}" viewBox="0 0 {width} {H}" '

@@ -486,7 +486,8 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
                "lr": result.lr, "grad_norm": result.grad_norm, "elapsed": run.elapsed()}
         if run.log is not None:
             run.log.write(kind="train", step=run.step, tokens=row["tokens"], train_loss=result.loss, lr=result.lr,
-                          tokens_per_s=round(run.tokens_per_step / max(seconds, 1e-9)), elapsed_s=round(row["elapsed"], 2))
+                          tokens_per_s=round(run.tokens_per_step / max(seconds, 1e-9)),
+                          elapsed_s=round(row["elapsed"], 2))
         if on_step is not None:
             on_step(row)
         if run.step % a.eval_every == 0 or run.step == run.max_steps:
@@ -538,11 +539,12 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
                   f"python -m gpt train --resume --out {shlex.quote(a.out)}\n")
     else:
         total = run.elapsed_before + wall
-        out.write(f"finished {run.step} steps in {format_seconds(total)}"
-                  + (f" ({format_seconds(wall)} in this session)" if run.resumed else "") + f"; checkpoint in {a.out}\n")
+        session = f" ({format_seconds(wall)} in this session)" if run.resumed else ""
+        out.write(f"finished {run.step} steps in {format_seconds(total)}{session}; checkpoint in {a.out}\n")
     out.write(f"  loss curve: {figure} (open it in a browser); every step: {os.path.join(a.out, METRICS)}\n")
     if status != "interrupted":
-        out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(a.out)} --prompt {shlex.quote(a.sample_prompt or 'The')}\n")
+        prompt = shlex.quote(a.sample_prompt or "The")
+        out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(a.out)} --prompt {prompt}\n")
     out.flush()
     return {"status": status, "step": run.step, "wall_s": wall, "history": run.history, "loss": run.last_loss,
             "out": a.out, "stopped_by": stop.reason, "exit_code": stop.exit_code if status == "interrupted" else 0}

@@ -131,7 +131,8 @@ def test_every_readme_block_runs_as_pasted(tmp_path, capsys, monkeypatch):
                 continue
             r = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True,
                                timeout=300)
-            assert r.returncode == 0, f"README.md:{start}: the Python block fails:\n{r.stdout[-2000:]}{r.stderr[-3000:]}"
+            assert r.returncode == 0, \
+                f"README.md:{start}: the Python block fails:\n{r.stdout[-2000:]}{r.stderr[-3000:]}"
             ran.append(("python", start))
         elif lang == "bash":
             for n, line in enumerate(code.splitlines(), start):
@@ -158,7 +159,8 @@ def test_every_readme_block_runs_as_pasted(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("line,expected", [
-    ('pip install -e . && python -m gpt train   # a comment', [["pip", "install", "-e", "."], ["python", "-m", "gpt", "train"]]),
+    ('pip install -e . && python -m gpt train   # a comment',
+     [["pip", "install", "-e", "."], ["python", "-m", "gpt", "train"]]),
     ('python -m gpt chat --checkpoint runs/sft "Give the \\"type\\" field." --input "a=1"',
      [["python", "-m", "gpt", "chat", "--checkpoint", "runs/sft", 'Give the "type" field.', "--input", "a=1"]]),
 ])

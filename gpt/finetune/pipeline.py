@@ -130,7 +130,8 @@ def write_metrics(folder, metrics, rows=None, plot=None, title=""):
 def saved_line(folder, *extra):
     """The closing lines of a fine-tuning run: where its files are, and the command to try next."""
     return (f"saved to {folder}: metrics.json, {', '.join(extra) + ', ' if extra else ''}every step in "
-            f"{os.path.join(folder, METRICS_LOG)}, curves in {os.path.join(folder, curves.PLOT)} (open it in a browser)")
+            f"{os.path.join(folder, METRICS_LOG)}, curves in {os.path.join(folder, curves.PLOT)} "
+            "(open it in a browser)")
 
 
 def load_classifier(folder):
@@ -210,7 +211,8 @@ def run_classify(a, log=print):
     save_model(a.out, model, tok, {"task": "classify", "labels": labels, "max_length": max_length,
                                    "pad_id": tok.eot_id, "base": what, "train_mode": a.train,
                                    "step": len(history)})
-    write_metrics(a.out, metrics, steps_log, curves.plot_classification, f"classifier {a.out} on {os.path.basename(a.data)}")
+    write_metrics(a.out, metrics, steps_log, curves.plot_classification,
+                  f"classifier {a.out} on {os.path.basename(a.data)}")
     chance = max(sum(label == lab for _, lab in enc[2]) for label in range(len(labels))) / len(enc[2])
     log(f"accuracy train {metrics['train_accuracy']:.3f}  val {metrics['val_accuracy']:.3f}  "
         f"test {metrics['test_accuracy']:.3f} (chance: {chance:.3f}, always the commonest label)")
@@ -271,13 +273,15 @@ def run_instruct(a, log=print):
     metrics = {"task": "instruct", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init),
                "train": a.train, "n_train": len(train_e), "n_val": len(val_e), "n_test": len(test_e),
                "val_loss": result["val_loss"], **em, "chance_exact_match": chance["exact_match"],
-               "chance_exact_match_by_kind": chance["by_kind"], "steps": result["steps"], "planned_steps": result["planned_steps"],
+               "chance_exact_match_by_kind": chance["by_kind"], "steps": result["steps"],
+               "planned_steps": result["planned_steps"],
                "stopped_early": result["stopped_early"], "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
                "mask_prompt": a.mask_prompt, "max_length": max_length, "seed": a.seed, **report,
                "train_seconds": result["train_seconds"], "generate_seconds": round(time.perf_counter() - t1, 1),
                "seconds": round(time.perf_counter() - t0, 1), "history": result["history"]}
     save_model(a.out, model, tok, {"task": "instruct", "base": what, "step": result["steps"]})
-    write_metrics(a.out, metrics, steps_log, curves.plot_instruction, f"instruction tuning {a.out} on {os.path.basename(a.data)}")
+    write_metrics(a.out, metrics, steps_log, curves.plot_instruction,
+                  f"instruction tuning {a.out} on {os.path.basename(a.data)}")
     log(f"val loss {result['val_loss']:.4f}; " + exact_match_line(em, chance))
     log(saved_line(a.out, "the answers in responses.jsonl"))
     log(f"next: python -m gpt chat --checkpoint {shlex.quote(a.out)}   (or with an instruction: "

@@ -166,7 +166,8 @@ def test_the_readme_recipe_scaled_down_clearly_beats_chance(tmp_path):
     from gpt.finetune import cli
     tok = bpe.train(help_text()[:40000], 300, special_tokens=("<|endoftext|>",))
     tt.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.n_vocab, context_length=64, emb_dim=32, n_layers=2, n_heads=2, tie_weights=True))
+    model = GPT(GPTConfig(vocab_size=tok.n_vocab, context_length=64, emb_dim=32, n_layers=2, n_heads=2,
+                          tie_weights=True))
     ckpt.save(str(tmp_path / "base"), model, None, {"step": 0, "config": model.cfg.to_dict()})
     tok.save(tmp_path / "base" / ckpt.TOKENIZER)
     data = str(tmp_path / "d.tsv")
