@@ -3,9 +3,9 @@
 Pretraining's ``metrics.csv`` starts like this (fine-tuning's has its own columns, same idea)::
 
     kind,step,tokens,train_loss,val_loss,lr,tokens_per_s,elapsed_s
-    eval,0,0,6.91894,6.92347,,,0.4
-    train,1,2048,6.92942,,6.667e-05,806,3.1
-    train,2,4096,6.90111,,0.0001333,8512,3.3
+    eval,0,0,6.91445,6.92131,,,2.1
+    train,1,2048,6.91648,,6.66667e-05,4231,2.63
+    train,2,4096,6.8928,,0.000133333,7076,2.92
 
 ``kind`` is ``train`` for a step (its batch's loss) or ``eval`` for an evaluation (losses over a fixed
 set of batches); an empty cell is a value that row does not have. Any CSV reader can plot it::

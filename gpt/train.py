@@ -293,6 +293,9 @@ def prepare(a, meta=None, overwrite=False, say=print):
         f"{len(train_set)} windows, {sampler.batches_per_epoch} batches of {a.batch_size} per epoch\n")
     if run.resumed:
         say(f"resuming {a.out} at step {run.step} of {max_steps}\n")
+        if run.step >= max_steps:
+            say(f"nothing left to do: the run has taken its {max_steps} steps (pass --max-steps N, more than "
+                f"{max_steps}, to train it further)\n")
     return run
 
 

@@ -147,3 +147,10 @@ def test_overwrite_replaces_the_log_and_the_plot(tmp_path, small_text, name):
     (tmp_path / "run" / name).write_text("old")
     train(_cfg(tmp_path, small_text, max_steps=1), overwrite=True, stream=io.StringIO())
     assert (tmp_path / "run" / name).read_text() != "old"
+
+
+def test_resuming_a_finished_run_says_how_to_train_further(tmp_path, small_text):
+    train(_cfg(tmp_path, small_text, max_steps=2), stream=io.StringIO())
+    out = io.StringIO()
+    train(_cfg(tmp_path, small_text, max_steps=2), resume=True, stream=out)
+    assert "nothing left to do: the run has taken its 2 steps (pass --max-steps N" in out.getvalue()
