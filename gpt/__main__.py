@@ -5,7 +5,7 @@
     python -m gpt train --resume --out runs/tiny         # continue exactly where it stopped
     python -m gpt sample --checkpoint runs/tiny --prompt "The for statement"
     python -m gpt sample --gpt2 gpt2-folder --prompt "Hello, I am"   # OpenAI's weights (see gpt/pretrained.py)
-    python -m gpt chat --checkpoint runs/sft "Add the numbers." --input 37+5   # an instruction-tuned model
+    python -m gpt chat --checkpoint runs/sft "Reverse the list." --input "time,class,read"   # instruction-tuned
 
 Errors a user can fix are printed as one line ("error: ...") with exit status 2; a run whose loss or
 gradient became NaN exits 1, and so does an unexpected error (one line too; ``--debug`` or

@@ -285,7 +285,7 @@ def run_instruct(a, log=print):
     log(f"val loss {result['val_loss']:.4f}; " + exact_match_line(em, chance))
     log(saved_line(a.out, "the answers in responses.jsonl"))
     log(f"next: python -m gpt chat --checkpoint {shlex.quote(a.out)}   (or with an instruction: "
-        f"python -m gpt chat --checkpoint {shlex.quote(a.out)} \"Add the numbers.\" --input 37+5)")
+        f"python -m gpt chat --checkpoint {shlex.quote(a.out)} \"Reverse the list.\" --input \"time,class,read\")")
     return metrics
 
 
