@@ -114,9 +114,10 @@ def test_the_readme_has_blocks_of_each_kind_and_marks_only_network_lines():
     for lang, start, code in found:
         for n, line in enumerate(code.splitlines(), start):
             if SKIP_MARK.search(line):
-                assert re.search(r"curl|download|--gpt2|tiktoken", line), f"README.md:{n}: marked, but why? {line}"
+                assert re.search(r"curl|download|--gpt2|--hf|tiktoken", line), f"README.md:{n}: marked, but why? {line}"
             elif lang == "bash":
-                assert "curl" not in line and "download" not in line, f"README.md:{n}: needs internet, unmarked"
+                assert not re.search(r"curl|download|--hf ", line), \
+                    f"README.md:{n}: needs internet (or files from it), unmarked: add '# (needs internet)'"
 
 
 def test_every_readme_block_runs_as_pasted(tmp_path, capsys, monkeypatch):
