@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+import warnings
 
 from .files import read_text
 from .gpt2_files import gpt2
@@ -161,11 +162,13 @@ def main(argv=None):
         parser.print_help()
         return 2
     args = parser.parse_args(argv)
-    try:
-        args.run(args)
-    except (ValueError, TypeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    with warnings.catch_warnings():                 # a warning is one line, as python -m gpt prints it
+        warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
+        try:
+            args.run(args)
+        except (ValueError, TypeError, OSError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -16,7 +16,6 @@ Run:  python examples/02_backprop_trace.py [--out DIR]
 """
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +74,10 @@ def part3():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="same thing (this example is already quick)")
-    parser.add_argument("--out", type=Path, help="folder for graph.png/graph.dot (default: a temp folder)")
+    parser.add_argument("--out", type=Path, default=Path("runs/examples/02"),
+                        help="folder for graph.png/graph.dot (default: runs/examples/02)")
     args = parser.parse_args()
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="tinytensor-02-"))
+    out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     part1(out_dir)
     part2()

@@ -17,7 +17,6 @@ Run:  python examples/04_mlp_from_scratch.py [--quick] [--out DIR]
 """
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +73,7 @@ def png_boundary(model, x, y, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    path.parent.mkdir(parents=True, exist_ok=True)
     lo, hi = x.min(axis=0) - 0.3, x.max(axis=0) + 0.3
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
     grid = np.stack([gx, gy], axis=-1).reshape(-1, 2).astype(np.float32)
@@ -91,7 +91,8 @@ def png_boundary(model, x, y, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps (for CI)")
-    parser.add_argument("--out", type=Path, help="folder for boundary.png (default: a temp folder)")
+    parser.add_argument("--out", type=Path, default=Path("runs/examples/04"),
+                        help="folder for boundary.png (default: runs/examples/04)")
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
     steps = args.steps or (60 if args.quick else 400)
@@ -123,8 +124,7 @@ def main():
 
     final = accuracy(model, x, y)
     print(f"\nfinal training accuracy: {final:.1%}")
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="tinytensor-04-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = args.out
     try:
         png_boundary(model, x, y, out_dir / "boundary.png")
         print(f"decision boundary drawn to {out_dir / 'boundary.png'}")

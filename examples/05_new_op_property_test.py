@@ -25,8 +25,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a clone, installed or not
 import tinytensor as tt  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from tinytensor import testing as ttst  # noqa: E402
+
+try:                                   # parts 3 and 4 need hypothesis (pip install hypothesis)
+    from hypothesis import given, settings
+    from tinytensor import testing as ttst
+except ImportError:
+    given = settings = ttst = None
 
 
 class Hypot(tt.Function):
@@ -61,13 +65,6 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer hypothesis examples (for CI)")
     args = parser.parse_args()
     n_examples = 25 if args.quick else 200
-    # derandomize: the same examples every run; database=None and a temporary home: no .hypothesis folder
-    config = settings(max_examples=n_examples, deadline=None, derandomize=True, database=None)
-    try:
-        from hypothesis.configuration import set_hypothesis_home_dir
-        set_hypothesis_home_dir(tempfile.mkdtemp(prefix="tinytensor-05-hypothesis-"))
-    except ImportError:        # an older hypothesis: it may write .hypothesis/ in the current folder
-        pass
 
     print("=== 1. the op on one example ===")
     a = tt.tensor([3.0, 5.0], requires_grad=True)
@@ -81,6 +78,24 @@ def main():
     b64 = tt.tensor(np.array([[1.0], [-0.7]]), requires_grad=True, dtype="float64")
     print("shapes (1, 3) and (2, 1):", tt.gradcheck(hypot, a64, b64))
 
+    if given is None:
+        print("\nParts 3 and 4 use hypothesis, which the main install leaves out: `pip install hypothesis` "
+              "(or pip install -e '.[test]'), then run this again.")
+        return
+    # a temporary home for hypothesis, removed at the end: no .hypothesis folder is left anywhere
+    with tempfile.TemporaryDirectory(prefix="tinytensor-05-hypothesis-") as home:
+        try:
+            from hypothesis.configuration import set_hypothesis_home_dir
+            set_hypothesis_home_dir(home)
+        except ImportError:        # an older hypothesis: it may write .hypothesis/ in the current folder
+            pass
+        properties(n_examples)
+
+
+def properties(n_examples):
+    """Parts 3 and 4: the gradient property over hypothesis-drawn cases, and the buggy twin it catches."""
+    # derandomize: the same examples every run; database=None: nothing remembered between runs
+    config = settings(max_examples=n_examples, deadline=None, derandomize=True, database=None)
     print(f"\n=== 3. the property, over {n_examples} hypothesis-drawn cases ===")
     seen = []
 

@@ -11,52 +11,45 @@ What to look at:
   * Train and validation loss fall together: at this size and length the model is far from
     memorising (the two would separate if it were).
   * The samples (at each evaluation): random bytes first, then common tokens, spaces and newlines in
-    plausible places, then word-like pieces. A minute of CPU buys structure, not sense; more steps
-    (--steps), a larger model (--emb-dim, --layers) and `python -m gpt train` buy more.
+    plausible places, then words and short phrases. A minute of CPU buys structure, not sense;
+    `python -m gpt train` (a bigger model, a few minutes) buys more.
 
-The checkpoint goes to --out (default: a folder in the system's temp directory that examples
-09-11 look for). The context of 160 tokens leaves room for the instruction prompts of example 11.
+The recipe is the one examples 09-11 start from (examples/_tiny_base.py): by default the checkpoint
+goes to their cache folder, so after this example they start from the model you watched being
+trained. The context of 160 tokens leaves room for the instruction prompts of example 11.
 
-Training stops after --steps (default 150) or --budget seconds (default 40), whichever comes first.
+Training stops after the recipe's steps or --budget seconds (default 50), whichever comes first; a
+run stopped by the budget is finished by the next example that needs the model.
 
-Run:  python examples/08_train_tiny_gpt.py [--quick] [--steps N] [--budget S] [--out DIR]
+Run:  python examples/08_train_tiny_gpt.py [--quick] [--budget S] [--out DIR]
 """
 import argparse
 import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a clone, installed or not
-import gpt  # noqa: E402
-
-DEFAULT_OUT = Path(tempfile.gettempdir()) / "tinytensor-examples" / "08_tiny_gpt"
-VOCAB = 384
+from _tiny_base import QUICK, RECIPE, cached_folder, train_recipe  # noqa: E402  (examples/_tiny_base.py)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a handful of steps (for CI)")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default 150; --quick: 4)")
-    parser.add_argument("--emb-dim", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--budget", type=float, default=40.0,
-                        help="seconds of training at most: then stop as Ctrl-C would, saving (default 40)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"checkpoint folder (default {DEFAULT_OUT})")
+    parser.add_argument("--quick", action="store_true", help="a handful of steps of a smaller model (for CI)")
+    parser.add_argument("--budget", type=float, default=50.0,
+                        help="seconds of training at most: then stop as Ctrl-C would, saving (default 50)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="checkpoint folder (default: the cache folder examples 09-11 read, see _tiny_base.py)")
     args = parser.parse_args()
-    steps = args.steps or (4 if args.quick else 150)
-
-    config = gpt.TrainConfig(
-        out=str(args.out), preset="tiny",
-        vocab_size=VOCAB, context_length=160, emb_dim=args.emb_dim, n_layers=args.layers, n_heads=4,
-        max_steps=steps, batch_size=4, lr=3e-3, warmup_steps=max(steps // 20, 1),
-        eval_every=2 if args.quick else 25, eval_batches=4, save_every=steps,
-        sample_prompt="The", sample_tokens=12 if args.quick else 40, seed=1234)
-    print(f"untrained, a model's loss is about ln({VOCAB}) = {math.log(VOCAB):.2f}: a uniform guess\n")
+    recipe = dict(QUICK, eval_every=2, sample_tokens=12) if args.quick else RECIPE
+    out = args.out or cached_folder()
+    vocab = recipe["vocab_size"]
+    print(f"{recipe['n_layers']} blocks of width {recipe['emb_dim']}, windows of {recipe['context_length']} tokens, "
+          f"{recipe['max_steps']} steps of {recipe['batch_size']} windows; checkpoint: {out}")
+    print(f"untrained, a model's loss is about ln({vocab}) = {math.log(vocab):.2f}: a uniform guess\n")
     # The time budget: gpt.train treats SIGTERM like a first Ctrl-C (finish the step, save, stop).
     previous = signal.signal(signal.SIGTERM, lambda *_: None)   # ignore it should it come outside the loop
     timer = threading.Timer(args.budget, os.kill, (os.getpid(), signal.SIGTERM))
@@ -64,7 +57,7 @@ def main():
     t0 = time.perf_counter()
     timer.start()
     try:
-        summary = gpt.train(config, overwrite=True)
+        summary = train_recipe(out, recipe)
     finally:
         timer.cancel()
         signal.signal(signal.SIGTERM, previous)
@@ -74,7 +67,8 @@ def main():
                                                         if summary["status"] == "interrupted" else ""))
     print(f"evaluated loss: {first['train_loss']:.2f} at step 0 -> {last['train_loss']:.2f} train / "
           f"{last['val_loss']:.2f} validation at step {last['step']}; last training batch {summary['loss']:.2f}")
-    print(f"checkpoint: {summary['out']}  (examples 09-11 start from it)")
+    if args.out is None and not args.quick:
+        print(f"checkpoint: {summary['out']}  (examples 09-11 start from it)")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ What to look at:
      top token, so it falls into loops); high temperature turns into noise; top-k / top-p sit between.
   4. Repetition and variety over a few seeds: distinct tokens and repeated 3-grams per strategy.
 
-It uses the checkpoint from 08_train_tiny_gpt.py when it finds one (--checkpoint), and otherwise
-trains a small model for a few seconds first, so the text is rougher.
+It starts from the shared base model of examples/_tiny_base.py (trained once, under a minute,
+then cached; 08_train_tiny_gpt.py shows it being trained), or from --checkpoint DIR.
 
-Run:  python examples/09_sampling.py [--quick] [--checkpoint DIR] [--out DIR]
+Run:  python examples/09_sampling.py [--quick] [--checkpoint DIR]
 """
 import argparse
 import sys
@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a clon
 import bpe  # noqa: E402
 import gpt  # noqa: E402
 import tinytensor as tt  # noqa: E402
-from _tiny_base import DEFAULT_CHECKPOINT, base_checkpoint  # noqa: E402  (examples/_tiny_base.py)
-PROMPT = "The"
+from _tiny_base import base_checkpoint  # noqa: E402  (examples/_tiny_base.py)
+PROMPT = "The value of"
 STRATEGIES = [                         # (name, temperature, top_k, top_p)
     ("greedy", 0.0, None, None),
     ("temperature 0.7", 0.7, None, None),
@@ -70,15 +70,15 @@ def repeated_trigrams(ids):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter texts, fewer seeds (for CI)")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--out", type=Path, help="scratch folder, used only when a base model must be trained")
+    parser.add_argument("--checkpoint", type=Path, help="start from this checkpoint folder (default: the shared "
+                                                            "base model, see examples/_tiny_base.py)")
     args = parser.parse_args()
     n_new, seeds = (16, 2) if args.quick else (60, 5)
 
-    scratch = args.out or Path(tempfile.mkdtemp(prefix="tinytensor-09-"))
-    folder = base_checkpoint(args.checkpoint, scratch, steps=3 if args.quick else 60)
-    model, _ = gpt.load_checkpoint(str(folder))
-    tok = bpe.Tokenizer.load(str(folder / "tokenizer.bpe"))
+    with tempfile.TemporaryDirectory(prefix="tinytensor-09-") as scratch:     # used by --quick only
+        folder = base_checkpoint(args.checkpoint, quick=args.quick, scratch=scratch)
+        model, _ = gpt.load_checkpoint(str(folder))
+        tok = bpe.Tokenizer.load(str(folder / "tokenizer.bpe"))
     print()
     prompt = tok.encode(PROMPT)
     with tt.no_grad():

@@ -1,31 +1,78 @@
-"""Shared by examples 09-11: the small GPT that 08_train_tiny_gpt.py trains, found or made.
+"""Shared by examples 08-11: the small GPT they start from, trained once and cached.
 
-Not an example itself. When 08 has run (its checkpoint sits in the system's temp folder, or pass
---checkpoint DIR), 09-11 start from that model. Otherwise they train the same shape of model for a
-few seconds first, so they still run on their own, with rougher results.
+Not an example itself. 08_train_tiny_gpt.py trains RECIPE while you watch; 09-11 need a model that
+already knows some English, so the first of them to run trains RECIPE quietly (under a minute
+on a 2-core CPU) into the cache folder (gpt/cache.py, e.g. ~/.cache/tinytensor/examples/), and every
+later run reuses it. The folder's name holds a digest of the recipe and of the corpus, so a change to
+either trains a new one. Pass --checkpoint DIR to 09-11 to start from another model instead; with
+--quick (CI) they train a throwaway model for a few steps in a temporary folder.
 """
-import tempfile
+import io
+import json
+import sys
+import time
 from pathlib import Path
 
 import gpt
+from gpt import cache
+from gpt.data import default_corpus, text_digest
 
-DEFAULT_CHECKPOINT = Path(tempfile.gettempdir()) / "tinytensor-examples" / "08_tiny_gpt"
-# the model and data settings of 08_train_tiny_gpt.py (keep the two in step)
-MODEL = dict(preset="tiny", vocab_size=384, context_length=160, emb_dim=64, n_layers=2, n_heads=4)
+# the shared base model: 2 blocks of width 64 over windows of 160 tokens (room for the instruction
+# prompts of example 11), a 1,024-token BPE vocabulary trained on the same text, 800 steps of 8 windows.
+# For the same time a narrower model that takes more steps learns more than a wider one with fewer.
+RECIPE = dict(preset="tiny", vocab_size=1024, context_length=160, emb_dim=64, n_layers=2, n_heads=4,
+              max_steps=800, batch_size=8, lr=3e-3, warmup_steps=40, eval_every=200, eval_batches=4,
+              save_every=800, sample_prompt="The", sample_tokens=40, seed=1234)
+QUICK = dict(RECIPE, vocab_size=384, emb_dim=32, n_layers=1, max_steps=3, batch_size=4, eval_every=3,
+             eval_batches=1, save_every=3, sample_tokens=4)
 
 
-def base_checkpoint(checkpoint, scratch, steps):
-    """``checkpoint`` when it holds a trained model; else train one for ``steps`` steps into ``scratch``."""
-    checkpoint = Path(checkpoint)
-    if (checkpoint / "checkpoint.json").exists():
-        print(f"base model: the one trained by 08_train_tiny_gpt.py in {checkpoint}")
-        return checkpoint
-    folder = Path(scratch) / "base_model"
-    print(f"no checkpoint in {checkpoint} (run 08_train_tiny_gpt.py first for a better base model);"
-          f" training a small one for {steps} steps instead -> {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "train.log", "w") as log:
-        gpt.train(gpt.TrainConfig(out=str(folder), **MODEL, max_steps=steps, batch_size=4, lr=3e-3,
-                                  warmup_steps=1, eval_every=steps, eval_batches=2, save_every=steps,
-                                  sample_tokens=8), overwrite=True, stream=log)
+def cached_folder():
+    """Where the base model of RECIPE on this Python's corpus lives in the cache."""
+    key = cache.digest((json.dumps(RECIPE, sort_keys=True) + text_digest(default_corpus())).encode())
+    return Path(cache.cache_dir("examples", f"tiny-base-{key}"))
+
+
+def trained_steps(folder):
+    """The step a checkpoint folder holds (0 when it holds none)."""
+    try:
+        return json.loads((Path(folder) / "checkpoint.json").read_text())["step"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def train_recipe(folder, recipe=RECIPE, stream=None):
+    """Train (or finish training) ``recipe`` into ``folder``; returns gpt.train's summary."""
+    resume = 0 < trained_steps(folder) < recipe["max_steps"]
+    config = gpt.TrainConfig(out=str(folder), **recipe)
+    return gpt.train(config, resume=resume, overwrite=not resume, given=tuple(recipe) if resume else (),
+                     stream=stream)
+
+
+def base_checkpoint(checkpoint=None, quick=False, scratch=None):
+    """The folder of the model an example starts from: ``checkpoint`` when given; with ``quick`` a model
+    trained for 3 steps into ``scratch``; else the cached base model, trained first when missing."""
+    if checkpoint is not None:
+        if not (Path(checkpoint) / "checkpoint.json").exists():
+            sys.exit(f"error: --checkpoint {checkpoint} holds no checkpoint.json (a folder from `python -m gpt train`)")
+        print(f"base model: {checkpoint}")
+        return Path(checkpoint)
+    if quick:
+        folder = Path(scratch) / "base"
+        train_recipe(folder, QUICK, stream=io.StringIO())
+        print(f"base model: a throwaway one trained for {QUICK['max_steps']} steps (--quick)")
+        return folder
+    folder = cached_folder()
+    if trained_steps(folder) < RECIPE["max_steps"]:
+        print(f"training the shared base model once ({RECIPE['max_steps']} steps, under a minute on 2 cores);\n"
+              f"  cached in {folder} for the next runs")
+        t0 = time.perf_counter()
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "train.log", "w", encoding="utf-8") as log:
+            summary = train_recipe(folder, stream=log)
+        history = summary["history"]
+        print(f"  done in {time.perf_counter() - t0:.0f}s: validation loss {history[0]['val_loss']:.2f} at step 0 "
+              f"-> {history[-1]['val_loss']:.2f} at step {history[-1]['step']}")
+    else:
+        print(f"base model: the shared one in {folder}")
     return folder

@@ -1,4 +1,4 @@
-"""The command line: ``python -m gpt train|sample|finetune ...`` (each with --help).
+"""The command line: ``python -m gpt train|sample|chat|finetune ...`` (each with --help).
 
     python -m gpt train                                  # tiny GPT on CPython's help text, a few minutes
     python -m gpt train --data book.txt --out runs/book --max-steps 2000
@@ -7,6 +7,7 @@
     python -m gpt sample --gpt2 gpt2-folder --prompt "Hello, I am"   # OpenAI's weights (see gpt/pretrained.py)
     python -m gpt train --arch llama                     # a tiny Llama 3 (or --arch qwen3) on the same text
     python -m gpt sample --hf qwen3-0.6b --prompt "Hi"   # a Hugging Face folder of any family (gpt/hf.py)
+    python -m gpt chat --checkpoint runs/sft "Reverse the list." --input "time,class,read"   # instruction-tuned
 
 Errors a user can fix are printed as one line ("error: ...") with exit status 2; a run whose loss or
 gradient became NaN exits 1, and so does an unexpected error (one line too; ``--debug`` or
@@ -17,7 +18,9 @@ import argparse
 import os
 import sys
 
-from .cli_args import Parser, add_debug_flag, boolean, nonneg_int, number, positive_int, positive_number
+from .cli_args import (Parser, add_debug_flag, add_sampling_flags, boolean, nonneg_int, number, positive_int,
+                       positive_number)
+from .config import GPTConfig
 from .errors import TrainingError, run_command
 from .families import ARCHS, config_class
 from .train import TrainConfig, check_device_available
@@ -113,14 +116,7 @@ def _sample_parser(sub):
                                                  "(config.json, model.safetensors or its shards, tokenizer.json)")
     p.add_argument("--prompt", action="append", help="text to continue (repeat for a batch; default: the "
                                                      "end-of-text token)")
-    p.add_argument("--max-new-tokens", type=nonneg_int, default=100, help="tokens to add (default: 100)")
-    p.add_argument("--temperature", type=number(0), default=0.8, help="0 is greedy (default: 0.8)")
-    p.add_argument("--top-k", type=positive_int, default=None,
-                   help="sample among the k likeliest tokens only (default: off, every token)")
-    p.add_argument("--top-p", type=number(0, 1, low_open=True), default=None,
-                   help="sample among the likeliest tokens whose probabilities sum to p (default: off)")
-    p.add_argument("--seed", type=nonneg_int, default=None,
-                   help="an integer >= 0 for a repeatable sample (default: none, a new sample each run)")
+    add_sampling_flags(p, temperature=0.8, max_new_tokens=100)
     p.add_argument("--no-eos-stop", action="store_true",
                    help="keep going after <|endoftext|> (--hf: the folder's end ids) (default: off, stop there)")
     p.add_argument("--no-cache", action="store_true",
@@ -137,6 +133,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
     _train_parser(sub)
     _sample_parser(sub)
+    from .chat import add_parser as add_chat_parser
+    add_chat_parser(sub)
     from .finetune.cli import register          # fine-tuning commands live in gpt/finetune (finetune, classify, ...)
     register(sub)
     return parser
@@ -162,7 +160,9 @@ def cmd_sample(ns):
     import bpe
 
     from . import checkpoint as ckpt
+    from .chat import classifier_hint
     from .generate import TextStreamer, generate
+    from .textout import PrintableStream
     if ns.device not in ("cpu", "cuda"):
         raise TrainingError(f"--device must be cpu or cuda, got {ns.device!r}")
     check_device_available(ns.device)
@@ -179,7 +179,10 @@ def cmd_sample(ns):
         model = load_gpt2(ns.gpt2, device=ns.device)
         tok = bpe.gpt2(enc, merges)
     else:
-        model, meta = ckpt.load_model(ns.checkpoint, device=ns.device)
+        meta = ckpt.read_meta(ns.checkpoint)
+        if meta.get("task") == "classify":
+            raise TrainingError(classifier_hint(ns.checkpoint))
+        model, meta = ckpt.load_model(ns.checkpoint, meta, device=ns.device)
         tok = bpe.Tokenizer.load(ckpt.tokenizer_path(ns.checkpoint, meta))
     eot = tok.special_tokens.get("<|endoftext|>")
     start = prefix or ([eot] if eot is not None else [])      # what a sample without a prompt starts from
@@ -201,7 +204,7 @@ def cmd_sample(ns):
     eos = None if ns.no_eos_stop or not stops else stops
     kw = dict(max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, top_k=ns.top_k, top_p=ns.top_p,
               eos_id=eos, seed=ns.seed, use_cache=not ns.no_cache)
-    out = sys.stdout
+    out = PrintableStream(sys.stdout)           # text as text, control characters escaped (gpt/textout.py)
     if len(encoded) == 1:                       # one prompt: print tokens as they come
         shown = [] if encoded[0] == start else encoded[0][len(prefix):]
         out.write(tok.decode(shown))

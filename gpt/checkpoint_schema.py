@@ -45,6 +45,7 @@ SCHEMA = (
     ("history[].train_loss",      "real?",   "",       "(NaN allowed: a diverged evaluation)"),
     ("history[].val_loss",        "real?",   "",       ""),
     ("history[].elapsed",         "number",  "",       "seconds of training so far"),
+    ("elapsed",                   "number",  "",       "seconds of training so far, across resumes"),
     ("task",                      "text",    "",       "classify or instruct (fine-tuned models)"),
     ("labels",                    "list",    "",       "a classifier's labels, in class-id order"),
     ("labels[]",                  "text",    "",       ""),

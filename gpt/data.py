@@ -4,7 +4,6 @@ A language model learns to predict token t+1 from tokens 0..t. A window of ``max
 gives an input (its first max_length tokens) and a target (the same shifted by one). Windows start
 every ``stride`` tokens: stride = max_length tiles the text without overlap, a smaller stride overlaps.
 """
-import contextlib
 import glob
 import hashlib
 import os
@@ -13,18 +12,16 @@ import numpy as np
 
 from tinytensor.atomic import replacing
 
-from . import files
+from . import cache, files
 
 EOT = "<|endoftext|>"
 
 
 def default_corpus():
-    """The English text that ships with every CPython: the help topics behind ``help("for")``.
-
-    About 460,000 characters of technical prose; topics are joined with the end-of-text token.
-    """
-    from pydoc_data import topics
-    return f"\n{EOT}\n".join(topics.topics[k].strip() + "\n" for k in sorted(topics.topics))
+    """The English text that ships with every CPython: its help topics and the standard library's
+    docstrings, about 2.3 MB, joined with the end-of-text token (gpt/corpus.py; cached after the first run)."""
+    from . import corpus
+    return corpus.default_corpus()
 
 
 def read_text(path):
@@ -75,22 +72,23 @@ def _cached_ids(path, n_vocab):
     return cached if path.endswith(f"-{ids_digest(cached)}.npy") else None
 
 
-def encode_cached(text, tok, folder):
-    """Token ids (int32 array) of ``text``, cached in ``folder`` as tokens-<text>-<tokenizer>-<ids>.npy.
+def encode_cached(text, tok, folder=None):
+    """Token ids (int32 array) of ``text``, cached in ``folder`` (default: the cache folder's ``tokens``,
+    see gpt/cache.py) as tokens-<text>-<tokenizer>-<ids>.npy.
 
     The last part of the name is the digest of the ids themselves, so a cache file that was changed or
     swapped (say, shuffled) no longer matches its name: it is removed and the text is encoded again.
+    A cache that cannot be written costs only the time to encode again next time.
     """
+    folder = folder if folder is not None else cache.cache_dir("tokens")
     stem = os.path.join(folder, f"tokens-{text_digest(text)}-{tokenizer_digest(tok)}")
     for path in sorted(glob.glob(glob.escape(stem) + "-*.npy")):
         cached = _cached_ids(path, tok.n_vocab)
         if cached is not None:
             return cached
-        with contextlib.suppress(OSError):
-            os.remove(path)
+        cache.remove_quietly(path)
     ids = np.asarray(tok.encode(text, allowed_special="all"), dtype=np.int32)
-    os.makedirs(folder, exist_ok=True)
-    save_npy(ids, f"{stem}-{ids_digest(ids)}.npy")
+    cache.try_write(lambda path: save_npy(ids, path), f"{stem}-{ids_digest(ids)}.npy")
     return ids
 
 

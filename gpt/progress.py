@@ -23,37 +23,55 @@ def format_seconds(s):
 
 
 class ProgressBar:
-    """``bar.update(step, loss=..., tokens=...)`` after each step; ``bar.write(text)`` prints above it."""
+    """``bar.update(step, loss=..., tokens=...)`` after each step; ``bar.write(text)`` prints above it.
 
-    def __init__(self, total, initial=0, stream=None, width=24, every=10.0, tty=None):
+    Speed and ETA come from the steady steps: timing starts at the first update, so the time spent
+    before it (the tokenizer, the first evaluation, the slow first step while memory is set up) does
+    not count, and later evaluations count as the share of the run they are. ``elapsed_before``: the
+    seconds of a run's earlier sessions (a resumed run), included in the elapsed time shown.
+    """
+
+    def __init__(self, total, initial=0, stream=None, width=24, every=10.0, tty=None, elapsed_before=0.0):
         self.stream = stream if stream is not None else sys.stdout
         self.total, self.start_step, self.width, self.every = total, initial, width, every
         self.tty = self.stream.isatty() if tty is None and hasattr(self.stream, "isatty") else bool(tty)
         self.t0 = time.perf_counter()
+        self.elapsed_before = elapsed_before
         self.tokens = 0
+        self.mark = None                    # (time, step, tokens) at the first update: the steady part starts
         self.last_draw = -1e9
         self.line = ""
         self.step = initial
+
+    def steady(self, now=None):
+        """(tokens per second, seconds per step) over the steps after the first; (None, None) before two."""
+        now = time.perf_counter() if now is None else now
+        if self.mark is None or self.step - self.mark[1] < 2 or now <= self.mark[0]:
+            return None, None
+        seconds = now - self.mark[0]
+        return (self.tokens - self.mark[2]) / seconds, seconds / (self.step - self.mark[1])
 
     def update(self, step, loss=None, tokens=0, force=False):
         self.step = step
         self.tokens += tokens
         now = time.perf_counter()
+        if self.mark is None:
+            self.mark = (now, step, self.tokens)
         interval = 0.1 if self.tty else self.every
-        if not force and step < self.total and now - self.last_draw < interval:
+        rate, per_step = self.steady(now)
+        if not force and step < self.total and (now - self.last_draw < interval or per_step is None):
             return
         self.last_draw = now
-        elapsed = now - self.t0
-        done = step - self.start_step
-        rate = self.tokens / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - step) * elapsed / done if done > 0 else None
+        elapsed = self.elapsed_before + now - self.t0
+        eta = (self.total - step) * per_step if per_step is not None else None
         frac = step / self.total if self.total else 1.0
         filled = int(round(self.width * frac))
         bar = "#" * filled + "-" * (self.width - filled)
         text = f"[{bar}] {step}/{self.total}"
         if loss is not None:
             text += f" loss {loss:.4f}"
-        text += f" | {rate:,.0f} tok/s | {format_seconds(elapsed)} elapsed | ETA {format_seconds(eta)}"
+        speed = f"{rate:,.0f} tok/s" if rate is not None else "? tok/s"
+        text += f" | {speed} | {format_seconds(elapsed)} elapsed | ETA {format_seconds(eta)}"
         if self.tty:
             pad = max(0, len(self.line) - len(text))
             self.stream.write("\r" + text + " " * pad)

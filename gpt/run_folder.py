@@ -9,7 +9,8 @@ import os
 from . import checkpoint as ckpt
 from .errors import TrainingError
 
-RUN_FILES = (ckpt.META, ckpt.MODEL, ckpt.OPTIMIZER, ckpt.TOKENIZER, "loss.png", "metrics.json", "responses.jsonl")
+RUN_FILES = (ckpt.META, ckpt.MODEL, ckpt.OPTIMIZER, ckpt.TOKENIZER, "loss.png", "loss.svg", "metrics.csv",
+             "metrics.json", "responses.jsonl")
 
 
 def check_out(out, overwrite, hint="pass --resume to continue it, ", error=TrainingError):

@@ -15,6 +15,7 @@ the checkpoint, so ``resume`` continues bit for bit as if the run had never stop
 import dataclasses
 import os
 import re
+import shlex
 import sys
 import time
 import warnings
@@ -23,22 +24,24 @@ from dataclasses import dataclass, field
 import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import optim, random
-from tinytensor.atomic import replacing
 
 from . import checkpoint as ckpt
-from . import runlock
+from . import curves, runlock
 from .config import GPTConfig
 from .families import ARCHS, build_model, config_class
+from .corpus import NAME as CORPUS_NAME
 from .data import (BatchSampler, SlidingWindowDataset, data_digests, default_corpus, encode_cached, eval_batches,
                    read_text, text_digest, train_val_split)
 from .errors import RunFailed, TrainingError
 from .generate import generate
 from .model import LanguageModel
+from .metrics_log import NAME as METRICS, PRETRAIN_COLUMNS, MetricsLog
 from .progress import ProgressBar, SafeOutput, format_seconds
 from .run_folder import claim_out
 from .schedule import lr_at
 from .step import NonFiniteError, evaluating, train_step
 from .stopping import StopFlag
+from .textout import indented
 
 
 @dataclass
@@ -237,32 +240,6 @@ def _resume_args(a, given):
     return saved, meta
 
 
-def plot_losses(history, path):
-    """Write a PNG of train and validation loss against step, when matplotlib is installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    steps = [h["step"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-        pts = [(s, h[key]) for s, h in zip(steps, history) if h.get(key) is not None]
-        if pts:
-            ax.plot(*zip(*pts), label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy loss")
-    ax.legend()
-    fig.tight_layout()
-    try:
-        with replacing(path, "wb") as f:
-            fig.savefig(f, format="png")
-    finally:
-        plt.close(fig)
-    return True
-
-
 # ----- prepare -----
 
 @dataclass
@@ -291,6 +268,7 @@ class Run:
     last_loss: float = None          # the mean loss of the last step
     digests: dict = field(default_factory=dict)   # of the tokenizer and the token ids, checked when resuming
     scaler: tt.GradScaler = None     # loss scaling for --dtype float16 (disabled otherwise)
+    log: MetricsLog = None           # metrics.csv: a row per step and per evaluation (set by ``train``)
 
     @property
     def tokens_per_step(self):
@@ -309,7 +287,7 @@ class Run:
                 "data": {"corpus": self.corpus, "digest": self.digest, "tokens": self.n_tokens,
                          "sampler": self.sampler.state_dict(), **self.digests},
                 "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": self.history,
-                "grad_scaler": self.scaler.state_dict()}
+                "grad_scaler": self.scaler.state_dict(), "elapsed": round(self.elapsed(), 2)}
 
     def save(self):
         ckpt.save(self.a.out, self.model, self.optimizer, self.meta())
@@ -322,7 +300,7 @@ def prepare(a, meta=None, overwrite=False, say=print):
     text = read_text(a.data) if a.data else default_corpus()     # a missing --data fails before any folder is made
     if meta is None:
         claim_out(a.out, overwrite)
-    corpus = a.data or "CPython help topics (pydoc_data.topics)"
+    corpus = a.data or CORPUS_NAME
     digest = text_digest(text)
     if meta is not None and meta["data"]["digest"] != digest:
         raise TrainingError(f"{corpus} is not the text this checkpoint was trained on (its contents changed)")
@@ -337,7 +315,7 @@ def prepare(a, meta=None, overwrite=False, say=print):
     if cfg.vocab_size < tok.n_vocab:
         raise TrainingError(f"the model's vocabulary ({cfg.vocab_size}) is smaller than the tokenizer's ({tok.n_vocab})")
 
-    ids = encode_cached(text, tok, a.out)
+    ids = encode_cached(text, tok)                # cached in the cache folder (gpt/cache.py)
     digests = data_digests(tok, ids, meta["data"] if meta is not None else None)
     train_set, val_set, sampler = _datasets(a, ids, cfg.context_length)
     max_steps = a.max_steps
@@ -359,6 +337,9 @@ def prepare(a, meta=None, overwrite=False, say=print):
         f"{len(train_set)} windows, {sampler.batches_per_epoch} batches of {a.batch_size} per epoch\n")
     if run.resumed:
         say(f"resuming {a.out} at step {run.step} of {max_steps}\n")
+        if run.step >= max_steps:
+            say(f"nothing left to do: the run has taken its {max_steps} steps (pass --max-steps N, more than "
+                f"{max_steps}, to train it further)\n")
     return run
 
 
@@ -431,7 +412,7 @@ def _restore(run, meta):
             run.scaler.load_state_dict({**meta["grad_scaler"], "enabled": True})
         except ValueError as e:
             raise TrainingError(f"cannot resume from {run.a.out}: {e}") from None
-    run.elapsed_before = run.history[-1]["elapsed"] if run.history else 0.0
+    run.elapsed_before = meta.get("elapsed", run.history[-1]["elapsed"] if run.history else 0.0)
     run.resumed = True
 
 
@@ -485,8 +466,9 @@ def sample_text(run, should_stop=None):
 
 def evaluate_run(run, show=print, stop=None):
     """Train and validation loss (``eval_batches`` batches each) and a sample, shown through ``show``
-    and added to the run's history (and loss.png). Returns the history entry, or None when ``stop``
-    was requested meanwhile (the evaluation is then abandoned: a stop never waits for it)."""
+    and added to the run's history (and to metrics.csv and loss.svg when the run keeps a log). Returns
+    the history entry, or None when ``stop`` was requested meanwhile (the evaluation is then abandoned:
+    a stop never waits for it)."""
     a = run.a
     should_stop = (lambda: bool(stop)) if stop is not None else None
     tr = evaluate(run.model, run.train_set, a.batch_size, a.eval_batches, a.device, should_stop)
@@ -499,9 +481,21 @@ def evaluate_run(run, show=print, stop=None):
     run.history.append(entry)
     vs = f"{va:.4f}" if va is not None else "n/a"
     show(f"step {run.step:>6} | train loss {tr:.4f} | val loss {vs} | lr {run.lr(max(run.step - 1, 0)):.2e}")
-    show("  sample: " + sample.replace("\n", "\\n"))
-    plot_losses(run.history, os.path.join(a.out, "loss.png"))
+    show(indented(sample, "  sample: "))
+    warning = curves.overfitting_warning([h.get("val_loss") for h in run.history])
+    if warning:
+        show(warning)
+    if run.log is not None:
+        run.log.write(kind="eval", step=run.step, tokens=entry["tokens"], train_loss=tr, val_loss=va,
+                      elapsed_s=entry["elapsed"])
+        plot(run)
     return entry
+
+
+def plot(run):
+    """Draw loss.svg from the run's metrics log; returns its path."""
+    title = f"{run.corpus if run.a.data is None else os.path.basename(run.a.data)}: step {run.step} of {run.max_steps}"
+    return curves.plot_pretraining(run.log, run.a.out, title)
 
 
 # ----- loop -----
@@ -530,6 +524,7 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
                 run.save()
             return "interrupted"
         batches = [run.sampler.next_batch() for _ in range(a.grad_accum)]
+        began = time.perf_counter()
         try:
             result = train_step(run.optimizer, lambda b: calc_loss_batch(run.model, b, a.device, a.dtype), batches,
                                 lr=run.lr(run.step), grad_clip=a.grad_clip, step=run.step + 1,
@@ -537,12 +532,18 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
         except NonFiniteError as e:
             raise RunFailed(f"{e}; stopped without saving it. The last good checkpoint (step {run.saved_step}) "
                             f"is in {a.out}") from None
+        seconds = time.perf_counter() - began
         run.step += 1
         bar.update(run.step, loss=result.loss, tokens=run.tokens_per_step)
         run.last_loss = result.loss
+        row = {"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": result.loss,
+               "lr": result.lr, "grad_norm": result.grad_norm, "elapsed": run.elapsed()}
+        if run.log is not None:
+            run.log.write(kind="train", step=run.step, tokens=row["tokens"], train_loss=result.loss, lr=result.lr,
+                          tokens_per_s=round(run.tokens_per_step / max(seconds, 1e-9)),
+                          elapsed_s=round(row["elapsed"], 2))
         if on_step is not None:
-            on_step({"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": result.loss,
-                     "lr": result.lr, "grad_norm": result.grad_norm, "elapsed": run.elapsed()})
+            on_step(row)
         if run.step % a.eval_every == 0 or run.step == run.max_steps:
             evaluation()
         if run.step % a.save_every == 0 or run.step == run.max_steps:
@@ -575,9 +576,12 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
     stop = StopFlag()
     out = SafeOutput(stream if stream is not None else sys.stdout, on_failure=lambda e: stop.output_closed())
     run = prepare(a, meta, overwrite, out.write)
-    bar = ProgressBar(run.max_steps, initial=run.step, stream=out)
+    run.log = MetricsLog(os.path.join(a.out, METRICS), PRETRAIN_COLUMNS, keep_until=run.step if run.resumed else None)
+    if run.log.note:
+        out.write(f"note: {run.log.note}\n")
+    bar = ProgressBar(run.max_steps, initial=run.step, stream=out, elapsed_before=run.elapsed_before)
     run.started = time.perf_counter()
-    with stop, warnings.catch_warnings():            # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
+    with stop, run.log, warnings.catch_warnings():            # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
         if a.dtype == "float16":                     # an overflow only skips a step (GradScaler): no warning
             warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
         try:
@@ -585,10 +589,18 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
         finally:
             bar.close()
     wall = time.perf_counter() - run.started
+    figure = plot(run)
     if status == "interrupted":
-        out.write(f"interrupted: saved step {run.step} to {a.out}; continue with --resume --out {a.out}\n")
+        out.write(f"interrupted: saved step {run.step} to {a.out}; continue with: "
+                  f"python -m gpt train --resume --out {shlex.quote(a.out)}\n")
     else:
-        out.write(f"finished {run.step} steps in {format_seconds(wall)}; checkpoint in {a.out}\n")
+        total = run.elapsed_before + wall
+        session = f" ({format_seconds(wall)} in this session)" if run.resumed else ""
+        out.write(f"finished {run.step} steps in {format_seconds(total)}{session}; checkpoint in {a.out}\n")
+    out.write(f"  loss curve: {figure} (open it in a browser); every step: {os.path.join(a.out, METRICS)}\n")
+    if status != "interrupted":
+        prompt = shlex.quote(a.sample_prompt or "The")
+        out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(a.out)} --prompt {prompt}\n")
     out.flush()
     return {"status": status, "step": run.step, "wall_s": wall, "history": run.history, "loss": run.last_loss,
             "out": a.out, "stopped_by": stop.reason, "exit_code": stop.exit_code if status == "interrupted" else 0}

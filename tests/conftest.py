@@ -14,6 +14,19 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cache_folder(tmp_path_factory):
+    """The cache folder (gpt/cache.py: the default corpus, token ids) of this test session: a fresh one,
+    so that tests neither read nor fill the user's own; subprocesses inherit it."""
+    old = os.environ.get("TINYTENSOR_CACHE")
+    os.environ["TINYTENSOR_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield os.environ["TINYTENSOR_CACHE"]
+    if old is None:
+        os.environ.pop("TINYTENSOR_CACHE", None)
+    else:
+        os.environ["TINYTENSOR_CACHE"] = old
+
+
 @pytest.fixture
 def shared_data():
     """The folder of downloaded test data beside the repository; skips the test when it is absent."""

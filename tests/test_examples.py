@@ -1,7 +1,8 @@
 """Every example runs (in --quick mode: the same code paths, fewer steps) and prints its key line.
 
-Each runs in a fresh interpreter from the repository root with a temporary --out folder where the
-example writes files, so nothing lands in the repository.
+Each runs in a fresh interpreter, in an empty folder, with --out pointing into it where the example
+takes one, and with its own empty TMPDIR: what is left in either afterwards the example forgot to
+clean up (examples leave no temporary folders). --quick never reads or fills the cache folder.
 """
 import os
 import subprocess
@@ -28,20 +29,22 @@ KEY_LINES = {
     "11_instruction_tuning.py": "exact match on 4 held-out prompts:",
     "12_attention_in_tiles.py": "tiled forward and backward equal the fused op: True",
 }
-# extra arguments: 09-11 look for 08's checkpoint in the system temp folder; point them at an empty
-# place so CI always runs the same path (train a small base model, then use it), whatever ran before
-EXTRA_ARGS = {name: ["--checkpoint", "{tmp}/no-checkpoint"]
-              for name in ("09_sampling.py", "10_finetune_classifier.py", "11_instruction_tuning.py")}
 
 
 def run_example(name, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    work, tmp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    tmp.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", TMPDIR=str(tmp))
     args = [sys.executable, str(EXAMPLES / name), "--quick"]
-    if '"--out"' in (EXAMPLES / name).read_text():
-        args += ["--out", str(tmp_path)]
-    args += [a.format(tmp=tmp_path) for a in EXTRA_ARGS.get(name, [])]
-    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    takes_out = '"--out"' in (EXAMPLES / name).read_text()
+    if takes_out:
+        args += ["--out", str(work / "out")]
+    result = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert list(tmp.iterdir()) == [], f"{name} left temporary files: {list(tmp.iterdir())}"
+    assert [p.name for p in work.iterdir()] == (["out"] if takes_out and (work / "out").exists() else []), \
+        f"{name} wrote outside --out: {list(work.iterdir())}"
     return result.stdout
 
 
@@ -57,4 +60,17 @@ def test_example_runs(name, tmp_path):
     if name == "04_mlp_from_scratch.py":        # the quick run must still learn the moons
         accuracy = float(out.split("final training accuracy:")[1].split("%")[0])
         assert accuracy >= 90.0, out[-2000:]
-    assert list(tmp_path.iterdir()) == [] or '"--out"' in (EXAMPLES / name).read_text()
+
+
+def test_example_05_runs_without_hypothesis(tmp_path):
+    """After Quickstart line 1 (no test extra) example 05 runs its first parts and says in one line what
+    to install for the rest."""
+    fake = tmp_path / "no_hypothesis" / "hypothesis"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('hypothesis is not installed here')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake.parent), str(ROOT)]))
+    result = subprocess.run([sys.executable, str(EXAMPLES / "05_new_op_property_test.py"), "--quick"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "shapes (1, 3) and (2, 1): True" in result.stdout
+    assert [line for line in result.stdout.splitlines() if "pip install hypothesis" in line], result.stdout

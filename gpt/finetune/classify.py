@@ -98,32 +98,50 @@ def predict(model, tokenizer, texts, labels, max_length, pad_id, batch_size=16):
 
 
 def train(model, train_set, val_set, test_set, pad_id, epochs=3, lr=5e-5, batch_size=8, weight_decay=0.1,
-          seed=0, log=print, max_grad_norm=1.0):
+          seed=0, log=print, max_grad_norm=1.0, on_row=None):
     """Fine-tune for ``epochs`` at a constant learning rate (as the book's classifier); accuracy on
     train/val/test after each epoch. Returns the per-epoch history.
 
+    ``on_row(row)``: called after every step (kind "train": the batch's loss and accuracy) and every
+    epoch's evaluation (kind "eval"), with the columns of ``gpt.metrics_log.CLASSIFY_COLUMNS``.
     Each step is ``gpt.step.train_step``: a NaN or Inf loss or gradient raises NonFiniteError before
     it reaches the weights."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
     total = epochs * -(-len(train_set) // batch_size)
-    history, start, step = [], time.perf_counter(), 0
+    history, start, step, examples = [], time.perf_counter(), 0, 0
+    on_row = on_row or (lambda row: None)
+    correct = [0]
+
+    def loss_fn(batch):
+        ids, lengths, labels = batch
+        logits = class_logits(model, ids, lengths)
+        correct[0] = int((backend.to_numpy(logits.data).argmax(axis=1) == labels).sum())
+        return F.cross_entropy(logits, labels)
+
     for epoch in range(1, epochs + 1):
         model.train()
         losses = []
         for batch in data_classify.batches(train_set, batch_size, pad_id, shuffle=True, rng=rng):
-            result = train_step(opt, lambda b: batch_loss(model, *b), [batch],
-                                lr_at(step, total, lr, schedule="constant"), grad_clip=max_grad_norm,
-                                step=step + 1, params=params)
+            result = train_step(opt, loss_fn, [batch], lr_at(step, total, lr, schedule="constant"),
+                                grad_clip=max_grad_norm, step=step + 1, params=params)
             step += 1
+            examples += len(batch[2])
             losses.append(result.loss)
+            on_row({"kind": "train", "step": step, "epoch": epoch, "examples": examples, "train_loss": result.loss,
+                    "train_accuracy": correct[0] / len(batch[2]), "lr": result.lr,
+                    "elapsed_s": round(time.perf_counter() - start, 2)})
         row = {"epoch": epoch, "train_loss": float(np.mean(losses))}
         for name, part in (("train", train_set), ("val", val_set), ("test", test_set)):
             if part:
                 row[f"{name}_accuracy"], row[f"{name}_eval_loss"] = evaluate(model, part, batch_size * 4, pad_id)
         row["seconds"] = round(time.perf_counter() - start, 1)
         history.append(row)
+        on_row({"kind": "eval", "step": step, "epoch": epoch, "examples": examples,
+                "train_loss": row.get("train_eval_loss"), "train_accuracy": row.get("train_accuracy"),
+                "val_loss": row.get("val_eval_loss"), "val_accuracy": row.get("val_accuracy"),
+                "test_accuracy": row.get("test_accuracy"), "elapsed_s": row["seconds"]})
         log(f"epoch {epoch}: loss {row['train_loss']:.4f}  accuracy train {row.get('train_accuracy', 0):.3f}  "
             f"val {row.get('val_accuracy', float('nan')):.3f}  test {row.get('test_accuracy', float('nan')):.3f}  "
             f"({row['seconds']:.0f} s)")

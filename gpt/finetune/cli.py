@@ -1,8 +1,8 @@
 """Command line for fine-tuning, added to ``python -m gpt`` by ``register(subparsers)``:
 
-    python -m gpt make-data classify --out data/doc_vs_comment.tsv
-    python -m gpt finetune classify --data data/doc_vs_comment.tsv --init runs/tiny --out runs/cls --train last
-    python -m gpt classify --checkpoint runs/cls "Return the number of items." "# fall back to the slow path"
+    python -m gpt make-data classify --out data/doc_vs_code.tsv
+    python -m gpt finetune classify --data data/doc_vs_code.tsv --init runs/tiny --out runs/cls --train last
+    python -m gpt classify --checkpoint runs/cls "Return the number of items." "return len(self._items)"
     python -m gpt make-data instruct --out data/instruct.json
     python -m gpt finetune instruct --data data/instruct.json --init runs/tiny --out runs/sft --mask-prompt
 
@@ -95,8 +95,13 @@ def register(subparsers):
     mi.add_argument("--seed", type=nonneg_int, default=0, help="seeds the entries, an integer >= 0 (default: 0)")
     add_debug_flag(mi)
     mi.set_defaults(func=_cmd_make_instruct)
-    mc = m_sub.add_parser("classify", help="two-class TSV: CPython doc prose (doc) vs stdlib comments (comment)")
+    mc = m_sub.add_parser("classify", help="two-class TSV: CPython doc prose (doc) vs stdlib code (code) or comments",
+                          description="Write a two-class TSV made from this Python install: sentences of the help "
+                                      "topics' prose (doc) against lines of the standard library's code (code) or "
+                                      "its comments (comment, a harder task: many comments read like the docs).")
     mc.add_argument("--out", required=True, metavar="FILE", help="the TSV file to write")
+    mc.add_argument("--task", choices=list(make_data.TASKS), default="doc-vs-code",
+                    help="which two classes (default: doc-vs-code)")
     mc.add_argument("--n-per-class", type=positive_int, default=1000, help="examples per class (default: 1000)")
     mc.add_argument("--seed", type=nonneg_int, default=0, help="seeds the choice of lines, an integer >= 0 (default: 0)")
     add_debug_flag(mc)
@@ -141,7 +146,7 @@ def _cmd_make_instruct(a):
 
 
 def _cmd_make_classify(a):
-    rows = make_data.write_classify(a.out, a.n_per_class, a.seed)
+    rows = make_data.write_classify(a.out, a.n_per_class, a.seed, a.task)
     counts = {}
     for label, _ in rows:
         counts[label] = counts.get(label, 0) + 1

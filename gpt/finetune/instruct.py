@@ -38,8 +38,11 @@ def evaluate_loss(model, items, batch_size, pad_id, **collate_kw):
 
 def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8, weight_decay=0.1, seed=0,
           max_length=None, mask_prompt=False, warmup=20, max_seconds=None, eval_every=None, log=print,
-          max_grad_norm=1.0):
+          max_grad_norm=1.0, on_row=None):
     """Fine-tune on [(ids, prompt_len)] items. Returns a dict with the losses and the time taken.
+
+    ``on_row(row)``: called after every step (kind "train") and every evaluation (kind "eval"), with
+    the columns of ``gpt.metrics_log.INSTRUCT_COLUMNS`` ("tokens": positions run, padding included).
 
     ``max_seconds`` stops early (after the step that crosses it), so a run fits a time budget; the
     learning-rate schedule (warmup, then cosine to lr / 10: gpt/schedule.py) then runs on whichever is
@@ -53,7 +56,8 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
     steps_per_epoch = math.ceil(len(train_items) / batch_size)
     total = epochs * steps_per_epoch
     eval_every = eval_every or steps_per_epoch
-    step, start, recent, history, stopped = 0, time.perf_counter(), [], [], False
+    step, start, recent, history, stopped, tokens = 0, time.perf_counter(), [], [], False, 0
+    on_row = on_row or (lambda row: None)
     model.train()
     for epoch in range(1, epochs + 1):
         for inputs, targets in data_instruct.batches(train_items, batch_size, pad_id, shuffle=True, rng=rng,
@@ -63,16 +67,23 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
             step += 1
             if not (targets != data_instruct.IGNORE_INDEX).any():
                 continue               # everything cut away by max_length: nothing to learn from
+            began = time.perf_counter()
             result = train_step(opt, lambda b: batch_loss(model, *b), [(inputs, targets)],
                                 lr_at(done, total, lr, warmup=warmup), grad_clip=max_grad_norm, step=step,
                                 params=params)
             recent.append(result.loss)
             elapsed = time.perf_counter() - start
+            tokens += inputs.size
+            on_row({"kind": "train", "step": step, "epoch": epoch, "tokens": tokens, "train_loss": result.loss,
+                    "lr": result.lr, "tokens_per_s": round(inputs.size / max(time.perf_counter() - began, 1e-9)),
+                    "elapsed_s": round(elapsed, 2)})
             if step % eval_every == 0 or step == total:
                 val = evaluate_loss(model, val_items, batch_size * 2, pad_id, **collate_kw) if val_items else None
                 train_loss = float(np.mean(recent)) if recent else None
                 history.append({"step": step, "epoch": epoch, "train_loss": train_loss,
                                 "val_loss": val, "seconds": round(elapsed, 1)})
+                on_row({"kind": "eval", "step": step, "epoch": epoch, "tokens": tokens, "train_loss": train_loss,
+                        "val_loss": val, "elapsed_s": round(elapsed, 2)})
                 log(f"step {step}/{total} (epoch {epoch}): train loss {train_loss if train_loss is None else round(train_loss, 4)}  "
                     f"val loss {val if val is None else round(val, 4)}  ({elapsed:.0f} s)")
                 recent = []
@@ -119,6 +130,23 @@ def answer_all(model, tokenizer, entries, eos_id, max_new_tokens=32, log=None):
         if log and (i + 1) % 50 == 0:
             log(f"answered {i + 1}/{len(entries)}")
     return rows, exact_match_report(rows)
+
+
+def chance_baseline(train_entries, test_entries):
+    """The exact match of a model that ignores the question and always gives the commonest training answer
+    of the entry's kind (of all entries, when they have no "kind"): the score to beat. For yes/no that is
+    about 0.5; for a sum or a reversed list, near 0. Returns {"exact_match", "by_kind"}."""
+    by_kind = {}
+    for e in train_entries:
+        counts = by_kind.setdefault(e.get("kind"), {})
+        counts[e["output"].strip()] = counts.get(e["output"].strip(), 0) + 1
+    guess = {k: max(sorted(c), key=c.get) for k, c in by_kind.items()}
+    hits = [e.get("kind") in guess and e["output"].strip() == guess[e.get("kind")] for e in test_entries]
+    report = {"exact_match": sum(hits) / len(hits) if hits else None, "by_kind": {}}
+    for kind in sorted(k for k in {e.get("kind") for e in test_entries} if k is not None):
+        mine = [h for h, e in zip(hits, test_entries) if e.get("kind") == kind]
+        report["by_kind"][kind] = sum(mine) / len(mine)
+    return report
 
 
 def exact_match_report(rows):

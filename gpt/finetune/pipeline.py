@@ -14,6 +14,7 @@ gradient that becomes NaN or Inf stops the run (exit 1) with nothing saved.
 """
 import functools
 import os
+import shlex
 import time
 
 import numpy as np
@@ -21,8 +22,10 @@ import numpy as np
 import tinytensor as tt
 
 from .. import checkpoint as ckpt
-from .. import lora, runlock
+from .. import curves, lora, runlock
 from ..errors import FinetuneError, RunFailed
+from ..metrics_log import CLASSIFY_COLUMNS, INSTRUCT_COLUMNS, MetricsRows
+from ..metrics_log import NAME as METRICS_LOG
 from ..run_folder import check_out, clear_run
 from ..step import NonFiniteError
 from . import classify, data_classify, data_instruct, instruct
@@ -119,8 +122,20 @@ def save_model(folder, model, tokenizer, meta):
     tokenizer.save(os.path.join(folder, ckpt.TOKENIZER))
 
 
-def write_metrics(folder, metrics):
+def write_metrics(folder, metrics, rows=None, plot=None, title=""):
+    """metrics.json (the summary); with ``rows`` (MetricsRows) also metrics.csv and, drawn by ``plot``
+    (a gpt.curves function), loss.svg."""
     ckpt.write_json(metrics, os.path.join(folder, "metrics.json"))
+    if rows is not None:
+        rows.save(os.path.join(folder, METRICS_LOG))
+        plot(rows, folder, title)
+
+
+def saved_line(folder, *extra):
+    """The closing lines of a fine-tuning run: where its files are, and the command to try next."""
+    return (f"saved to {folder}: metrics.json, {', '.join(extra) + ', ' if extra else ''}every step in "
+            f"{os.path.join(folder, METRICS_LOG)}, curves in {os.path.join(folder, curves.PLOT)} "
+            "(open it in a browser)")
 
 
 def load_classifier(folder):
@@ -184,8 +199,9 @@ def run_classify(a, log=print):
     log(f"base: {what}; labels {labels}; {len(enc[0])} train / {len(enc[1])} val / {len(enc[2])} test; "
         f"max length {max_length}; --train {a.train}: {report['trainable_parameters']:,} of "
         f"{report['total_parameters']:,} parameters train")
+    steps_log = MetricsRows(CLASSIFY_COLUMNS)
     history = trained(classify.train, a, model, *enc, pad_id=tok.eot_id, epochs=a.epochs, lr=a.lr,
-                      batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, log=log)
+                      batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, log=log, on_row=steps_log.add)
     last = history[-1] if history else {}
     metrics = {"task": "classify", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init), "train": a.train,
                "labels": labels, "n_train": len(enc[0]), "n_val": len(enc[1]), "n_test": len(enc[2]),
@@ -199,9 +215,13 @@ def run_classify(a, log=print):
     save_model(a.out, model, tok, {"task": "classify", "labels": labels, "max_length": max_length,
                                    "pad_id": tok.eot_id, "base": what, "train_mode": a.train,
                                    "step": len(history)})
-    write_metrics(a.out, metrics)
+    write_metrics(a.out, metrics, steps_log, curves.plot_classification,
+                  f"classifier {a.out} on {os.path.basename(a.data)}")
+    chance = max(sum(label == lab for _, lab in enc[2]) for label in range(len(labels))) / len(enc[2])
     log(f"accuracy train {metrics['train_accuracy']:.3f}  val {metrics['val_accuracy']:.3f}  "
-        f"test {metrics['test_accuracy']:.3f}; saved to {a.out} (metrics.json)")
+        f"test {metrics['test_accuracy']:.3f} (chance: {chance:.3f}, always the commonest label)")
+    log(saved_line(a.out))
+    log(f"next: python -m gpt classify --checkpoint {shlex.quote(a.out)} \"some text to label\"")
     return metrics
 
 
@@ -243,26 +263,42 @@ def run_instruct(a, log=print):
     log(f"base: {what}; {len(train_e)} train / {len(val_e)} val / {len(test_e)} test examples; --train {a.train}: "
         f"{report['trainable_parameters']:,} of {report['total_parameters']:,} parameters train")
     max_seconds = a.max_minutes * 60 if a.max_minutes else None
+    steps_log = MetricsRows(INSTRUCT_COLUMNS)
     result = trained(instruct.train, a, model, enc[0], enc[1], tok.eot_id, epochs=a.epochs, lr=a.lr,
                      batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, max_length=max_length,
-                     mask_prompt=a.mask_prompt, max_seconds=max_seconds, log=log)
+                     mask_prompt=a.mask_prompt, max_seconds=max_seconds, log=log, on_row=steps_log.add)
     lora.merge_lora(model)
     log(f"answering {len(test_e)} held-out prompts ...")
     t1 = time.perf_counter()
-    rows, em = instruct.answer_all(model, tok, test_e, tok.eot_id, a.max_new_tokens, log=log)
+    answers, em = instruct.answer_all(model, tok, test_e, tok.eot_id, a.max_new_tokens, log=log)
+    chance = instruct.chance_baseline(train_e, test_e)
     start_saving(a)
-    data_instruct.write_jsonl(rows, os.path.join(a.out, "responses.jsonl"))
+    data_instruct.write_jsonl(answers, os.path.join(a.out, "responses.jsonl"))
     metrics = {"task": "instruct", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init),
                "train": a.train, "n_train": len(train_e), "n_val": len(val_e), "n_test": len(test_e),
-               "val_loss": result["val_loss"], **em, "steps": result["steps"], "planned_steps": result["planned_steps"],
+               "val_loss": result["val_loss"], **em, "chance_exact_match": chance["exact_match"],
+               "chance_exact_match_by_kind": chance["by_kind"], "steps": result["steps"],
+               "planned_steps": result["planned_steps"],
                "stopped_early": result["stopped_early"], "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
                "mask_prompt": a.mask_prompt, "max_length": max_length, "seed": a.seed, **report,
                "train_seconds": result["train_seconds"], "generate_seconds": round(time.perf_counter() - t1, 1),
                "seconds": round(time.perf_counter() - t0, 1), "history": result["history"]}
     save_model(a.out, model, tok, {"task": "instruct", "base": what, "step": result["steps"]})
-    write_metrics(a.out, metrics)
-    by_kind = "  ".join(f"{k} {v:.3f}" for k, v in em.get("exact_match_by_kind", {}).items())
-    log(f"val loss {result['val_loss']:.4f}; exact match {em['exact_match']:.3f} on {em['n']} held-out"
-        + (f" ({by_kind})" if by_kind else "") + f"; saved to {a.out} (metrics.json, responses.jsonl)")
+    write_metrics(a.out, metrics, steps_log, curves.plot_instruction,
+                  f"instruction tuning {a.out} on {os.path.basename(a.data)}")
+    log(f"val loss {result['val_loss']:.4f}; " + exact_match_line(em, chance))
+    log(saved_line(a.out, "the answers in responses.jsonl"))
+    log(f"next: python -m gpt chat --checkpoint {shlex.quote(a.out)}   (or with an instruction: "
+        f"python -m gpt chat --checkpoint {shlex.quote(a.out)} \"Reverse the list.\" --input \"time,class,read\")")
     return metrics
+
+
+def exact_match_line(em, chance):
+    """Exact match on the held-out answers, overall and by kind, each beside its chance baseline."""
+    if not em.get("n"):
+        return "no held-out answers to score"
+    by_kind = "  ".join(f"{k} {v:.3f} (chance {chance['by_kind'].get(k, 0):.3f})"
+                        for k, v in em.get("exact_match_by_kind", {}).items())
+    return (f"exact match {em['exact_match']:.3f} on {em['n']} held-out (chance {chance['exact_match']:.3f}: always "
+            "the commonest training answer of the kind)" + (f"; {by_kind}" if by_kind else ""))
 

@@ -1,4 +1,5 @@
 """The fine-tuning commands end to end on a tiny model saved as a pretraining checkpoint."""
+import csv
 import json
 import shutil
 
@@ -35,13 +36,17 @@ def test_classify_end_to_end(tmp_path, base, capsys):
     m = json.loads((out / "metrics.json").read_text())
     assert {"train_accuracy", "val_accuracy", "test_accuracy"} <= set(m)
     assert (m["n_train"], m["n_val"], m["n_test"]) == (28, 4, 8)
-    assert m["labels"] == ["comment", "doc"] and 0 < m["trainable_parameters"] < m["total_parameters"]
+    assert m["labels"] == ["code", "doc"] and 0 < m["trainable_parameters"] < m["total_parameters"]
     meta = json.loads((out / "checkpoint.json").read_text())
-    assert meta["task"] == "classify" and meta["labels"] == ["comment", "doc"]
-    capsys.readouterr()
-    assert cli.main(["classify", "--checkpoint", str(out), "Return the value.", "# helper"]) == 0
+    assert meta["task"] == "classify" and meta["labels"] == ["code", "doc"]
+    rows = list(csv.DictReader(open(out / "metrics.csv")))                 # the curve: a row per step and per epoch
+    assert [r["kind"] for r in rows] == ["train"] * 4 + ["eval"] and rows[-1]["test_accuracy"] != ""
+    assert [int(r["examples"]) for r in rows[:4]] == [8, 16, 24, 28] and (out / "loss.svg").exists()
+    said = capsys.readouterr().out
+    assert f"next: python -m gpt classify --checkpoint {out}" in said and "(chance: " in said
+    assert cli.main(["classify", "--checkpoint", str(out), "Return the value.", "x = f(y)"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 2 and all(l.split("\t")[0] in ("comment", "doc") for l in lines)
+    assert len(lines) == 2 and all(l.split("\t")[0] in ("code", "doc") for l in lines)
     # the saved classifier gives the same answers as the one in memory would: reload twice, compare
     model, tok, meta = pipeline.load_classifier(str(out))
     assert model.out_head.weight.shape == (2, 16)
@@ -58,6 +63,9 @@ def test_instruct_end_to_end(tmp_path, base):
     m = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(m["val_loss"]) and 0 <= m["exact_match"] <= 1 and m["n"] == 4
     assert set(m["exact_match_by_kind"]) <= set(make_data.KINDS)
+    assert set(m["chance_exact_match_by_kind"]) == set(m["exact_match_by_kind"]) and 0 <= m["chance_exact_match"] <= 1
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert {r["kind"] for r in rows} == {"train", "eval"} and (out / "loss.svg").exists()
     rows = [json.loads(l) for l in (out / "responses.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all({"instruction", "input", "output", "response", "correct"} <= set(r) for r in rows)
     model, meta = ckpt.load_model(str(out))                  # merged: a plain GPT checkpoint again

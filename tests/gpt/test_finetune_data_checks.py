@@ -63,6 +63,6 @@ def test_make_data_refuses_more_lines_per_class_than_exist(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "--n-per-class can be at most" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
-    most = min(len(set(make_data._doc_lines())), len(set(make_data._comment_lines())))
+    most = min(len(set(make_data._doc_lines())), len(set(make_data._code_lines())))
     rows = make_data.make_classify(most, seed=0)
-    assert sum(label == "doc" for label, _ in rows) == sum(label == "comment" for label, _ in rows) == most
+    assert sum(label == "doc" for label, _ in rows) == sum(label == "code" for label, _ in rows) == most

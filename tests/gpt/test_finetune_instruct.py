@@ -136,3 +136,16 @@ def test_short_instruct_training_lowers_the_loss_and_masking_changes_it():
     assert full != pytest.approx(masked)
     out = instruct.train(model, items, items, 256, epochs=30, lr=1e-2, batch_size=4, warmup=2, log=lambda s: None)
     assert out["val_loss"] < 0.5 * full and out["steps"] == 60
+
+
+def test_the_chance_baseline_always_gives_the_commonest_training_answer():
+    train = [{"kind": "yesno", "output": "yes"}] * 3 + [{"kind": "yesno", "output": "no"}] + \
+            [{"kind": "add", "output": "12"}, {"kind": "add", "output": "13"}]
+    test = [{"kind": "yesno", "output": "yes"}, {"kind": "yesno", "output": "no"}, {"kind": "add", "output": "12"},
+            {"kind": "add", "output": "40"}, {"kind": "reverse", "output": "a,b"}]
+    chance = instruct.chance_baseline(train, test)
+    assert chance["by_kind"] == {"add": 0.5, "reverse": 0.0, "yesno": 0.5}      # add: ties go to the smallest text
+    assert chance["exact_match"] == pytest.approx(2 / 5)
+    from gpt.finetune.pipeline import exact_match_line
+    line = exact_match_line(instruct.exact_match_report([{**t, "correct": t["kind"] == "yesno"} for t in test]), chance)
+    assert "exact match 0.400 on 5 held-out (chance 0.400" in line and "yesno 1.000 (chance 0.500)" in line

@@ -123,9 +123,9 @@ TINY = ["--vocab-size", "260", "--context-length", "16", "--emb-dim", "16", "--n
 @pytest.fixture(scope="module")
 def one_step_run(tmp_path_factory):
     """A real 1-step training run on 3,000 characters (well under a second)."""
-    from gpt.data import default_corpus
+    from gpt.corpus import help_text
     folder = tmp_path_factory.mktemp("run")
-    (folder / "small.txt").write_text(default_corpus()[:3000], encoding="utf-8")
+    (folder / "small.txt").write_text(help_text()[:3000], encoding="utf-8")
     assert gpt_main(["train", "--data", str(folder / "small.txt"), "--out", str(folder / "run"), *TINY]) == 0
     return folder / "run"
 

@@ -1,16 +1,50 @@
 """Data: the default corpus, sliding windows, shuffled batches that resume, the split and the .npy cache."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import bpe
+from gpt.corpus import help_text
 from gpt.data import (BatchSampler, SlidingWindowDataset, default_corpus, encode_cached, eval_batches, read_text,
                       train_val_split)
 
 
-def test_default_corpus_is_cpythons_english_help_text():
+def test_default_corpus_is_cpythons_english_help_text_and_docstrings(cache_folder):
+    """The help topics and the stdlib's docstrings, built once (in this session's cache folder, which
+    the README's test then reuses) and read from the cache after that."""
     text = default_corpus()
-    assert len(text) > 300_000 and "for" in text and "<|endoftext|>" in text
-    assert text == default_corpus()
+    assert len(text) > 1_500_000 and text.count("<|endoftext|>") > 500
+    assert "The \"for\" statement" in text                                   # a help topic
+    assert "Serialize ``obj`` to a JSON formatted ``str``" in text            # json.dumps's docstring
+    (cached,) = (Path(cache_folder) / "corpus").iterdir()
+    assert cached.read_text(encoding="utf-8") == text == default_corpus()
+
+
+def test_a_damaged_corpus_cache_is_noticed_and_built_again(tmp_path, monkeypatch):
+    from gpt import cache, corpus
+    monkeypatch.setenv(cache.ENV, str(tmp_path))
+    few = [s for s in corpus.stdlib_sources() if s[0].startswith("json/")]
+    monkeypatch.setattr(corpus, "stdlib_sources", lambda: few)
+    text = corpus.default_corpus()
+    (cached,) = (tmp_path / "corpus").iterdir()
+    cached.write_text(text.replace("statement", "statemenT", 1), encoding="utf-8")   # damaged: same name
+    assert corpus.default_corpus() == text
+    (cached,) = (tmp_path / "corpus").iterdir()
+    assert cached.read_text(encoding="utf-8") == text
+
+
+def test_the_corpus_order_is_fixed_and_mixes_its_sources(tmp_path):
+    """Documents sorted by name, then shuffled with a fixed seed: the same text each time, and the last
+    tenth (the validation share) holds both help topics and docstrings."""
+    from gpt import corpus
+    sources = [s for s in corpus.stdlib_sources() if s[0].startswith(("json/", "textwrap"))]
+    a, b = corpus.build(sources), corpus.build(sources)
+    assert a == b and a != corpus.build(sources, seed=1)
+    tail = a[int(len(a) * 0.9):]
+    assert "Serialize ``obj``" in a and any(t[:200] in tail for _, t in corpus.help_topics())
+    assert corpus.docstrings('"""Mod."""\nclass A:\n    """Cls."""\n    def f(self):\n        """Fn."""\n') == \
+        ["Mod.", "Cls.", "Fn."]
 
 
 def test_sliding_windows_shift_targets_by_one():
@@ -58,8 +92,8 @@ def test_split_and_eval_batches():
     assert len(list(eval_batches(ds, 5, max_batches=2))) == 2
 
 
-def test_encode_cached_writes_and_reuses_an_npy(tmp_path):
-    text = default_corpus()[:3000]
+def test_encode_cached_writes_and_reuses_an_npy(tmp_path, monkeypatch):
+    text = help_text()[:3000]
     tok = bpe.train(text, 300, special_tokens=("<|endoftext|>",))
     ids = encode_cached(text, tok, tmp_path)
     files = list(tmp_path.glob("tokens-*.npy"))
@@ -68,6 +102,14 @@ def test_encode_cached_writes_and_reuses_an_npy(tmp_path):
     files[0].write_bytes(b"")                                 # a damaged cache is rebuilt
     np.testing.assert_array_equal(encode_cached(text, tok, tmp_path), ids)
     np.testing.assert_array_equal(np.load(files[0]), ids)
+    from gpt import cache                                     # by default in the cache folder's "tokens"
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "cache"))
+    np.testing.assert_array_equal(encode_cached(text, tok), ids)
+    assert [p.name for p in (tmp_path / "cache" / "tokens").iterdir()] == [files[0].name]
+    (tmp_path / "ro").mkdir()                                 # a cache that cannot be written costs only time
+    (tmp_path / "ro" / "tokens").write_text("not a folder")
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "ro"))
+    np.testing.assert_array_equal(encode_cached(text, tok), ids)
 
 
 def test_read_text_errors(tmp_path):
@@ -123,7 +165,7 @@ def test_read_text_caps_the_size(tmp_path, monkeypatch):
 def text_file(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    (tmp_path / "a" / "small.txt").write_text(default_corpus()[:3000], encoding="utf-8")
+    (tmp_path / "a" / "small.txt").write_text(help_text()[:3000], encoding="utf-8")
     return tmp_path
 
 
@@ -139,11 +181,14 @@ def test_a_relative_data_path_resumes_from_any_folder_and_by_any_name(text_file,
     assert rc == 0, err                                  # the same text by another name: compared by its digest
 
 
-def test_a_shuffled_token_cache_is_noticed_and_the_resume_stays_exact(text_file, capsys):
+def test_a_shuffled_token_cache_is_noticed_and_the_resume_stays_exact(text_file, capsys, monkeypatch):
+    from gpt import cache as cache_folder
+    monkeypatch.setenv(cache_folder.ENV, str(text_file / "cache"))
     data = text_file / "a" / "small.txt"
     for name in ("clean", "shuffled"):
         assert _run(capsys, "train", "--data", data, "--out", text_file / name, *TINY, "--max-steps", 2)[0] == 0
-    (cache,) = (text_file / "shuffled").glob("tokens-*.npy")
+    assert not list((text_file / "clean").glob("tokens-*"))           # the ids are cached in the cache folder
+    (cache,) = (text_file / "cache" / "tokens").glob("tokens-*.npy")
     ids = np.load(cache)
     np.save(cache, np.random.default_rng(0).permutation(ids))          # same name, other data
     for name in ("clean", "shuffled"):
@@ -157,7 +202,16 @@ def test_a_changed_tokenizer_is_refused_on_resume(text_file, capsys):
     out = text_file / "run"
     data = text_file / "a" / "small.txt"
     assert _run(capsys, "train", "--data", data, "--out", out, *TINY, "--max-steps", 1)[0] == 0
-    bpe.train(default_corpus()[3000:9000], 260, special_tokens=("<|endoftext|>",)).save(out / "tokenizer.bpe")
+    bpe.train(help_text()[3000:9000], 260, special_tokens=("<|endoftext|>",)).save(out / "tokenizer.bpe")
     rc, err = _run(capsys, "train", "--out", out, "--resume", "--max-steps", 2)
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "tokenizer" in err, err
+
+
+def test_prose_is_unwrapped_and_code_lists_and_headings_keep_their_lines():
+    """The sources break prose at about 70 columns; a small model fed those breaks learns mostly to emit
+    line breaks, so paragraphs of prose become one line each."""
+    from gpt.corpus import unwrap
+    text = "A line\nwrapped here.\n\n  code\n  more\n\n* item\n* two\n\nTitle\n=====\n\n>>> x\n1\n\n1. first\n2. second"
+    assert unwrap(text) == ("A line wrapped here.\n\n  code\n  more\n\n* item\n* two\n\nTitle\n=====\n\n>>> x\n1\n\n"
+                            "1. first\n2. second")

@@ -1,0 +1,137 @@
+"""``python -m gpt chat --checkpoint runs/sft [INSTRUCTION]``: talk to an instruction-tuned model.
+
+With an instruction on the command line it answers once and exits (``--input`` adds the Alpaca
+"Input" part). Without one it asks for instructions until Ctrl-D or ``exit``; each turn asks for the
+instruction, then for its input (Enter for none). Every turn is independent: the model was tuned on
+single instructions, so nothing is carried from one turn to the next.
+
+Each instruction goes into the Alpaca template the model was tuned on (gpt/finetune/data_instruct.py),
+and the answer is printed as it is generated (control characters escaped, gpt/textout.py), up to the
+end-of-text token. Greedy by default, as the fine-tuning's own evaluation answers.
+"""
+import os
+import shlex
+import sys
+
+from .cli_args import add_debug_flag, add_sampling_flags
+from .errors import TrainingError
+from .textout import PrintableStream
+
+QUIT = ("exit", "quit")
+
+
+def add_parser(sub):
+    """Register ``chat`` on the subparsers of ``python -m gpt``."""
+    p = sub.add_parser("chat", help="answer instructions with an instruction-tuned checkpoint",
+                       description="Answer instructions with a model made by `python -m gpt finetune instruct`. "
+                                   "With INSTRUCTION: answer it and exit. Without: ask for instructions until "
+                                   "Ctrl-D or 'exit' (each turn: the instruction, then its input, Enter for none).")
+    p.add_argument("instruction", nargs="?", metavar="INSTRUCTION",
+                   help="the instruction to answer (default: none, ask for instructions one after another)")
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a folder from `finetune instruct`")
+    p.add_argument("--input", default="", metavar="TEXT",
+                   help="the Alpaca 'Input' part of a one-shot instruction (default: none)")
+    add_sampling_flags(p, temperature=0.0, max_new_tokens=64, what="answer length limit in tokens")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    add_debug_flag(p)
+    p.set_defaults(func=cmd_chat)
+    return p
+
+
+def classifier_hint(folder):
+    """The one-line error for a classifier given where a text generator is expected."""
+    return (f"{folder} is a classifier: it labels text rather than generating it; use "
+            f"`python -m gpt classify --checkpoint {shlex.quote(folder)} \"some text\"`")
+
+
+def not_a_chat_model(folder, meta):
+    """The one-line error for a checkpoint that is not instruction-tuned (None when it is)."""
+    q = shlex.quote(folder)
+    if meta.get("task") == "instruct":
+        return None
+    if meta.get("task") == "classify":
+        return classifier_hint(folder)
+    return (f"{folder} is a language model that was not instruction-tuned, so it continues text rather than "
+            f"answering: continue text with `python -m gpt sample --checkpoint {q} --prompt \"...\"`, or "
+            f"instruction-tune it first: `python -m gpt finetune instruct --data data/instruct.json --init {q} "
+            f"--out runs/sft --mask-prompt` (data from `python -m gpt make-data instruct --out data/instruct.json`)")
+
+
+def load_chat_model(folder, device="cpu"):
+    """(model, tokenizer) of an instruction-tuned checkpoint; TrainingError with what to do otherwise."""
+    import bpe
+
+    from . import checkpoint as ckpt
+    meta = ckpt.read_meta(folder)
+    problem = not_a_chat_model(folder, meta)
+    if problem:
+        raise TrainingError(problem)
+    model, meta = ckpt.load_model(folder, meta, device=device)
+    tok = bpe.Tokenizer.load(ckpt.tokenizer_path(folder, meta))
+    if tok.eot_id is None:
+        raise TrainingError(f"the tokenizer in {folder} has no <|endoftext|> token to end an answer with")
+    return model, tok
+
+
+def answer(model, tok, instruction, input_text="", stream=None, **sampling):
+    """Generate the answer to one instruction, writing it to ``stream`` (default: standard output) as it
+    comes, control characters escaped; returns its text as generated."""
+    from .finetune.data_instruct import format_prompt
+    from .generate import TextStreamer, generate
+    stream = PrintableStream(stream if stream is not None else sys.stdout)
+    ids = tok.encode_ordinary(format_prompt({"instruction": instruction, "input": input_text}))
+    ids = ids[-(model.cfg.context_length - 1):]
+    eot = tok.eot_id
+    streamer = TextStreamer(tok, [], stream)
+    new = []
+
+    def on_token(column):
+        if int(column[0]) != eot:
+            new.append(int(column[0]))
+            streamer(column)
+    generate(model, [ids], eos_id=eot, on_token=on_token, **sampling)
+    streamer.finish()
+    return tok.decode(new)
+
+
+def _ask(prompt):
+    """One line from the user (None at end of input); the prompt is shown only on a terminal."""
+    try:
+        return input(prompt if sys.stdin.isatty() else "")
+    except EOFError:
+        return None
+
+
+def cmd_chat(ns):
+    from .train import check_device_available
+    if ns.device not in ("cpu", "cuda"):
+        raise TrainingError(f"--device must be cpu or cuda, got {ns.device!r}")
+    check_device_available(ns.device)
+    if not os.path.isdir(ns.checkpoint):
+        raise TrainingError(f"--checkpoint {ns.checkpoint}: no such folder (make one with "
+                            "`python -m gpt finetune instruct ... --out DIR`)")
+    model, tok = load_chat_model(ns.checkpoint, ns.device)
+    sampling = dict(max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, top_k=ns.top_k, top_p=ns.top_p,
+                    seed=ns.seed)
+    if ns.instruction is not None:
+        if not ns.instruction.strip():
+            raise TrainingError("the instruction is empty: pass some text")
+        answer(model, tok, ns.instruction, ns.input, **sampling)
+        return 0
+    if sys.stdin.isatty():
+        print(f"chatting with {ns.checkpoint}: type an instruction, then its input (Enter for none); "
+              "Ctrl-D or 'exit' quits")
+    while True:
+        instruction = _ask("instruction> ")
+        if instruction is None or instruction.strip().lower() in QUIT:
+            break
+        if not instruction.strip():
+            continue
+        input_text = _ask("input> ")
+        try:
+            answer(model, tok, instruction.strip(), (input_text or "").strip(), **sampling)
+        except KeyboardInterrupt:                   # Ctrl-C stops this answer, not the chat
+            print("\n(stopped)")
+        if input_text is None:
+            break
+    return 0

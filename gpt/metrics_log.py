@@ -1,0 +1,148 @@
+"""A run's curve as data: one CSV row per optimizer step and per evaluation, written as the run goes.
+
+Pretraining's ``metrics.csv`` starts like this (fine-tuning's has its own columns, same idea)::
+
+    kind,step,tokens,train_loss,val_loss,lr,tokens_per_s,elapsed_s
+    eval,0,0,6.91445,6.92131,,,2.1
+    train,1,2048,6.91648,,6.66667e-05,4231,2.63
+    train,2,4096,6.8928,,0.000133333,7076,2.92
+
+``kind`` is ``train`` for a step (its batch's loss) or ``eval`` for an evaluation (losses over a fixed
+set of batches); an empty cell is a value that row does not have. Any CSV reader can plot it::
+
+    import csv
+    rows = [r for r in csv.DictReader(open("runs/tiny/metrics.csv")) if r["kind"] == "eval"]
+
+Each row is flushed as it is written, so the file is whole up to the last step even after a crash. A
+resumed run keeps the rows up to its checkpoint's step and appends from there: no step appears twice.
+The file is read back as untrusted (a regular file, bounded size); one that cannot be read is started
+afresh, with a note.
+"""
+import csv
+import io
+import os
+
+from tinytensor.atomic import replacing
+
+from . import files
+
+NAME = "metrics.csv"
+PRETRAIN_COLUMNS = ("kind", "step", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
+CLASSIFY_COLUMNS = ("kind", "step", "epoch", "examples", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                    "test_accuracy", "lr", "elapsed_s")
+INSTRUCT_COLUMNS = ("kind", "step", "epoch", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _number(text):
+    """A cell read back: int, float (nan and inf kept), the text itself, or None when empty."""
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+class MetricsRows:
+    """Rows kept in memory: ``write(kind=..., step=..., ...)`` adds one, ``rows(kind)`` gives them back,
+    ``save(path)`` writes them all as one CSV file. Fine-tuning keeps its rows so (it saves nothing
+    until the run has succeeded); pretraining appends as it goes (``MetricsLog``)."""
+
+    def __init__(self, columns):
+        self.columns, self._rows = tuple(columns), []
+
+    def write(self, **row):
+        """Add one row (columns not given stay empty)."""
+        self._rows.append(row)
+
+    def add(self, row):
+        """``write`` for a row already in a dict."""
+        self.write(**row)
+
+    def rows(self, kind=None):
+        """The rows so far, of one ``kind`` when given."""
+        return [r for r in self._rows if kind is None or r.get("kind") == kind]
+
+    def column(self, name, kind=None):
+        """One column's values (None where empty) over the rows of ``kind``."""
+        return [r.get(name) for r in self.rows(kind)]
+
+    def save(self, path):
+        """All rows as a CSV file (through a temporary name, renamed into place)."""
+        with replacing(os.fspath(path), "w", encoding="utf-8", newline="") as f:
+            f.write(_line(self.columns) + "".join(_line(_cell(r.get(c)) for c in self.columns) for r in self._rows))
+        return path
+
+
+class MetricsLog(MetricsRows):
+    """Rows appended to a CSV file as they are written, each flushed at once.
+
+    ``keep_until``: None starts a new file (an old one is replaced); a step number continues the file
+    there, keeping its rows up to that step (a resumed run). ``note`` says why old rows were dropped,
+    when they were.
+    """
+
+    def __init__(self, path, columns, keep_until=None):
+        super().__init__(columns)
+        self.path, self.note = os.fspath(path), None
+        self._rows = self._read(keep_until) if keep_until is not None else []
+        self.save(self.path)                                               # the header and the rows kept
+        self._file = open(self.path, "a", encoding="utf-8", newline="")    # the file just written
+
+    def _read(self, keep_until):
+        if not os.path.lexists(self.path):
+            return []
+        try:
+            text = files.read_text(self.path, files.MAX_JSON, "a metrics log")
+            kept = []
+            for row in csv.DictReader(io.StringIO(text, newline="")):
+                row = {k: _number(v) for k, v in row.items() if k in self.columns}
+                if not isinstance(row.get("step"), int) or row.get("kind") in (None, ""):
+                    raise ValueError(f"a row without a step or a kind: {row}")
+                if row["step"] <= keep_until:
+                    kept.append(row)
+            return kept
+        except (OSError, ValueError, csv.Error) as e:
+            self.note = f"{self.path} could not be read ({str(e)[:80]}); it starts again from step {keep_until}"
+            return []
+
+    def write(self, **row):
+        """Append one row (missing columns stay empty) and flush it to the file."""
+        super().write(**row)
+        self._file.write(_line(_cell(row.get(c)) for c in self.columns))
+        self._file.flush()
+
+    def close(self):
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _line(cells):
+    return ",".join(_csv_field(c) for c in cells) + "\n"
+
+
+def _csv_field(text):
+    """A CSV field: quoted when it holds a comma, a quote or a line break."""
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
