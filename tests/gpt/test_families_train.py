@@ -71,5 +71,5 @@ def test_fine_tuning_starts_from_a_llama_checkpoint_or_a_qwen3_hugging_face_fold
                        "--epochs", "1", "--batch-size", "8", "--train", "lora", "--max-length", "24"])
         assert rc == 0, capsys.readouterr().err
         classifier, _, meta = pipeline.load_classifier(str(out))
-        assert type(classifier) is kind and meta["labels"] == ["comment", "doc"]
+        assert type(classifier) is kind and meta["labels"] == ["code", "doc"]
     assert "Qwen3 weights from" in capsys.readouterr().out
