@@ -79,9 +79,9 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale):
 
 # ----- the schedule: which tiles, which jobs, which thread -----
 
-ROWS = 128          # query rows per tile
+ROWS = 256          # query rows per tile
 KEYS = 512          # keys per tile (at least ROWS: a causal tile's mask then fits in one key tile)
-MIN_SCORES = 1024 * 1024    # T * S per head from which tiles are used (below, the untiled path is faster)
+MIN_SCORES = 512 * 512     # T * S per head from which tiles are used (below, the untiled path is faster)
 
 
 def chosen(T, S, dropout_p, xp):
