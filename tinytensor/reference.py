@@ -13,8 +13,6 @@ step run its twin, so a whole GPT can be stepped through with ops a learner has 
 import contextlib
 import math
 
-import numpy as np
-
 from . import backend, config
 from .ops.dropout import dropout
 from .ops.masks import causal_mask
@@ -110,7 +108,7 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
 def repeat_kv(x, groups):
     """(..., H_kv, S, D) -> (..., H_kv * groups, S, D): query head h reads key/value head h // groups.
     Indexing copies; its backward adds each copy's gradient back into the head it came from."""
-    return x[..., np.arange(x.shape[-3] * groups) // groups, :, :]
+    return x[..., [h // groups for h in range(x.shape[-3] * groups)], :, :]
 
 
 def linear(x, weight, bias=None):
