@@ -100,10 +100,12 @@ def test_float32_tiles_match_the_float64_twin(tiles):
     assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows,keys", [(3, 4), (5, 2)])
 @pytest.mark.parametrize("T,S,causal", [(7, 7, True), (5, 12, True), (7, 9, False), (1, 4, True)])
-def test_key_tiles_cover_exactly_the_keys_each_row_sees(tiles, T, S, causal):
+def test_key_tiles_cover_exactly_the_keys_each_row_sees(tiles, T, S, causal, rows, keys):
     """Each tile pair's keys, with its mask, are the visible keys of every row, each key once;
-    causal tiles wholly in the future are not made at all."""
+    causal tiles wholly in the future are not made at all (also with fewer keys than rows per tile)."""
+    tiles(rows=rows, keys=keys)
     offset = S - T
     for r0, r1 in attention_tiles.row_tiles(T):
         seen = np.zeros((r1 - r0, S), dtype=int)

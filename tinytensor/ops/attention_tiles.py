@@ -80,7 +80,7 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale):
 # ----- the schedule: which tiles, which jobs, which thread -----
 
 ROWS = 256          # query rows per tile
-KEYS = 512          # keys per tile (at least ROWS: a causal tile's mask then fits in one key tile)
+KEYS = 512          # keys per tile (a causal row tile's first key tile is at least as wide as its rows)
 MIN_SCORES = 512 * 512     # T * S per head from which tiles are used (below, the untiled path is faster)
 
 
@@ -98,9 +98,10 @@ def key_tiles(r0, r1, S, causal, offset, dtype):
     of the keys (``offset`` = S - T, a KV cache): query i sees keys j <= i + offset when causal."""
     end = offset + r1 if causal else S
     bias = causal_bias(r1 - r0, r1 - r0, dtype, np) if causal else None
+    width = max(KEYS, r1 - r0)          # so the mask fits in the first tile
     tiles = []
-    for hi in range(end, 0, -KEYS):
-        tiles.append((max(0, hi - KEYS), hi, bias))
+    for hi in range(end, 0, -width):
+        tiles.append((max(0, hi - width), hi, bias))
         bias = None
     return tiles
 
@@ -113,7 +114,7 @@ def row_tiles(T):
 class TiledSchedule:
     """One call of the op in tiles. Arrays are grouped views (``..., kv heads, G, T, D``): the G query
     heads of a group share one key/value head, and with ``kv`` an index of the (..., kv heads) axes,
-    ``qa[kv][g]`` is a (T, D + 1) matrix and ``ka[kv]`` an (S, D + 1) one. ``forward()`` runs jobs of one
+    ``qa[kv][h]`` is a (T, D + 1) matrix (query head h of the group) and ``ka[kv]`` an (S, D + 1) one. ``forward()`` runs jobs of one
     (kv, g, row tile) each, the longest first; ``backward(g)`` one job per (kv) group, or parts of its
     rows when there are fewer groups than threads."""
 
@@ -147,7 +148,7 @@ class TiledSchedule:
         qa[:, -1] = -lse
 
     def backward(self, g):
-        """dq, dk, dv as grouped views' arrays of q's and k's shapes (dk, dv summed over each group)."""
+        """dq (..., kv heads, G, T, D), dk and dv (..., kv heads, S, D), summed over each group's heads."""
         G, T = self.qa.shape[-3:-1]
         dq = np.empty(self.qa.shape[:-1] + (self.qa.shape[-1] - 1,), dtype=self.qa.dtype)
         dk, dv = (np.zeros(self.ka.shape[:-1] + (self.ka.shape[-1] - 1,), dtype=self.qa.dtype) for _ in range(2))
