@@ -40,3 +40,12 @@ def test_every_benchmark_has_help():
             continue
         proc = _run(script, "--help", timeout=60)
         assert proc.returncode == 0 and "usage" in proc.stdout, (script.name, proc.stderr)
+
+
+def test_long_context_bench_runs_ours_alone():
+    proc = _run("benchmarks/long_context_bench.py", "--frameworks", "ours", "--contexts", "64,128", "--rounds", "1",
+                "--steps", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "| 64 |" in proc.stdout and "| 128 |" in proc.stdout and "ours peak MB" in proc.stdout
+    bad = _run("benchmarks/long_context_bench.py", "--frameworks", "neither")
+    assert bad.returncode == 2 and "--frameworks" in bad.stderr
