@@ -4,7 +4,8 @@ Its composed twin: ``reference.scaled_dot_product_attention``. Read top-down: th
 forward and backward on one block of queries), the op, then the schedule that applies the math: groups
 of heads on threads, causal query blocks that skip the keys they cannot see, and on a GPU fused kernels
 and strided products. Long contexts on the CPU take the tiled path instead (attention_tiles.py: the
-same math a tile at a time, no (T, S) array held).
+same math a tile at a time, no (T, S) array held), except with dropout, whose keep-mask is drawn over
+the whole (T, S) as the twin draws it.
 
 Grouped-query attention: k and v may have fewer heads than q (H_kv dividing H); query head h then reads
 key/value head h // (H / H_kv). The schedules see every array as (..., H_kv, G, T, D), the G query heads
