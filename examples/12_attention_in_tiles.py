@@ -1,9 +1,9 @@
 """12 - Attention without the (T, T) matrix: the online softmax, one tile of keys at a time.
 
-F.scaled_dot_product_attention (example 07) writes every score: for GPT-2 small at batch 8 x 1024 tokens
-that is 8 x 12 x 1024 x 1024 numbers, 384 MiB of float32 per layer, written, read back by the softmax,
-and kept for the backward. Fused GPU kernels ("flash attention") never hold it: they walk the keys in tiles and keep,
-for each query row, only three running things:
+F.scaled_dot_product_attention in its plain form (example 07) writes every score: for GPT-2 small at batch
+8 x 1024 tokens that is 8 x 12 x 1024 x 1024 numbers, 384 MiB of float32 per layer, written, read back by
+the softmax, and kept for the backward. Tiled attention ("flash attention") never holds it: it walks the
+keys in tiles and keeps, for each query row, only three running things:
 
     m    the largest score seen so far
     l    the sum of exp(score - m) so far
@@ -14,16 +14,22 @@ so they read as if m had been the max all along. After the last tile, output = a
 average as before, and m + log(l) (the log-sum-exp) is all the backward needs to rebuild any tile of the
 weights exactly. With a causal mask, tiles wholly above the diagonal are skipped.
 
+The engine does exactly this for long contexts on the CPU: read tinytensor/ops/attention_tiles.py beside
+this example (``forward_rows`` is the loop of part 1 on a tile of rows, ``backward_rows`` its backward).
+
 What to look at:
   1. One row, tile by tile: m, l and the output estimate, ending on the full softmax's answer.
-  2. Tiled attention (forward and backward, NumPy, no (T, T) array anywhere) against the fused op.
-  3. What the tiles saved: scores never held, and the share of tiles the causal mask let us skip.
+  2. The engine's tiled path, forward and backward, against its untiled path and the readable twin.
+  3. What the tiles saved: the most memory NumPy held during a forward and backward, both paths, and
+     the share of tiles the causal mask let the engine skip.
 
 Run:  python examples/12_attention_in_tiles.py
 """
 import argparse
+import contextlib
 import math
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -31,65 +37,41 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a clone, installed or not
 import tinytensor as tt  # noqa: E402
 import tinytensor.functional as F  # noqa: E402
+from tinytensor import reference  # noqa: E402
+from tinytensor.ops import attention_tiles  # noqa: E402
 
 
-def key_tiles(row_lo, row_hi, S, offset, tile):
-    """(lo, hi) ranges of keys, skipping tiles that every query row_lo..row_hi-1 must not see (causal)."""
-    last_visible = row_hi - 1 + offset                  # query i sees keys 0 .. i + offset
-    return [(lo, min(S, lo + tile)) for lo in range(0, min(S, last_visible + 1), tile)]
+@contextlib.contextmanager
+def engine_tiles(tiled, tile=None):
+    """Make the engine take the tiled path (tiles of ``tile`` rows and keys) or the untiled one, whatever
+    the length; its usual choice is by size (attention_tiles.MIN_SCORES)."""
+    saved = attention_tiles.ROWS, attention_tiles.KEYS, attention_tiles.MIN_SCORES
+    attention_tiles.MIN_SCORES = 0 if tiled else math.inf
+    if tile:
+        attention_tiles.ROWS = attention_tiles.KEYS = tile
+    try:
+        yield
+    finally:
+        attention_tiles.ROWS, attention_tiles.KEYS, attention_tiles.MIN_SCORES = saved
 
 
-def tile_scores(q_rows, k_tile, rows, cols, offset, scale):
-    """Scores of a (query tile, key tile) pair, -inf where a query would look into its future."""
-    s = (q_rows @ k_tile.T) * scale
-    s[cols[None, :] > rows[:, None] + offset] = -np.inf
-    return s
+def values_and_grads(fn, arrays, g, dtype):
+    """fn's output and the gradients of sum(output * g) for each input."""
+    inputs = [tt.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+    out = fn(*inputs)
+    out.backward(g.astype(dtype))
+    return [out.numpy()] + [x.grad for x in inputs]
 
 
-def attention_forward(q, k, v, tile):
-    """One (batch, head): q (T, D), k and v (S, D) -> output (T, D) and log-sum-exp per row (T,)."""
-    T, D = q.shape
-    S = k.shape[0]
-    offset, scale = S - T, 1.0 / math.sqrt(D)
-    out, lse = np.empty_like(q), np.empty(T)
-    for r0 in range(0, T, tile):
-        r1 = min(T, r0 + tile)
-        rows = np.arange(r0, r1)
-        m = np.full(r1 - r0, -np.inf)
-        l = np.zeros(r1 - r0)
-        acc = np.zeros((r1 - r0, D))
-        for c0, c1 in key_tiles(r0, r1, S, offset, tile):
-            s = tile_scores(q[r0:r1], k[c0:c1], rows, np.arange(c0, c1), offset, scale)
-            m_new = np.maximum(m, s.max(axis=1))
-            p = np.exp(s - m_new[:, None])              # this tile's weights, relative to the new max
-            shrink = np.exp(m - m_new)                  # rescales what was summed under the old max
-            l = shrink * l + p.sum(axis=1)
-            acc = shrink[:, None] * acc + p @ v[c0:c1]
-            m = m_new
-        out[r0:r1] = acc / l[:, None]
-        lse[r0:r1] = m + np.log(l)
-    return out, lse
-
-
-def attention_backward(q, k, v, out, lse, g, tile):
-    """Gradients of sum(out * g) for q, k, v, rebuilding each tile's weights from the log-sum-exp."""
-    T, D = q.shape
-    S = k.shape[0]
-    offset, scale = S - T, 1.0 / math.sqrt(D)
-    gq, gk, gv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
-    g_dot_out = (g * out).sum(axis=1)                   # sum_j p_ij (g_i . v_j), the softmax's correction
-    for r0 in range(0, T, tile):
-        r1 = min(T, r0 + tile)
-        rows = np.arange(r0, r1)
-        for c0, c1 in key_tiles(r0, r1, S, offset, tile):
-            s = tile_scores(q[r0:r1], k[c0:c1], rows, np.arange(c0, c1), offset, scale)
-            p = np.exp(s - lse[r0:r1, None])            # exactly the forward's weights for this tile
-            gv[c0:c1] += p.T @ g[r0:r1]
-            dp = g[r0:r1] @ v[c0:c1].T
-            ds = p * (dp - g_dot_out[r0:r1, None])      # through the softmax
-            gq[r0:r1] += (ds @ k[c0:c1]) * scale
-            gk[c0:c1] += (ds.T @ q[r0:r1]) * scale
-    return gq, gk, gv
+def peak_memory_mb(arrays, g):
+    """The most memory NumPy held at once during one causal forward and backward, in MiB."""
+    inputs = [tt.tensor(a, requires_grad=True) for a in arrays]
+    tracemalloc.start()
+    try:
+        F.scaled_dot_product_attention(*inputs, causal=True).backward(g)
+        return tracemalloc.get_traced_memory()[1] / 2 ** 20
+    finally:
+        tracemalloc.stop()
 
 
 def one_row_walkthrough(rng, tile):
@@ -112,8 +94,8 @@ def one_row_walkthrough(rng, tile):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a shorter sequence")
-    parser.add_argument("--tile", type=int, default=16, help="queries and keys per tile (default 16)")
+    parser.add_argument("--quick", action="store_true", help="shorter sequences")
+    parser.add_argument("--tile", type=int, default=16, help="query rows and keys per tile in part 2 (default 16)")
     args = parser.parse_args()
     if args.tile < 1:
         parser.error("--tile must be a positive integer")
@@ -121,33 +103,36 @@ def main():
     one_row_walkthrough(rng, 4)
 
     B, H, T, D = 2, 3, (48 if args.quick else 200), 8
-    print(f"\n=== 2. tiled vs fused, (B, H, T, D) = {(B, H, T, D)}, tiles of {args.tile}, float64 ===")
-    q, k, v = (tt.tensor(rng.standard_normal((B, H, T, D)), dtype="float64", requires_grad=True) for _ in range(3))
-    fused = F.scaled_dot_product_attention(q, k, v, causal=True)
-    g = rng.standard_normal(fused.shape)
-    fused.backward(g)
-    worst = {"output": 0.0, "dq": 0.0, "dk": 0.0, "dv": 0.0}
-    for b in range(B):
-        for h in range(H):
-            qa, ka, va = (t.data[b, h] for t in (q, k, v))
-            out, lse = attention_forward(qa, ka, va, args.tile)
-            grads = attention_backward(qa, ka, va, out, lse, g[b, h], args.tile)
-            worst["output"] = max(worst["output"], np.abs(out - fused.data[b, h]).max())
-            for name, mine, t in zip(("dq", "dk", "dv"), grads, (q, k, v)):
-                worst[name] = max(worst[name], np.abs(mine - t.grad[b, h]).max())
-    print("max |difference| from the fused op: " + ", ".join(f"{n} {e:.1e}" for n, e in worst.items()))
+    print(f"\n=== 2. the engine in tiles of {args.tile} vs untiled, (B, H, T, D) = {(B, H, T, D)}, float64 ===")
+    arrays = [rng.standard_normal((B, H, T, D)) for _ in range(3)]
+    g = rng.standard_normal((B, H, T, D))
+    with engine_tiles(True, args.tile):
+        tiled = values_and_grads(F.scaled_dot_product_attention, arrays, g, np.float64)
+    with engine_tiles(False):
+        untiled = values_and_grads(F.scaled_dot_product_attention, arrays, g, np.float64)
+    twin = values_and_grads(reference.scaled_dot_product_attention, arrays, g, np.float64)
+    names = ("output", "dq", "dk", "dv")
+    worst = {n: np.abs(a - b).max() for n, a, b in zip(names, tiled, untiled)}
+    print("max |tiled - untiled|: " + ", ".join(f"{n} {e:.1e}" for n, e in worst.items()))
+    to_twin = (f"{n} {np.abs(a - b).max():.1e}" for n, a, b in zip(names, tiled, twin))
+    print("max |tiled - twin|:    " + ", ".join(to_twin))
     print("tiled forward and backward equal the fused op:", all(e < 1e-12 for e in worst.values()))
 
-    print("\n=== 3. what the tiles saved ===")
-    n_tiles = -(-T // args.tile)
-    visited = sum(len(key_tiles(r0, min(T, r0 + args.tile), T, 0, args.tile)) for r0 in range(0, T, args.tile))
-    print(f"score tiles computed: {visited} of {n_tiles * n_tiles} ({visited / n_tiles ** 2:.0%}); the rest lie "
-          "wholly in the future")
-    print(f"largest score array held at once: {args.tile} x {args.tile} per (batch, head), "
-          f"instead of {T} x {T}")
-    full = 8 * 12 * 1024 * 1024 * 4
-    print(f"for GPT-2 small at batch 8 x 1024 tokens in float32: {full / 2 ** 20:.0f} MiB of scores per layer "
-          "that a tiled kernel never writes")
+    T = 1024 if args.quick else 4096
+    print(f"\n=== 3. what the tiles saved: one head, T = {T}, D = 16, float32, causal ===")
+    arrays = [rng.standard_normal((1, 1, T, 16)).astype(np.float32) for _ in range(3)]
+    g = rng.standard_normal((1, 1, T, 16)).astype(np.float32)
+    with engine_tiles(False):
+        whole = peak_memory_mb(arrays, g)
+    with engine_tiles(True):
+        tiles = peak_memory_mb(arrays, g)
+    print(f"most memory held during forward + backward: untiled {whole:.1f} MiB, tiled {tiles:.2f} MiB "
+          f"(one (T, T) float32 array is {T * T * 4 / 2 ** 20:.0f} MiB)")
+    rows = attention_tiles.row_tiles(T)
+    made = sum(len(attention_tiles.key_tiles(r0, r1, T, True, 0, np.float32)) for r0, r1 in rows)
+    every = len(rows) * len(attention_tiles.key_tiles(0, T, T, False, 0, np.float32))
+    print(f"tiles of {attention_tiles.ROWS} rows x {attention_tiles.KEYS} keys computed: {made} of {every} "
+          f"({made / every:.0%}); the rest lie wholly in the future")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import tinytensor.functional as F
 from tinytensor import backend, nn, random
 
 from .family_config import LlamaConfig, Qwen3Config
-from .gqa import grouped_attention
 from .model import LanguageModel, _embedding, _linear
 
 
@@ -79,7 +78,8 @@ class GroupedQueryAttention(nn.Module):
         if cache is not None:
             k, v = cache.append(layer, k, v)                    # (B, H_kv, S, D): only the kv heads are kept
         p = self.drop_rate if self.training else 0.0
-        out = grouped_attention(q, k, v, causal=True, dropout_p=p, training=self.training)   # (B, H, T, D)
+        # grouped-query attention: k, v hold H_kv heads, each read by H / H_kv query heads (no copies)
+        out = F.scaled_dot_product_attention(q, k, v, causal=True, dropout_p=p, training=self.training)  # (B, H, T, D)
         return self.proj(out.transpose(0, 2, 1, 3).reshape(B, T, H * D))
 
 

@@ -67,3 +67,12 @@ def test_gpu_check_dry_run_lists_every_stage(tmp_path):
         assert f"=== {stage} (limit" in proc.stdout or f"=== {stage}: skipped: " in proc.stdout, stage
     assert "--modes fp32,tf32,bf16" in proc.stdout and "--new-kernels flash_attention" in proc.stdout
     assert "the benchmark scripts start" in proc.stdout
+
+
+def test_long_context_bench_runs_ours_alone():
+    proc = _run("benchmarks/long_context_bench.py", "--frameworks", "ours", "--contexts", "64,128", "--rounds", "1",
+                "--steps", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "| 64 |" in proc.stdout and "| 128 |" in proc.stdout and "ours peak MB" in proc.stdout
+    bad = _run("benchmarks/long_context_bench.py", "--frameworks", "neither")
+    assert bad.returncode == 2 and "--frameworks" in bad.stderr

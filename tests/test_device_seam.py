@@ -202,6 +202,8 @@ OP_CASES = [
     ("attention", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True), [(2, 2, 3, 4)] * 3, _any),
     ("attention_kv", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True),
      [(1, 2, 2, 4), (1, 2, 5, 4), (1, 2, 5, 4)], _any),
+    ("attention_grouped", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=True),
+     [(1, 4, 3, 4), (1, 2, 5, 4), (1, 2, 5, 4)], _any),
 ]
 
 # run with a fixed seed on each device, so the host-drawn masks are the same

@@ -24,6 +24,7 @@ from . import config
 
 MIN_ELEMENTS = 1 << 18        # below about a megabyte the thread hand-off costs more than it saves
 BLAS_MIN_WORK = 1 << 21       # multiply-adds below which a matrix product stays in one call
+CACHE_BLOCK = 1 << 16         # elements per block of for_row_blocks: a few such arrays fit a core's L2 cache
 _pool = None
 _region = threading.Lock()    # one parallel region at a time; others (and nested ones) run inline
 _inside = threading.local()
@@ -198,13 +199,17 @@ def on_one_thread(fn):
 
 
 def for_row_blocks(fn, *arrays, uses_blas=False):
-    """Call ``fn(*blocks)`` on matching row blocks of ``arrays`` (same leading dimension), in parallel
-    when the arrays are large NumPy arrays and more than one worker is allowed."""
+    """Call ``fn(*blocks)`` on matching row blocks of ``arrays`` (same leading dimension) of about
+    CACHE_BLOCK elements each, taken by the threads as each is free, when the arrays are large NumPy
+    arrays. An op that makes several passes then reads each block from memory once: its later passes
+    find the block in the core's cache (GELU: 8 passes forward, 11 backward)."""
     first = arrays[0]
-    blocks = spans(first.shape[0], first.size, MIN_ELEMENTS) if type(first) is np.ndarray and first.ndim else []
-    if len(blocks) < 2:
+    if type(first) is not np.ndarray or not first.ndim or first.size < MIN_ELEMENTS:
         fn(*arrays)
         return
+    n = first.shape[0]
+    rows = max(1, CACHE_BLOCK * n // first.size)
+    blocks = [(lo, min(n, lo + rows)) for lo in range(0, n, rows)]
     run(lambda span: fn(*(a[span[0]:span[1]] for a in arrays)), blocks, uses_blas=uses_blas)
 
 

@@ -94,13 +94,23 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 
 
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
-    """softmax(q k^T / sqrt(D) + mask) v, with dropout on the weights: q (B, H, T, D), k and v (B, H, S, D)."""
+    """softmax(q k^T / sqrt(D) + mask) v, with dropout on the weights: q (B, H, T, D), k and v (B, H_kv, S, D).
+    With fewer key/value heads than query heads (grouped-query attention), each serves H / H_kv of them."""
+    if q.ndim >= 3 and 0 < k.shape[-3] < q.shape[-3]:
+        groups = q.shape[-3] // k.shape[-3]
+        k, v = repeat_kv(k, groups), repeat_kv(v, groups)
     T, S, D = q.shape[-2], k.shape[-2], q.shape[-1]
     scores = (q @ k.swapaxes(-1, -2)) / math.sqrt(D)                        # (B, H, T, S)
     if causal:                                       # query i sees keys j <= i + (S - T)
         scores = scores.masked_fill(causal_mask(T, S, backend.xp_of(q.data)), -math.inf)
     weights = dropout(softmax(scores), dropout_p, training)
     return weights @ v                                                       # (B, H, T, D)
+
+
+def repeat_kv(x, groups):
+    """(..., H_kv, S, D) -> (..., H_kv * groups, S, D): query head h reads key/value head h // groups.
+    Indexing copies; its backward adds each copy's gradient back into the head it came from."""
+    return x[..., [h // groups for h in range(x.shape[-3] * groups)], :, :]
 
 
 def linear(x, weight, bias=None):

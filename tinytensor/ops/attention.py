@@ -3,13 +3,21 @@
 Its composed twin: ``reference.scaled_dot_product_attention``. Read top-down: the math (each step of
 forward and backward on one block of queries), the op, then the schedule that applies the math: groups
 of heads on threads, causal query blocks that skip the keys they cannot see, and on a GPU fused kernels
-and strided products.
+and strided products. Long contexts on the CPU take the tiled path instead (attention_tiles.py: the
+same math a tile at a time, no (T, S) array held), except with dropout, whose keep-mask is drawn over
+the whole (T, S) as the twin draws it.
+
+Grouped-query attention: k and v may have fewer heads than q (H_kv dividing H); query head h then reads
+key/value head h // (H / H_kv). The schedules see every array as (..., H_kv, G, T, D), the G query heads
+of a group side by side over one key/value head (G = 1 for k and v, broadcast in the products), so
+nothing is copied per group; dk and dv sum what the group's heads send back.
 """
 import math
 
 import numpy as np
 
 from .. import amp, backend, config, cuda_blas, cuda_kernels, flash_attention, parallel, reference
+from . import attention_tiles
 from ..tensor import Tensor
 from .common import row_dots, same_device
 from .dropout import dropout_mask
@@ -51,11 +59,11 @@ def _softmax_(s, bias, shift=True):
 SAFE_SCORE = 40.0   # exp(s) for |s| below this stays far inside float32's normal range (about e^-87 to e^88)
 
 
-def scores_are_small(qs, k):
-    """True when no score qs_i . k_j can reach SAFE_SCORE in size: |q . k| <= |q| |k| (Cauchy-Schwarz)."""
+def scores_are_small(qs, k, scale=1.0):
+    """True when no score (qs_i . k_j) scale can reach SAFE_SCORE in size: |q . k| <= |q| |k| (Cauchy-Schwarz)."""
     if qs.size == 0 or k.size == 0:
         return False
-    largest = row_dots(qs, qs).max() * row_dots(k, k).max()
+    largest = row_dots(qs, qs).max() * row_dots(k, k).max() * (scale * scale)
     return bool(largest < SAFE_SCORE * SAFE_SCORE)      # False for inf or nan too
 
 
@@ -89,22 +97,64 @@ def _grad_queries(mm, ds, k, scale, dq):
 
 
 def _grad_keys_values(mm, pd, ds, g, qs, dk, dv):
-    """dv = pd^T g (out = pd v) and dk = ds^T qs (s = qs k^T)."""
+    """dv = pd^T g (out = pd v) and dk = ds^T qs (s = qs k^T); with grouped-query attention, summed over
+    the G query heads (axis -3) that read one key/value head."""
     xp = backend.xp_of(pd)
-    mm(xp.swapaxes(pd, -1, -2), g, dv)
-    mm(xp.swapaxes(ds, -1, -2), qs, dk)
+    for a, b, grad in ((pd, g, dv), (ds, qs, dk)):
+        if a.shape[-3] == 1:
+            mm(xp.swapaxes(a, -1, -2), b, grad)
+        else:
+            xp.sum(xp.matmul(xp.swapaxes(a, -1, -2), b), axis=-3, keepdims=True, out=grad)
 
 
 # ----- the op -----
 
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
-    """q (B, H, T, D), k and v (B, H, S, D) -> (B, H, T, D)."""
+    """q (B, H, T, D), k and v (B, H_kv, S, D) -> (B, H, T, D); H_kv = H (multi-head attention) or a
+    divisor of H (grouped-query attention: each key/value head serves H / H_kv query heads)."""
     if amp.is_active():                    # 16-bit in and out, softmax in float32 (amp.py)
         return amp.attention(scaled_dot_product_attention, q, k, v, causal, dropout_p, training,
                              native=flash_attention.takes_low_precision(dropout_p if training else 0.0))
-    if q.ndim < 2 or k.shape != v.shape or q.shape[-1] != k.shape[-1] or q.shape[:-2] != k.shape[:-2]:
+    groups = _check(q, k, v, causal)
+    if config.reference_ops:
+        return reference.scaled_dot_product_attention(q, k, v, causal, dropout_p, training)
+    xp = backend.xp_of(q.data)
+    if groups > 1 and xp is not np:
+        # GPU: its products take no broadcast operand (cuda_blas), so each key/value head is repeated for
+        # the G query heads it serves, a copy of k and v as in the twin; autograd sums dk, dv back
+        k, v, groups = reference.repeat_kv(k, groups), reference.repeat_kv(v, groups), 1
+    if flash_attention.applies(q, k, v, dropout_p if training else 0.0):   # GPU, when switched on
+        return flash_attention.attention(q, k, v, causal)
+    kv_heads = k.shape[-3] if k.ndim >= 3 else 1
+    qd, kd, vd = grouped(q.data, kv_heads, groups), grouped(k.data, kv_heads, 1), grouped(v.data, kv_heads, 1)
+    T, S = q.shape[-2], k.shape[-2]
+    dropout_p = dropout_p if training else 0.0
+    if attention_tiles.chosen(T, S, dropout_p, xp):
+        out = result_array(q.shape, q.dtype, xp)
+        shift = not scores_are_small(qd, kd, 1.0 / math.sqrt(q.shape[-1]))
+        schedule = attention_tiles.TiledSchedule(qd, kd, vd, grouped(out, kv_heads, groups), causal, shift)
+    else:
+        schedule = _Schedule(qd, kd, vd, causal, dropout_p)
+        out = schedule.out.reshape(q.shape)
+    schedule.forward()
+
+    def backward(g):
+        grads = schedule.backward(grouped(g, kv_heads, groups))
+        return tuple(grad.reshape(x.shape) for grad, x in zip(grads, (q, k, v)))
+    return Tensor._make(out, (q, k, v), backward, "scaled_dot_product_attention")
+
+
+def _check(q, k, v, causal):
+    """The number of query heads per key/value head (G), or a clear error for shapes that do not fit."""
+    heads, kv_heads = (q.shape[-3], k.shape[-3]) if q.ndim >= 3 and k.ndim >= 3 else (1, 1)
+    if q.ndim < 2 or q.ndim != k.ndim or k.shape != v.shape or q.shape[-1] != k.shape[-1] \
+            or q.shape[:-3] != k.shape[:-3]:
         raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape}, v {v.shape}; "
-                         "expected (B, H, T, D), (B, H, S, D), (B, H, S, D)")
+                         "expected (B, H, T, D), (B, H_kv, S, D), (B, H_kv, S, D)")
+    if (heads % kv_heads if kv_heads else heads):
+        raise ValueError(f"scaled_dot_product_attention: q {q.shape} has {heads} heads and k, v {k.shape} "
+                         f"have {kv_heads}; the query heads must be a multiple of the key/value heads "
+                         "(grouped-query attention)")
     if not q.dtype == k.dtype == v.dtype:
         raise TypeError(f"scaled_dot_product_attention: q, k, v are {q.dtype}, {k.dtype}, {v.dtype}; "
                         "they need one dtype")
@@ -112,13 +162,14 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     if causal and k.shape[-2] < q.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: causal attention needs at least as many keys "
                          f"({k.shape[-2]}) as queries ({q.shape[-2]})")
-    if config.reference_ops:
-        return reference.scaled_dot_product_attention(q, k, v, causal, dropout_p, training)
-    if flash_attention.applies(q, k, v, dropout_p if training else 0.0):   # GPU, when switched on
-        return flash_attention.attention(q, k, v, causal)
-    schedule = _Schedule(q.data, k.data, v.data, causal, dropout_p if training else 0.0)
-    schedule.forward()
-    return Tensor._make(schedule.out, (q, k, v), schedule.backward, "scaled_dot_product_attention")
+    return heads // kv_heads if kv_heads else 1
+
+
+def grouped(a, kv_heads, groups):
+    """a (..., H, T, D) viewed as (..., H_kv, G, T, D) with H = H_kv G (k and v: G = 1): the query heads
+    that share a key/value head side by side. No copy: one axis is split in two. (T, D): one head."""
+    lead = a.shape[:-3] if a.ndim >= 3 else ()
+    return a.reshape(lead + (kv_heads, groups) + a.shape[-2:])
 
 
 # ----- the schedule: which blocks, on which thread, in which memory layout -----
@@ -154,22 +205,31 @@ def _product(xp):
     return lambda a, b, out: xp.matmul(a, b, out=out)
 
 
+def result_array(shape, dtype, xp):
+    """An empty (..., H, T, D) result with heads inside tokens, (..., T, H, D) in memory, so the usual
+    out.transpose(0, 2, 1, 3).reshape(B, T, H * D) that follows needs no copy."""
+    if len(shape) < 3:
+        return xp.empty(shape, dtype=dtype)
+    return xp.swapaxes(xp.empty(shape[:-3] + (shape[-2], shape[-3], shape[-1]), dtype=dtype), -2, -3)
+
+
 class _Schedule:
     """One call of the op: every choice between CPU and GPU, threads, blocks and layouts, made once here;
-    ``forward()`` and ``backward(g)`` apply the math above piece by piece (a piece: a group of heads)."""
+    ``forward()`` and ``backward(g)`` apply the math above piece by piece (a piece: some key/value heads
+    with their groups of query heads). q is (..., H_kv, G, T, D), k and v (..., H_kv, 1, S, D): ``grouped``."""
 
     def __init__(self, q, k, v, causal, dropout_p):
         xp = self.xp = backend.xp_of(q)
-        T, S, D = q.shape[-2], k.shape[-2], q.shape[-1]
+        G, T, S, D = q.shape[-3], q.shape[-2], k.shape[-2], q.shape[-1]
         lead = q.shape[:-2]
         self.causal, self.scale = causal, q.dtype.type(1.0 / math.sqrt(D))
         self.q, self.k, self.v = q, k, v                   # BLAS takes strided views (unit last stride) as they are
         self.bias = causal_bias(T, S, q.dtype, xp) if causal else None   # -inf above the diagonal
         self.qs = xp.empty(q.shape, dtype=q.dtype)         # queries times the scale, kept for backward
-        self.p = xp.empty(lead + (T, S), dtype=q.dtype)    # attention weights (B, H, T, S)
+        self.p = xp.empty(lead + (T, S), dtype=q.dtype)    # attention weights (B, H_kv, G, T, S)
         self.keep = dropout_mask(self.p.shape, dropout_p, q.dtype, backend.device_of(q)) if dropout_p else None
         self.pd = xp.empty_like(self.p) if self.keep is not None else self.p    # weights after dropout
-        self.pieces = _heads_in_parallel(lead, T, S, xp)
+        self.pieces = _heads_in_parallel(k.shape[:-3], G * T, S, xp)
         self.blocks = query_blocks(T, S, causal, xp)
         self.mm = _product(xp)
         self.one_call = xp is not np and self.mm is cuda_blas.matmul_into
@@ -178,12 +238,8 @@ class _Schedule:
             # each product over all (batch, head) pairs is a single call (copying k and v costs far less)
             self.k, self.v = xp.ascontiguousarray(k), xp.ascontiguousarray(v)
             self.out = xp.empty(q.shape, dtype=q.dtype)
-        elif q.ndim >= 3:
-            # write the result with heads inside tokens, (B, T, H, D) in memory, so the usual
-            # out.transpose(0, 2, 1, 3).reshape(B, T, H * D) that follows needs no copy
-            self.out = xp.swapaxes(xp.empty(lead[:-1] + (T, lead[-1], D), dtype=q.dtype), -2, -3)
         else:
-            self.out = xp.empty(q.shape, dtype=q.dtype)
+            self.out = result_array(lead[:-2] + (lead[-2] * G, T, D), q.dtype, xp).reshape(q.shape)
         # on a GPU: mask and softmax (and its backward) in one kernel pass over all the blocks' score rows; a
         # row never reads past its last visible key, so the unused corner of a block-cut matrix is never read
         self.fused = cuda_kernels.use(xp, "attention_softmax") and cuda_kernels.attention_softmax_supported(self.p)

@@ -1,0 +1,216 @@
+"""Attention in tiles (tinytensor/ops/attention_tiles.py) and grouped-query attention, against the twin.
+
+The tiles are made tiny here (a few rows and keys) so that small shapes cross many tile edges: T not a
+multiple of the tile, S > T (a KV cache), causal and not, several query heads per key/value head, and
+scores large enough that the online softmax must rescale. ``tracemalloc`` sees NumPy's allocations, so
+the promise that no (T, S) array is held is checked by measuring.
+"""
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinytensor as tt
+import tinytensor.functional as F
+from tinytensor import config
+from tinytensor import reference as R
+from tinytensor.ops import attention, attention_tiles
+
+
+@pytest.fixture
+def tiles(monkeypatch):
+    """Every call runs in tiles of ``rows`` query rows and ``keys`` keys (3 and 4 unless set)."""
+    def use(rows=3, keys=4, minimum=0):
+        monkeypatch.setattr(attention_tiles, "ROWS", rows)
+        monkeypatch.setattr(attention_tiles, "KEYS", keys)
+        monkeypatch.setattr(attention_tiles, "MIN_SCORES", minimum)
+    use()
+    return use
+
+
+def untiled(monkeypatch):
+    monkeypatch.setattr(attention_tiles, "MIN_SCORES", 10 ** 18)
+
+
+def values_and_grads(fn, arrays, g, dtype=np.float64):
+    tensors = [tt.tensor(a, dtype=dtype, requires_grad=True) for a in arrays]
+    out = fn(*tensors)
+    out.backward(g.astype(dtype))
+    return [out.data] + [t.grad for t in tensors]
+
+
+def assert_close(got, want, rtol=1e-9, atol=1e-11):
+    for name, a, b in zip(("out", "dq", "dk", "dv"), got, want):
+        assert a.shape == b.shape, name
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=name)
+
+
+@st.composite
+def attention_case(draw):
+    """q (B, H, T, D), k and v (B, H_kv, S, D) with H = H_kv G, causal or not, scores small or large."""
+    B, kv_heads, groups = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    T, D = draw(st.integers(1, 11)), draw(st.integers(1, 4))
+    causal = draw(st.booleans())
+    S = draw(st.integers(T if causal else 1, 13))
+    size = draw(st.sampled_from([1.0, 30.0]))             # 30: scores past SAFE_SCORE, the max shift on
+    seed = draw(st.integers(0, 2 ** 16))
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((B, kv_heads * groups, T, D)) * size
+    k, v = rng.standard_normal((2, B, kv_heads, S, D))
+    return q, k, v, rng.standard_normal(q.shape), causal
+
+
+@given(case=attention_case())
+def test_tiles_match_the_twin_and_the_untiled_op(case):
+    q, k, v, g, causal = case
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(attention_tiles, "ROWS", 3)
+        mp.setattr(attention_tiles, "KEYS", 4)
+        mp.setattr(attention_tiles, "MIN_SCORES", 0)
+        tiled = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
+                                 [q, k, v], g)
+        untiled(mp)
+        whole = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
+                                 [q, k, v], g)
+    twin = values_and_grads(lambda q, k, v: R.scaled_dot_product_attention(q, k, v, causal=causal), [q, k, v], g)
+    assert_close(tiled, twin)
+    assert_close(whole, twin)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_tiles_gradcheck(tiles, causal, groups):
+    rng = np.random.default_rng(groups)
+    q = tt.tensor(rng.standard_normal((1, 2 * groups, 7, 3)), dtype=np.float64, requires_grad=True)
+    k, v = (tt.tensor(rng.standard_normal((1, 2, 9, 3)), dtype=np.float64, requires_grad=True) for _ in range(2))
+    assert attention_tiles.chosen(7, 9, 0.0, np)
+    assert tt.gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal), q, k, v)
+
+
+def test_float32_tiles_match_the_float64_twin(tiles):
+    tiles(rows=16, keys=32)
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal((2, 2, 70, 8)) for _ in range(3))
+    g = rng.standard_normal(q.shape)
+    got = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [q, k, v], g, np.float32)
+    want = values_and_grads(lambda q, k, v: R.scaled_dot_product_attention(q, k, v), [q, k, v], g)
+    assert all(a.dtype == np.float32 for a in got)
+    assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows,keys", [(3, 4), (5, 2)])
+@pytest.mark.parametrize("T,S,causal", [(7, 7, True), (5, 12, True), (7, 9, False), (1, 4, True)])
+def test_key_tiles_cover_exactly_the_keys_each_row_sees(tiles, T, S, causal, rows, keys):
+    """Each tile pair's keys, with its mask, are the visible keys of every row, each key once;
+    causal tiles wholly in the future are not made at all (also with fewer keys than rows per tile)."""
+    tiles(rows=rows, keys=keys)
+    offset = S - T
+    for r0, r1 in attention_tiles.row_tiles(T):
+        seen = np.zeros((r1 - r0, S), dtype=int)
+        for lo, hi, bias in attention_tiles.key_tiles(r0, r1, S, causal, offset, np.float64):
+            visible = np.ones((r1 - r0, hi - lo), dtype=int)
+            if bias is not None:
+                visible[:, visible.shape[1] - bias.shape[1]:] = bias == 0
+            seen[:, lo:hi] += visible
+        rows = np.arange(r0, r1)[:, None]
+        want = (np.arange(S)[None, :] <= rows + offset) if causal else np.ones((r1 - r0, S), dtype=bool)
+        np.testing.assert_array_equal(seen, want.astype(int))
+
+
+def test_tiles_never_hold_the_score_matrix(monkeypatch):
+    """Forward and backward at T = S = 2048 on one head: the tiled path's peak of NumPy memory stays far
+    below the 16 MB of one (T, S) float32 array; the untiled path needs several of them."""
+    rng = np.random.default_rng(0)
+    q, k, v = (tt.tensor(rng.standard_normal((1, 1, 2048, 8)) * 0.3, requires_grad=True) for _ in range(3))
+    g = rng.standard_normal(q.shape).astype(np.float32)
+    scores_bytes = 2048 * 2048 * 4
+
+    def peak():
+        tracemalloc.start()
+        try:
+            F.scaled_dot_product_attention(q, k, v, causal=True).backward(g)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert attention_tiles.chosen(2048, 2048, 0.0, np)
+    assert peak() < scores_bytes / 4
+    untiled(monkeypatch)
+    assert peak() > scores_bytes
+
+
+def test_the_backward_split_over_threads_matches_one_thread(tiles, monkeypatch):
+    """With fewer key/value heads than threads, the rows of one head are shared out and each part sums
+    its own dk, dv; the result must not depend on the split."""
+    rng = np.random.default_rng(2)
+    q, k, v = rng.standard_normal((1, 3, 10, 4)), rng.standard_normal((1, 1, 10, 4)), rng.standard_normal((1, 1, 10, 4))
+    g = rng.standard_normal(q.shape)
+    results = []
+    for threads in (1, 3, 5):
+        monkeypatch.setattr(config, "threads", threads)
+        results.append(values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [q, k, v], g))
+    assert_close(results[1], results[0])
+    assert_close(results[2], results[0])
+
+
+def test_dropout_keeps_the_untiled_path_and_the_twins_mask(tiles):
+    assert not attention_tiles.chosen(4096, 4096, 0.1, np) and attention_tiles.chosen(4096, 4096, 0.0, np)
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((1, 2, 6, 3)) for _ in range(3))
+    g = rng.standard_normal(q.shape)
+
+    def seeded(impl):
+        def fn(q, k, v):
+            tt.manual_seed(11)
+            return impl.scaled_dot_product_attention(q, k, v, dropout_p=0.3)
+        return fn
+    assert_close(values_and_grads(seeded(F), [q, k, v], g), values_and_grads(seeded(R), [q, k, v], g))
+
+
+# ----- grouped-query attention -----
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_grouped_query_attention_equals_repeated_heads(causal):
+    """Each key/value head serves H / H_kv query heads: the same as multi-head attention over k and v
+    with each head repeated, in values and gradients (dk, dv summed over the group)."""
+    rng = np.random.default_rng(4)
+    q, k, v = rng.standard_normal((2, 6, 5, 3)), rng.standard_normal((2, 2, 7, 3)), rng.standard_normal((2, 2, 7, 3))
+    g = rng.standard_normal(q.shape)
+    grouped = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal), [q, k, v], g)
+    rep = np.repeat(k, 3, axis=1), np.repeat(v, 3, axis=1)
+    full = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal), [q, *rep], g)
+    np.testing.assert_allclose(grouped[0], full[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grouped[1], full[1], rtol=1e-12, atol=1e-12)
+    for mine, theirs in zip(grouped[2:], full[2:]):                 # dk, dv: the sum over each group's copies
+        np.testing.assert_allclose(mine, theirs.reshape(2, 2, 3, 7, 3).sum(axis=2), rtol=1e-12, atol=1e-12)
+
+
+def test_grouped_views_do_not_copy():
+    q = np.zeros((2, 7, 6, 5, 3)).transpose(2, 0, 3, 1, 4)[0]      # (2, 5, 7, 3), heads strided as in the GPT
+    k = np.zeros((2, 1, 4, 3))
+    assert np.shares_memory(attention.grouped(q, 1, 5), q)
+    assert attention.grouped(q, 1, 5).shape == (2, 1, 5, 7, 3)
+    assert np.shares_memory(attention.grouped(k, 1, 1), k)
+
+
+def test_grouped_query_attention_through_the_twin_switch():
+    rng = np.random.default_rng(6)
+    q, k, v = rng.standard_normal((1, 4, 3, 2)), rng.standard_normal((1, 2, 3, 2)), rng.standard_normal((1, 2, 3, 2))
+    g = rng.standard_normal(q.shape)
+    fused = values_and_grads(F.scaled_dot_product_attention, [q, k, v], g)
+    with tt.reference_ops():
+        twin = values_and_grads(F.scaled_dot_product_attention, [q, k, v], g)
+    assert_close(fused, twin)
+
+
+@pytest.mark.parametrize("q_shape,kv_shape,message", [
+    ((1, 6, 3, 2), (1, 4, 3, 2), r"q \(1, 6, 3, 2\) has 6 heads and k, v \(1, 4, 3, 2\) have 4.*multiple"),
+    ((1, 2, 3, 2), (1, 4, 3, 2), r"q \(1, 2, 3, 2\) has 2 heads and k, v \(1, 4, 3, 2\) have 4"),
+    ((1, 2, 3, 2), (1, 0, 3, 2), r"has 2 heads and k, v \(1, 0, 3, 2\) have 0"),
+    ((2, 2, 3, 2), (1, 2, 3, 2), r"q \(2, 2, 3, 2\), k \(1, 2, 3, 2\).*\(B, H_kv, S, D\)"),
+])
+def test_head_counts_that_do_not_divide_are_one_clear_error(q_shape, kv_shape, message):
+    q, kv = tt.ones(*q_shape), tt.ones(*kv_shape)
+    with pytest.raises(ValueError, match=message):
+        F.scaled_dot_product_attention(q, kv, kv)

@@ -1,0 +1,199 @@
+"""Attention in tiles on the CPU (FlashAttention-2's idea): no (T, S) array is ever held.
+
+``scaled_dot_product_attention`` (attention.py) takes this path for long contexts; the math is the same
+as there (and as its twin, ``reference.scaled_dot_product_attention``), only its order differs, and
+examples/12 walks through it one row at a time. Read top-down: the math on one tile of query rows, then
+the schedule (which tiles, which jobs on which thread).
+
+Forward, for a tile of query rows, the keys they see taken a tile at a time (the online softmax): each
+row keeps only its largest score so far m and
+    acc = [sum_j e_j v_j, sum_j e_j]      with e_j = exp(s_j - m)
+and when a new tile raises m, what was summed shrinks by exp(m_old - m_new). After the last tile
+out = acc[:D] / acc[D], and the log-sum-exp lse = m + log(acc[D]) is all the backward needs besides
+out: it rebuilds each tile's weights exactly, p = exp(s - lse), and applies attention.py's formulas,
+with rowsum(dp p) = g . out (called delta here).
+
+Three products carry the per-row numbers in one extra column, instead of passes over the tile:
+    [qs, -lse] [k, 1]^T = s - lse        [g, -delta] [v, 1]^T = g v^T - delta
+    p [v, 1] = [p v, rowsum(p)]
+so ``qa`` holds the scaled queries with -lse beside them, and ``ka``, ``va`` the keys and values with ones.
+"""
+import math
+
+import numpy as np
+
+from .. import config, parallel
+from .common import row_dots
+from .masks import causal_bias
+
+# ----- the math: one tile of query rows of one head against the keys it sees -----
+
+
+def forward_rows(qa, ka, va, key_tiles, out, shift):
+    """Attention of the query rows ``qa`` (rows, D + 1) = [qs, 0] over the key tiles: out (rows, D) is
+    written, and the rows' log-sum-exp returned. ``key_tiles``: (lo, hi, bias) with bias None or the
+    causal mask of the tile's last columns. ``shift=False`` when no score can overflow exp
+    (attention.scores_are_small): m then stays 0 and nothing needs rescaling."""
+    rows, D = out.shape
+    acc = np.zeros((rows, D + 1), dtype=out.dtype)      # [sum e v, sum e]
+    m = np.full(rows, -np.inf if shift else 0.0, dtype=out.dtype)
+    s_buf = np.empty((rows, max(hi - lo for lo, hi, _ in key_tiles)), dtype=out.dtype)
+    part = np.empty_like(acc)
+    for lo, hi, bias in key_tiles:
+        s = s_buf[:, :hi - lo]
+        np.matmul(qa, ka[lo:hi].T, out=s)               # s = qs k^T (qa's last column is 0 here)
+        if bias is not None:
+            s[:, s.shape[1] - bias.shape[1]:] += bias
+        if shift:                                       # the online softmax: a larger max shrinks the sums
+            m_new = np.maximum(m, s.max(axis=1))
+            s -= m_new[:, None]
+            acc *= np.exp(m - m_new)[:, None]
+            m = m_new
+        np.exp(s, out=s)                                # e = exp(s - m)
+        acc += np.matmul(s, va[lo:hi], out=part)        # [e v, rowsum(e)]
+    np.divide(acc[:, :D], acc[:, D:], out=out)
+    return m + np.log(acc[:, D])
+
+
+def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale):
+    """Gradients from the query rows qa = [qs, -lse] with g = dL/dout and ga = [g, -delta]: dq (rows, D)
+    is written (dq = ds k / sqrt(D)); dk and dv (keys, D) are added to (dk += ds^T qs, dv += p^T g).
+    Per tile, as in attention.py: p = exp(s - lse), dp = g v^T, ds = p (dp - delta)."""
+    qs, k = qa[:, :-1], ka[:, :-1]
+    dq[...] = 0
+    p_buf = np.empty((qa.shape[0], max(hi - lo for lo, hi, _ in key_tiles)), dtype=qa.dtype)
+    ds_buf = np.empty_like(p_buf)
+    for lo, hi, bias in key_tiles:
+        p, ds = p_buf[:, :hi - lo], ds_buf[:, :hi - lo]
+        np.matmul(qa, ka[lo:hi].T, out=p)               # s - lse
+        if bias is not None:
+            p[:, p.shape[1] - bias.shape[1]:] += bias
+        np.exp(p, out=p)                                # the forward's weights, exactly
+        dv[lo:hi] += p.T @ g                            # out = p v
+        np.matmul(ga, va[lo:hi].T, out=ds)              # dp - delta
+        ds *= p                                         # ds = p (dp - delta)
+        dq += ds @ k[lo:hi]                             # s = qs k^T
+        dk[lo:hi] += ds.T @ qs
+    dq *= scale
+
+
+# ----- the schedule: which tiles, which jobs, which thread -----
+
+ROWS = 256          # query rows per tile
+KEYS = 512          # keys per tile (a causal row tile's first key tile is at least as wide as its rows)
+MIN_SCORES = 512 * 512     # T * S per head from which tiles are used (below, the untiled path is faster)
+
+
+def chosen(T, S, dropout_p, xp):
+    """Whether attention of T queries over S keys runs in tiles: on the CPU, for long contexts, without
+    dropout. Dropout keeps the untiled path, whose keep-mask is drawn over the whole (T, S) exactly as
+    the twin draws it (the same numbers for the same seed)."""
+    return xp is np and not dropout_p and T * S >= max(1, MIN_SCORES)
+
+
+def key_tiles(r0, r1, S, causal, offset, dtype):
+    """(lo, hi, bias) for query rows r0:r1: the keys they see, cut into tiles of at most KEYS from the
+    last one back, so the one tile that holds the diagonal comes first, with its mask over its last
+    r1 - r0 columns; tiles wholly in the rows' future are never made. Queries are aligned to the end
+    of the keys (``offset`` = S - T, a KV cache): query i sees keys j <= i + offset when causal."""
+    end = offset + r1 if causal else S
+    bias = causal_bias(r1 - r0, r1 - r0, dtype, np) if causal else None
+    width = max(KEYS, r1 - r0)          # so the mask fits in the first tile
+    tiles = []
+    for hi in range(end, 0, -width):
+        tiles.append((max(0, hi - width), hi, bias))
+        bias = None
+    return tiles
+
+
+def row_tiles(T):
+    """(r0, r1) tiles of ROWS query rows."""
+    return [(r0, min(T, r0 + ROWS)) for r0 in range(0, T, ROWS)]
+
+
+class TiledSchedule:
+    """One call of the op in tiles. Arrays are grouped views (``..., kv heads, G, T, D``): the G query
+    heads of a group share one key/value head, and with ``kv`` an index of the (..., kv heads) axes,
+    ``qa[kv][h]`` is a (T, D + 1) matrix (query head h of the group) and ``ka[kv]`` an (S, D + 1) one. ``forward()`` runs jobs of one
+    (kv, g, row tile) each, the longest first; ``backward(g)`` one job per (kv) group, or parts of its
+    rows when there are fewer groups than threads."""
+
+    def __init__(self, q, k, v, out, causal, shift):
+        self.causal, self.shift, self.out = causal, shift, out
+        G, T, D = q.shape[-3:]
+        S = k.shape[-2]
+        self.scale = q.dtype.type(1.0 / math.sqrt(D))
+        self.offset = S - T
+        lead = k.shape[:-3]                             # (..., kv heads)
+        self.groups = list(np.ndindex(*lead))
+        self.qa = np.zeros(lead + (G, T, D + 1), dtype=q.dtype)     # [qs, -lse], -lse once known
+        np.multiply(q, self.scale, out=self.qa[..., :D])
+        self.ka, self.va = (np.ones(lead + (S, D + 1), dtype=q.dtype) for _ in range(2))
+        self.ka[..., :D], self.va[..., :D] = k[..., 0, :, :], v[..., 0, :, :]
+        self.rows = row_tiles(T)
+
+    def _tiles(self, r0, r1):
+        return key_tiles(r0, r1, self.ka.shape[-2], self.causal, self.offset, self.ka.dtype)
+
+    def forward(self):
+        G = self.qa.shape[-3]
+        jobs = [(kv, h, r0, r1) for kv in self.groups for h in range(G) for r0, r1 in self.rows]
+        jobs.sort(key=lambda job: -job[3] if self.causal else 0)      # later rows see more keys
+        parallel.run(self._forward_job, jobs, uses_blas=True)
+
+    def _forward_job(self, job):
+        kv, h, r0, r1 = job
+        qa = self.qa[kv][h, r0:r1]
+        lse = forward_rows(qa, self.ka[kv], self.va[kv], self._tiles(r0, r1), self.out[kv][h, r0:r1], self.shift)
+        qa[:, -1] = -lse
+
+    def backward(self, g):
+        """dq (..., kv heads, G, T, D), dk and dv (..., kv heads, S, D), summed over each group's heads."""
+        G, T = self.qa.shape[-3:-1]
+        dq = np.empty(self.qa.shape[:-1] + (self.qa.shape[-1] - 1,), dtype=self.qa.dtype)
+        dk, dv = (np.zeros(self.ka.shape[:-1] + (self.ka.shape[-1] - 1,), dtype=self.qa.dtype) for _ in range(2))
+        rows = [(h, r0, r1) for h in range(G) for r0, r1 in self.rows]
+        parts = _balanced(rows, -(-config.threads // len(self.groups)), self._cost) if self.groups else []
+        partial = len(parts) > 1            # several jobs share a group: each sums dk, dv on its own
+        jobs = [(kv, i, part) for kv in self.groups for i, part in enumerate(parts)]
+        sums = {}
+
+        def job(item):
+            kv, i, part = item
+            if partial:
+                sums[kv, i] = dki, dvi = np.zeros_like(dk[kv]), np.zeros_like(dv[kv])
+            else:
+                dki, dvi = dk[kv], dv[kv]
+            self._backward_rows(kv, part, g, dq[kv], dki, dvi)
+        parallel.run(job, jobs, uses_blas=True)
+        for (kv, _), (dki, dvi) in sums.items():
+            dk[kv] += dki
+            dv[kv] += dvi
+        return dq, dk, dv
+
+    def _backward_rows(self, kv, rows, g, dq, dk, dv):
+        qa, ka, va, out, g = self.qa[kv], self.ka[kv], self.va[kv], self.out[kv], g[kv]
+        for h, r0, r1 in rows:
+            ga = np.empty((r1 - r0, qa.shape[-1]), dtype=qa.dtype)   # [g, -delta], delta = g . out
+            ga[:, :-1] = g[h, r0:r1]
+            np.negative(row_dots(g[h, r0:r1], out[h, r0:r1]), out=ga[:, -1])
+            backward_rows(qa[h, r0:r1], ka, va, g[h, r0:r1], ga, self._tiles(r0, r1),
+                          dq[h, r0:r1], dk, dv, self.scale)
+
+    def _cost(self, row):
+        """Score entries a row tile computes (the keys it sees times its rows)."""
+        _, r0, r1 = row
+        return (r1 - r0) * (self.offset + r1 if self.causal else self.ka.shape[-2])
+
+
+def _balanced(items, parts, cost):
+    """``items`` cut into at most ``parts`` contiguous runs of about equal total ``cost``."""
+    total = sum(cost(x) for x in items) or 1
+    runs, run, done = [], [], 0
+    for x in items:
+        run.append(x)
+        done += cost(x)
+        if done * parts >= total * (len(runs) + 1) and len(runs) < parts - 1:
+            runs.append(run)
+            run = []
+    return runs + [run] if run else runs
