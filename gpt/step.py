@@ -12,7 +12,7 @@ A loss or gradient norm that is NaN or Inf stops the step before the optimizer a
 (``NonFiniteError``): the weights stay those of the last good step, and nothing broken gets saved.
 """
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import tinytensor as tt
@@ -43,27 +43,29 @@ def set_lr(optimizer, lr):
         group["lr"] = lr
 
 
-def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, params=None):
+def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, params=None, no_sync=None):
     """One optimizer step over ``micro_batches`` (a list); ``loss_fn(batch)`` gives a scalar loss Tensor.
 
     The gradient is that of the mean of the micro-batches' losses. ``grad_clip`` 0 or None: no clipping
     (the norm is still measured and checked). ``params``: the tensors whose gradient norm is clipped
     (default: the optimizer's, group by group). ``step`` names the step in a NonFiniteError.
-    Returns a StepResult.
+    ``no_sync``: DistributedDataParallel's ``no_sync``, entered for every micro-batch but the last, so
+    their gradients add up on each rank and are averaged across ranks once. Returns a StepResult.
     """
     if params is None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
     set_lr(optimizer, lr)
     n = len(micro_batches)
     total = 0.0
-    for batch in micro_batches:
-        loss = loss_fn(batch)
-        value = loss.item()
-        if not math.isfinite(value):
-            optimizer.zero_grad()
-            raise NonFiniteError("loss", value, step)
-        total += value
-        (loss * (1.0 / n) if n > 1 else loss).backward()
+    for i, batch in enumerate(micro_batches):
+        with no_sync() if no_sync is not None and i < n - 1 else nullcontext():
+            loss = loss_fn(batch)
+            value = loss.item()
+            if not math.isfinite(value):
+                optimizer.zero_grad()
+                raise NonFiniteError("loss", value, step)
+            total += value
+            (loss * (1.0 / n) if n > 1 else loss).backward()
     norm = optim.clip_grad_norm(params, grad_clip if grad_clip else float("inf"))
     if not math.isfinite(norm):
         optimizer.zero_grad()

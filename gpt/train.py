@@ -25,7 +25,7 @@ from tinytensor import optim, random
 from tinytensor.atomic import replacing
 
 from . import checkpoint as ckpt
-from . import runlock
+from . import parallel_run, runlock
 from .config import GPTConfig
 from .data import (BatchSampler, SlidingWindowDataset, data_digests, default_corpus, encode_cached, eval_batches,
                    read_text, text_digest, train_val_split)
@@ -76,10 +76,11 @@ class TrainConfig:
     seed: int = 1234
     init: str = "gpt2"               # or "torch": PyTorch's default layer init, as the book's code has it
     device: str = "cpu"
+    zero: bool = False               # under mpiexec: each rank keeps 1/N of AdamW's moments (ZeRO-1)
 
     # flags that may change when resuming (the rest must match the checkpoint)
     RESUMABLE = ("max_steps", "epochs", "eval_every", "eval_batches", "save_every", "sample_prompt",
-                 "sample_tokens", "device", "out")
+                 "sample_tokens", "device", "out", "zero")
     # the peak learning rate when --lr is not given: larger models need smaller steps. The GPT-2 sizes
     # take the rates the GPT-3 paper (Table 2.1) used for models of 125M, 350M, 760M and 1.3B parameters;
     # the tiny model (about a million) trains well at 2e-3.
@@ -250,6 +251,7 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     last_loss: float = None          # the mean loss of the last step
     digests: dict = field(default_factory=dict)   # of the tokenizer and the token ids, checked when resuming
+    team: parallel_run.Team = parallel_run.ALONE  # the processes of mpiexec training it (gpt/parallel_run.py)
 
     @property
     def tokens_per_step(self):
@@ -270,7 +272,9 @@ class Run:
                 "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": self.history}
 
     def save(self):
-        ckpt.save(self.a.out, self.model, self.optimizer, self.meta())
+        extra, optimizer = self.team.checkpoint(self)      # under mpiexec: every rank calls it, rank 0 writes
+        if self.team.leader:
+            ckpt.save(self.a.out, self.model, optimizer, {**self.meta(), **extra})
         self.saved_step = self.step
 
 
@@ -465,6 +469,8 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
     a = run.a
 
     def evaluation():
+        if not run.team.leader:                      # under mpiexec rank 0 alone evaluates and samples
+            return
         entry = evaluate_run(run, bar.write, stop)
         if entry is not None and on_eval is not None:
             on_eval(entry)
@@ -473,18 +479,19 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
         evaluation()
         run.save()
     while run.step < run.max_steps:
-        if stop:
+        if run.team.stopping(stop):                  # alone: `if stop`; under mpiexec every rank agrees
             if run.saved_step != run.step:
                 run.save()
             return "interrupted"
-        batches = [run.sampler.next_batch() for _ in range(a.grad_accum)]
+        batches = [run.team.share(run.sampler.next_batch()) for _ in range(a.grad_accum)]   # this rank's rows
         try:
             result = train_step(run.optimizer, lambda b: calc_loss_batch(run.model, b, a.device), batches,
                                 lr=run.lr(run.step), grad_clip=a.grad_clip, step=run.step + 1,
-                                params=run.model.parameters())
+                                params=run.model.parameters(), no_sync=run.team.no_sync)
         except NonFiniteError as e:
             raise RunFailed(f"{e}; stopped without saving it. The last good checkpoint (step {run.saved_step}) "
                             f"is in {a.out}") from None
+        result = run.team.mean(result)                   # the loss over every rank's rows
         run.step += 1
         bar.update(run.step, loss=result.loss, tokens=run.tokens_per_step)
         run.last_loss = result.loss
@@ -502,7 +509,6 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
 
 # ----- train -----
 
-@runlock.locks_out                   # one run at a time on a.out
 def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None, on_step=None, on_eval=None):
     """Run (or resume) training as ``a`` (a TrainConfig) says; returns a summary dict.
 
@@ -511,7 +517,16 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
     ``on_step``, ``on_eval``: called after each step and each evaluation (see ``loop``).
     The summary's "status" is "done" or "interrupted"; "stopped_by" names what stopped it (SIGINT,
     SIGTERM, SIGHUP, closed output) and "exit_code" is the status the command line exits with.
+    Under ``mpiexec -n N`` every rank calls it; rank 0 leads (gpt/parallel_run.py).
     """
+    team = parallel_run.join(a.device)               # under mpiexec: this process's rank; else ALONE
+    if not team.leader:                              # ranks 1..N-1 train what rank 0 prepares
+        return parallel_run.follow(team, stop_at, on_step)
+    return _train(a, team, resume, overwrite, given, stream, stop_at, on_step, on_eval)
+
+
+@runlock.locks_out                   # one run at a time on a.out (taken after joining the ranks of mpiexec)
+def _train(a, team, resume, overwrite, given, stream, stop_at, on_step, on_eval):
     if resume and overwrite:
         raise TrainingError("--resume continues the run in --out and --overwrite replaces it: pass only one")
     meta = None
@@ -519,10 +534,12 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
         a, meta = _resume_args(a, given)            # the checkpoint's settings; fails when --out holds none
     a = a.resolved()
     _check_args(a)
+    team.check(a, meta)
     a = dataclasses.replace(a, **{k: os.path.abspath(getattr(a, k)) for k in ("data", "tokenizer") if getattr(a, k)})
     stop = StopFlag()
     out = SafeOutput(stream if stream is not None else sys.stdout, on_failure=lambda e: stop.output_closed())
     run = prepare(a, meta, overwrite, out.write)
+    team.lead(run, meta, out.write)                  # under mpiexec: the run to ranks 1..N-1, the model in DDP
     bar = ProgressBar(run.max_steps, initial=run.step, stream=out)
     run.started = time.perf_counter()
     with stop:                                       # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
