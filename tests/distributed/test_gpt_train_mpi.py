@@ -7,6 +7,7 @@
   own dropout stream is in the checkpoint.
 - A rank that raises in the middle of training ends the job with its one-line error, nothing left waiting.
 """
+import fcntl
 import json
 import os
 import re
@@ -161,3 +162,18 @@ def test_a_rank_that_raises_ends_the_job_with_its_message(tmp_path, text):
     line = "error: rank 1 of 2: unexpected RuntimeError: rank 1 failed on purpose at step 3"
     assert re.search(f"^{re.escape(line)}", stderr, re.MULTILINE), stderr[-3000:]
     assert json.loads((out / "checkpoint.json").read_text())["step"] == 0      # rank 0's step-0 checkpoint, whole
+
+
+@pytest.mark.parametrize("case", ["odd batch", "folder in use"])
+def test_rank_zero_refusing_to_start_ends_the_job_with_one_line(tmp_path, text, case):
+    # before the run lock was taken after joining the job, a locked folder left rank 1 waiting forever
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / "run.lock", "w") as lock:
+        if case == "folder in use":
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        status, stdout, stderr = run(2, "train", "--data", text, *SMALL, "--out", out,
+                                     *(["--batch-size", 7] if case == "odd batch" else []), timeout=60)
+    assert status == 2, f"exit {status}\n{stdout[-2000:]}\n{stderr[-2000:]}"
+    said = "does not split over the 2 processes" if case == "odd batch" else "is in use by another run"
+    assert stderr.count("error:") == 1 and said in stderr and "Abort" not in stderr, stderr[-2000:]
