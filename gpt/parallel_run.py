@@ -40,6 +40,7 @@ from tinytensor import nn, random
 from tinytensor.backend import to_numpy
 
 from . import checkpoint as ckpt
+from . import runlock
 from .errors import TrainingError
 
 # the Run fields (gpt/train.py) that followers take from rank 0 as they are
@@ -186,13 +187,26 @@ def join(device="cpu"):
         return ALONE
     try:
         dist.init("nccl" if device != "cpu" else "mpi")
-    except RuntimeError as e:
+    except RuntimeError as e:                       # no mpi4py, no CuPy or GPU: the same on every rank
+        if runlock.mpi_rank() != 0:
+            raise SystemExit(TrainingError.exit_code) from None       # rank 0 says it
         raise TrainingError(f"--device {device} under mpiexec: {e}" if device != "cpu" else str(e)) from None
     if dist.world_size() == 1:
         return ALONE
     tt.set_num_threads(threads_per_rank(dist.world_size()))
     _team = Team(dist.rank(), dist.world_size(), dist.get_backend())
     return _team
+
+
+def one_process_only(what, error):
+    """Refuse ``what`` under mpiexec with several processes: rank 0 raises ``error`` (a UserError class)
+    saying so, the other ranks end quietly with its status. Nothing of MPI is started for this."""
+    if runlock.mpi_size() < 2:
+        return
+    if runlock.mpi_rank() != 0:
+        raise SystemExit(error.exit_code)
+    raise error(f"{what} runs on one process: start it without mpiexec (python -m gpt train is the command "
+                "that trains on several)")
 
 
 def end_job(message, status):
@@ -227,7 +241,6 @@ def threads_per_rank(world, cores=None, environ=None):
 def follow(team, stop_at=None, on_step=None):
     """Ranks 1..N-1 of ``train``: receive the run rank 0 prepared and train it in step with rank 0,
     printing nothing. Returns a summary as ``train`` does."""
-    from .config import GPTConfig
     from .data import BatchSampler, SlidingWindowDataset
     from .progress import ProgressBar
     from .stopping import StopFlag
@@ -238,7 +251,7 @@ def follow(team, stop_at=None, on_step=None):
     finally:
         signal.signal(signal.SIGINT, ctrl_c)
     a = TrainConfig(**described["args"])
-    cfg = GPTConfig.from_dict(described["config"])
+    cfg = ckpt.load_config({"config": described["config"]})     # the model's config, as a checkpoint holds it
     train_set = SlidingWindowDataset(arrays.pop("ids"), *described["windows"])
     s = described["sampler"]
     sampler = BatchSampler(train_set, s["batch_size"], seed=s["seed"], shuffle=s["shuffle"])

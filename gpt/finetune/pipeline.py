@@ -21,7 +21,7 @@ import numpy as np
 import tinytensor as tt
 
 from .. import checkpoint as ckpt
-from .. import lora, runlock
+from .. import lora, parallel_run, runlock
 from ..errors import FinetuneError, RunFailed
 from ..run_folder import check_out, clear_run
 from ..step import NonFiniteError
@@ -87,6 +87,7 @@ def checked_and_locked(run):
 
     @functools.wraps(run)
     def checked(a, *args, **kwargs):
+        parallel_run.one_process_only("fine-tuning", FinetuneError)     # not under mpiexec -n N (N > 1)
         refuse_init_as_out(a)
         return locked(a, *args, **kwargs)
     return checked

@@ -198,3 +198,46 @@ def test_rank_zero_failing_while_preparing_lets_the_others_end_quietly(monkeypat
     with pytest.raises(SystemExit):
         run_command(_fail(TrainingError("late")))
     assert job.calls[-1] == ("abort", "late", 2)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_fine_tuning_under_mpiexec_is_refused_by_rank_zero_alone(monkeypatch, tmp_path, rank):
+    from types import SimpleNamespace
+
+    from gpt.errors import FinetuneError
+    from gpt.finetune import pipeline
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setenv("PMI_RANK", str(rank))
+    a = SimpleNamespace(out=str(tmp_path / "out"), init=str(tmp_path / "base"), data="x.tsv", download=False)
+    if rank == 0:
+        with pytest.raises(FinetuneError, match="fine-tuning runs on one process: start it without mpiexec"):
+            pipeline.run_classify(a)
+    else:
+        with pytest.raises(SystemExit) as ended:                  # quietly, with the same status
+            pipeline.run_instruct(a)
+        assert ended.value.code == 2
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_job_that_cannot_start_mpi_or_nccl_says_so_once(monkeypatch, rank):
+    import tinytensor.distributed as dist
+    chosen = []
+
+    def init(backend):
+        chosen.append(backend)
+        raise RuntimeError("device 'cuda' needs CuPy")
+    monkeypatch.setattr(dist, "launched_by_mpi", lambda: True)
+    monkeypatch.setattr(dist, "init", init)
+    monkeypatch.setenv("PMI_RANK", str(rank))
+    if rank == 0:
+        with pytest.raises(TrainingError, match="--device cuda under mpiexec: device 'cuda' needs CuPy"):
+            parallel_run.join("cuda")
+    else:
+        with pytest.raises(SystemExit):
+            parallel_run.join("cuda")
+    assert chosen == ["nccl"]                                    # a GPU run joins NCCL, one GPU per rank
+
+
+def test_without_mpiexec_a_process_is_alone(alone_world):
+    assert parallel_run.join("cpu") is ALONE and ALONE.leader and ALONE.stopping(StopFlag()) is False
