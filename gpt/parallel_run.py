@@ -26,6 +26,7 @@ Ranks that wait for rank 0 (while it prepares, evaluates or saves) test their co
 millisecond instead of spinning a core (``_wait``). In a single process ``ALONE`` stands in for the team
 and every method is the plain one-process behaviour.
 """
+import contextlib
 import dataclasses
 import json
 import os
@@ -36,7 +37,7 @@ import numpy as np
 
 import tinytensor as tt
 import tinytensor.distributed as dist
-from tinytensor import nn, random
+from tinytensor import nn, parallel, random
 from tinytensor.backend import to_numpy
 
 from . import checkpoint as ckpt
@@ -167,6 +168,7 @@ class Team:
 
 ALONE = Team()
 _team = None                     # the Team of this process's latest run under mpiexec (for end_job)
+_held = contextlib.ExitStack()   # BLAS held to this rank's threads (join)
 
 
 class _Saved:
@@ -181,7 +183,8 @@ class _Saved:
 
 def join(device="cpu"):
     """This process's Team. Under an MPI launcher: ``dist.init`` (NCCL too for a GPU ``device``, one GPU
-    per rank) and, with several processes, their share of this machine's cores each. Else ``ALONE``."""
+    per rank) and, with several processes, their share of this machine's cores each, as tinytensor's
+    threads and NumPy's BLAS threads (torchrun gives each process one OpenMP thread). Else ``ALONE``."""
     global _team
     if not dist.launched_by_mpi():
         return ALONE
@@ -193,7 +196,10 @@ def join(device="cpu"):
         raise TrainingError(f"--device {device} under mpiexec: {e}" if device != "cpu" else str(e)) from None
     if dist.world_size() == 1:
         return ALONE
-    tt.set_num_threads(threads_per_rank(dist.world_size()))
+    threads = threads_per_rank(dist.world_size())
+    tt.set_num_threads(threads)
+    _held.close()
+    _held.enter_context(parallel.blas_threads(threads))     # NumPy's BLAS too, for the rest of the process
     _team = Team(dist.rank(), dist.world_size(), dist.get_backend())
     return _team
 

@@ -4,7 +4,8 @@
   after 20 steps, weights within 1e-5 (relative), with and without --grad-accum (dropout 0).
 - A job killed with SIGKILL, resumed, stopped with SIGINT (rank 0 saves once, every rank stops, exit
   130) and resumed again ends bit for bit where an uninterrupted 2-rank run ends, dropout on: each rank's
-  own dropout stream is in the checkpoint.
+  own dropout stream is in the checkpoint. The resumed parts run with --zero (ZeRO-1), whose steps and
+  saved state are those of plain AdamW.
 - A rank that raises in the middle of training ends the job with its one-line error, nothing left waiting.
 """
 import fcntl
@@ -132,7 +133,7 @@ def test_killed_and_interrupted_jobs_resume_exactly(tmp_path, text):
     os.killpg(job.pid, signal.SIGKILL)                  # mpiexec and both ranks, at once
     job.communicate()
 
-    job = start(*flags, "--max-steps", 1000, "--resume", "--out", part)
+    job = start(*flags, "--max-steps", 1000, "--resume", "--zero", "--out", part)      # ZeRO-1 from here on
     resumed = json.loads((part / "checkpoint.json").read_text())["step"]
     wait_for_checkpoint(job, part, resumed + 2)
     job.send_signal(signal.SIGINT)                      # Ctrl-C: mpiexec passes it on to every rank
