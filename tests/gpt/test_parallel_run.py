@@ -241,3 +241,13 @@ def test_a_job_that_cannot_start_mpi_or_nccl_says_so_once(monkeypatch, rank):
 
 def test_without_mpiexec_a_process_is_alone(alone_world):
     assert parallel_run.join("cpu") is ALONE and ALONE.leader and ALONE.stopping(StopFlag()) is False
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_bad_flag_under_mpiexec_is_said_by_rank_zero_alone(monkeypatch, capsys, rank):
+    from gpt.__main__ import build_parser
+    monkeypatch.setenv("PMI_RANK", rank)
+    with pytest.raises(SystemExit) as ended:
+        build_parser().parse_args(["train", "--bogus"])
+    assert ended.value.code == 2
+    assert ("unrecognized arguments: --bogus" in capsys.readouterr().err) == (rank == "0")
