@@ -120,7 +120,8 @@ class Team:
     # ----- every step -----
     def stopping(self, stop):
         """Whether to stop now. Alone: ``bool(stop)``. In a team every rank calls it before each step: a
-        request on any rank stops all of them here, at the same step, with the same exit status."""
+        request on any rank stops all of them here, at the same step (a rank without a request of its own
+        takes the exit status of another's)."""
         if self.world == 1:
             return bool(stop)
         flags = np.array([1 if stop else 0, stop.exit_code if stop else 0], dtype=np.int64)
@@ -154,7 +155,6 @@ class Team:
         states = _gather_json(self, random.get_state())
         optimizer = _Saved(run.optimizer.state_dict()) if self.zero else run.optimizer   # ZeRO: gathered here
         return {"parallel": {"world_size": self.world, "rng": states}}, optimizer
-
 
     def release(self, status):
         """Rank 0, failing before it sent the run: the waiting followers end quietly with ``status``, so
@@ -288,7 +288,7 @@ def saved_world(meta, where="checkpoint.json"):
     record = meta.get("parallel")
     if record is None:
         return 1
-    world, states = record.get("world_size"), record.get("rng")
+    world, states = (record.get("world_size"), record.get("rng")) if isinstance(record, dict) else (None, None)
     if type(world) is not int or world < 1 or not isinstance(states, list) or len(states) != world:
         raise TrainingError(f"cannot resume from {where}: checkpoint.json's 'parallel' field is damaged "
                             "(it needs world_size and one random state per process)")

@@ -51,7 +51,7 @@ def test_a_checkpoint_resumes_only_on_its_number_of_processes(saved, now):
 
 
 @pytest.mark.parametrize("record", [{"world_size": 2, "rng": [{}]}, {"world_size": "2", "rng": [{}, {}]},
-                                    {"world_size": 0, "rng": []}, {"rng": []}])
+                                    {"world_size": 0, "rng": []}, {"rng": []}, [2]])
 def test_a_damaged_parallel_record_is_named(record):
     with pytest.raises(TrainingError, match="'parallel' field is damaged"):
         saved_world({"parallel": record})
