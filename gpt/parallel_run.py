@@ -81,6 +81,9 @@ class Team:
             raise TrainingError(f"--batch-size {a.batch_size} does not split over the {self.world} processes of "
                                 f"mpiexec -n {self.world}: --batch-size is the global batch, give a multiple of "
                                 f"{self.world} (or another -n)")
+        if a.zero and getattr(a, "dtype", "float32") == "float16":
+            raise TrainingError("--zero does not combine with --dtype float16: the loss scaler would check only this "
+                                "process's share of the gradients; leave out one of them")
         if a.device != "cpu" and self.backend != "nccl":
             raise TrainingError(f"this run trains on {a.device}: under mpiexec pass --device {a.device} on the "
                                 "command line, so that every rank joins NCCL before reading anything")

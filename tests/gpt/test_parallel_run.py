@@ -251,3 +251,11 @@ def test_a_bad_flag_under_mpiexec_is_said_by_rank_zero_alone(monkeypatch, capsys
         build_parser().parse_args(["train", "--bogus"])
     assert ended.value.code == 2
     assert ("unrecognized arguments: --bogus" in capsys.readouterr().err) == (rank == "0")
+
+
+def test_zero_is_refused_with_float16_loss_scaling():
+    from types import SimpleNamespace
+    a = SimpleNamespace(out="runs/x", batch_size=8, device="cpu", zero=True, dtype="float16")
+    with pytest.raises(TrainingError, match="--zero does not combine with --dtype float16"):
+        Team(0, 2, "mpi").check(a)
+    Team(0, 2, "mpi").check(SimpleNamespace(**{**vars(a), "dtype": "float32"}))
