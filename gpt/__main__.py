@@ -3,6 +3,7 @@
     python -m gpt train                                  # tiny GPT on CPython's help text, a few minutes
     python -m gpt train --data book.txt --out runs/book --max-steps 2000
     python -m gpt train --resume --out runs/tiny         # continue exactly where it stopped
+    mpiexec -n 4 python -m gpt train --batch-size 32     # 4 processes, data-parallel (gpt/parallel_run.py)
     python -m gpt sample --checkpoint runs/tiny --prompt "The for statement"
     python -m gpt sample --gpt2 gpt2-folder --prompt "Hello, I am"   # OpenAI's weights (see gpt/pretrained.py)
     python -m gpt train --arch llama                     # a tiny Llama 3 (or --arch qwen3) on the same text
@@ -71,7 +72,8 @@ def _train_parser(sub):
     g = p.add_argument_group("optimisation")
     flag(g, "--max-steps", "optimizer steps", type=positive_int)
     flag(g, "--epochs", "passes over the data, instead of --max-steps", "off, --max-steps counts", type=positive_number)
-    flag(g, "--batch-size", "windows per micro-batch", type=positive_int)
+    flag(g, "--batch-size", "windows per micro-batch; under mpiexec the global one, split over the processes",
+         type=positive_int)
     flag(g, "--grad-accum", "micro-batches per step", type=positive_int)
     flag(g, "--lr", "peak learning rate: larger models need smaller steps; the GPT-2 sizes take the rates the "
          "GPT-3 paper used for models of their size", f"the preset's: {lrs}", type=positive_number)
@@ -83,6 +85,8 @@ def _train_parser(sub):
     flag(g, "--beta2", "AdamW beta2", type=number(0, 0.9999))
     flag(g, "--grad-clip", "max gradient norm, 0 for none", type=number(0))
     flag(g, "--seed", "random seed, an integer >= 0", type=nonneg_int)
+    flag(g, "--zero", "under mpiexec -n N: each process keeps only its 1/N of AdamW's moments (ZeRO-1), same "
+         "numbers", "off", action="store_true")
     g = p.add_argument_group("run")
     flag(g, "--out", "checkpoint folder", metavar="DIR")
     g.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly (default: off)")

@@ -11,10 +11,11 @@ DEBUG_HELP = ("on an unexpected error, show the full traceback instead of one li
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors end by pointing to --help."""
+    """An ArgumentParser whose errors end by pointing to --help (under mpiexec said by rank 0 alone)."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        from .runlock import mpi_rank
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n" if mpi_rank() == 0 else None)
 
 
 def add_debug_flag(parser, top=False):

@@ -51,7 +51,8 @@ def run_command(command, debug=False):
     (OSError, ValueError): the message, exit 2. Ctrl-C outside a training loop: 130. A closed output pipe
     (``... | head``): silence, 141 (128 + SIGPIPE, what a shell reports for a process a pipe closed on).
     Anything else is a bug: one line naming it, exit 1, and with ``debug`` the traceback first.
-    Warnings print as one line each (``warning: ...``), not with Python's source echo.
+    Warnings print as one line each (``warning: ...``), not with Python's source echo. On one process of
+    several (``mpiexec -n N``) the error ends every process of the job (``end_job``).
     """
     debug = debug_requested(debug)
     with warnings.catch_warnings():
@@ -61,9 +62,11 @@ def run_command(command, debug=False):
             sys.stdout.flush()                       # a closed pipe shows here, not at interpreter exit
             return status
         except KeyboardInterrupt:
+            end_job("interrupted", 130)
             _say("\ninterrupted")
             return 130
         except BrokenPipeError:                      # before OSError: it is one
+            end_job("the output was closed", SIGPIPE_STATUS)
             silence(sys.stdout)
             return SIGPIPE_STATUS
         except UserError as e:
@@ -81,8 +84,15 @@ def run_command(command, debug=False):
 def _report(exc, message, status, debug):
     if debug:
         traceback.print_exception(exc)
+    end_job(message, status)
     _say(f"error: {message}")
     return status
+
+
+def end_job(message, status):
+    """Under ``mpiexec -n N``: end every process of the job, not only this one (gpt/parallel_run.py)."""
+    from .parallel_run import end_job as end_every_rank      # (it imports this module)
+    end_every_rank(message, status)
 
 
 def _say(line):

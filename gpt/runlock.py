@@ -129,12 +129,21 @@ def _release(fd, folder, made):
                 return
 
 
-def _mpi_rank():
+def mpi_rank():
     """This process's rank when started by mpiexec (MPICH or Open MPI), else 0."""
-    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+    return _launcher_number(("PMI_RANK", "OMPI_COMM_WORLD_RANK"), 0)
+
+
+def mpi_size():
+    """How many processes mpiexec started (MPICH or Open MPI), else 1; known before MPI starts."""
+    return _launcher_number(("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"), 1)
+
+
+def _launcher_number(names, default):
+    for name in names:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
-    return 0
+    return default
 
 
 @contextlib.contextmanager
@@ -146,7 +155,7 @@ def hold(folder):
     nothing but the lock file is in them. Under ``mpiexec`` ranks other than 0 neither lock nor create.
     """
     folder = os.fspath(folder)
-    if _mpi_rank() != 0:                          # under mpiexec only rank 0 writes the run folder
+    if mpi_rank() != 0:                          # under mpiexec only rank 0 writes the run folder
         yield folder
         return
     if os.path.exists(folder) and not os.path.isdir(folder):

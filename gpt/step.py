@@ -14,7 +14,7 @@ With a ``tt.GradScaler`` (float16 training) the losses are scaled before backwar
 unscaled before clipping; an inf or nan gradient then only skips the step and lowers the scale.
 """
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import tinytensor as tt
@@ -46,28 +46,32 @@ def set_lr(optimizer, lr):
         group["lr"] = lr
 
 
-def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, params=None, scaler=None):
+def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, params=None, scaler=None,
+               no_sync=None):
     """One optimizer step over ``micro_batches`` (a list); ``loss_fn(batch)`` gives a scalar loss Tensor.
 
     The gradient is that of the mean of the micro-batches' losses. ``grad_clip`` 0 or None: no clipping
     (the norm is still measured and checked). ``params``: the tensors whose gradient norm is clipped
     (default: the optimizer's, group by group). ``step`` names the step in a NonFiniteError.
-    ``scaler``: a ``tt.GradScaler`` (None or disabled: plain steps). Returns a StepResult.
+    ``scaler``: a ``tt.GradScaler`` (None or disabled: plain steps). ``no_sync``: DistributedDataParallel's
+    ``no_sync``, entered for every micro-batch but the last, so their gradients add up on each rank and
+    are averaged across ranks once. Returns a StepResult.
     """
     if params is None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
     set_lr(optimizer, lr)
     n = len(micro_batches)
     total = 0.0
-    for batch in micro_batches:
-        loss = loss_fn(batch)
-        value = loss.item()
-        if not math.isfinite(value):
-            optimizer.zero_grad()
-            raise NonFiniteError("loss", value, step)
-        total += value
-        loss = loss * (1.0 / n) if n > 1 else loss
-        (scaler.scale(loss) if scaler is not None else loss).backward()
+    for i, batch in enumerate(micro_batches):
+        with no_sync() if no_sync is not None and i < n - 1 else nullcontext():
+            loss = loss_fn(batch)
+            value = loss.item()
+            if not math.isfinite(value):
+                optimizer.zero_grad()
+                raise NonFiniteError("loss", value, step)
+            total += value
+            loss = loss * (1.0 / n) if n > 1 else loss
+            (scaler.scale(loss) if scaler is not None else loss).backward()
     if scaler is not None:
         scaler.unscale_(optimizer)                      # clipping sees the true gradients
     norm = optim.clip_grad_norm(params, grad_clip if grad_clip else float("inf"))

@@ -22,8 +22,9 @@ class StopFlag:
 
     SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
-    def __init__(self):
+    def __init__(self, quiet=False):
         self.reason, self.exit_code, self._previous = None, 0, {}
+        self.quiet = quiet           # say nothing on a signal (ranks 1..N-1 under mpiexec: rank 0 says it)
 
     def __bool__(self):
         return self.reason is not None
@@ -46,6 +47,8 @@ class StopFlag:
             raise KeyboardInterrupt
         name = signal.Signals(signum).name
         self.request(name, 128 + signum)
+        if self.quiet:
+            return
         again = " (Ctrl-C again quits without saving)" if signum == signal.SIGINT else ""
         try:
             sys.stderr.write(f"\nstopping ({name}): saving a checkpoint at the end of this step{again}\n")

@@ -26,7 +26,7 @@ import tinytensor.functional as F
 from tinytensor import optim, random
 
 from . import checkpoint as ckpt
-from . import curves, runlock
+from . import curves, parallel_run, runlock
 from .config import GPTConfig
 from .families import ARCHS, build_model, config_class
 from .corpus import NAME as CORPUS_NAME
@@ -84,10 +84,11 @@ class TrainConfig:
     init: str = "gpt2"               # or "torch": PyTorch's default layer init, as the book's code has it
     device: str = "cpu"
     dtype: str = "float32"           # or "bfloat16" (cuda) / "float16": tt.autocast, float32 master weights
+    zero: bool = False               # under mpiexec: each rank keeps 1/N of AdamW's moments (ZeRO-1)
 
     # flags that may change when resuming (the rest must match the checkpoint)
     RESUMABLE = ("max_steps", "epochs", "eval_every", "eval_batches", "save_every", "sample_prompt",
-                 "sample_tokens", "device", "out", "dtype")
+                 "sample_tokens", "device", "out", "dtype", "zero")
     # the peak learning rate when --lr is not given: larger models need smaller steps. The GPT-2 sizes
     # take the rates the GPT-3 paper (Table 2.1) used for models of 125M, 350M, 760M and 1.3B parameters;
     # the tiny model (about a million) trains well at 2e-3.
@@ -269,6 +270,7 @@ class Run:
     digests: dict = field(default_factory=dict)   # of the tokenizer and the token ids, checked when resuming
     scaler: tt.GradScaler = None     # loss scaling for --dtype float16 (disabled otherwise)
     log: MetricsLog = None           # metrics.csv: a row per step and per evaluation (set by ``train``)
+    team: parallel_run.Team = parallel_run.ALONE  # the processes of mpiexec training it (gpt/parallel_run.py)
 
     @property
     def tokens_per_step(self):
@@ -290,7 +292,9 @@ class Run:
                 "grad_scaler": self.scaler.state_dict(), "elapsed": round(self.elapsed(), 2)}
 
     def save(self):
-        ckpt.save(self.a.out, self.model, self.optimizer, self.meta())
+        extra, optimizer = self.team.checkpoint(self)      # under mpiexec: every rank calls it, rank 0 writes
+        if self.team.leader:
+            ckpt.save(self.a.out, self.model, optimizer, {**self.meta(), **extra})
         self.saved_step = self.step
 
 
@@ -511,6 +515,8 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
     a = run.a
 
     def evaluation():
+        if not run.team.leader:                      # under mpiexec rank 0 alone evaluates and samples
+            return
         entry = evaluate_run(run, bar.write, stop)
         if entry is not None and on_eval is not None:
             on_eval(entry)
@@ -519,20 +525,21 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
         evaluation()
         run.save()
     while run.step < run.max_steps:
-        if stop:
+        if run.team.stopping(stop):                  # alone: `if stop`; under mpiexec every rank agrees
             if run.saved_step != run.step:
                 run.save()
             return "interrupted"
-        batches = [run.sampler.next_batch() for _ in range(a.grad_accum)]
+        batches = [run.team.share(run.sampler.next_batch()) for _ in range(a.grad_accum)]   # this rank's rows
         began = time.perf_counter()
         try:
             result = train_step(run.optimizer, lambda b: calc_loss_batch(run.model, b, a.device, a.dtype), batches,
                                 lr=run.lr(run.step), grad_clip=a.grad_clip, step=run.step + 1,
-                                params=run.model.parameters(), scaler=run.scaler)
+                                params=run.model.parameters(), scaler=run.scaler, no_sync=run.team.no_sync)
         except NonFiniteError as e:
             raise RunFailed(f"{e}; stopped without saving it. The last good checkpoint (step {run.saved_step}) "
                             f"is in {a.out}") from None
         seconds = time.perf_counter() - began
+        result = run.team.mean(result)                   # the loss over every rank's rows
         run.step += 1
         bar.update(run.step, loss=result.loss, tokens=run.tokens_per_step)
         run.last_loss = result.loss
@@ -555,7 +562,6 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
 
 # ----- train -----
 
-@runlock.locks_out                   # one run at a time on a.out
 def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None, on_step=None, on_eval=None):
     """Run (or resume) training as ``a`` (a TrainConfig) says; returns a summary dict.
 
@@ -564,7 +570,16 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
     ``on_step``, ``on_eval``: called after each step and each evaluation (see ``loop``).
     The summary's "status" is "done" or "interrupted"; "stopped_by" names what stopped it (SIGINT,
     SIGTERM, SIGHUP, closed output) and "exit_code" is the status the command line exits with.
+    Under ``mpiexec -n N`` every rank calls it; rank 0 leads (gpt/parallel_run.py).
     """
+    team = parallel_run.join(a.device)               # under mpiexec: this process's rank; else ALONE
+    if not team.leader:                              # ranks 1..N-1 train what rank 0 prepares
+        return parallel_run.follow(team, stop_at, on_step)
+    return _train(a, team, resume, overwrite, given, stream, stop_at, on_step, on_eval)
+
+
+@runlock.locks_out                   # one run at a time on a.out (taken after joining the ranks of mpiexec)
+def _train(a, team, resume, overwrite, given, stream, stop_at, on_step, on_eval):
     if resume and overwrite:
         raise TrainingError("--resume continues the run in --out and --overwrite replaces it: pass only one")
     meta = None
@@ -572,10 +587,12 @@ def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None,
         a, meta = _resume_args(a, given)            # the checkpoint's settings; fails when --out holds none
     a = a.resolved()
     _check_args(a)
+    team.check(a, meta)
     a = dataclasses.replace(a, **{k: os.path.abspath(getattr(a, k)) for k in ("data", "tokenizer") if getattr(a, k)})
     stop = StopFlag()
     out = SafeOutput(stream if stream is not None else sys.stdout, on_failure=lambda e: stop.output_closed())
     run = prepare(a, meta, overwrite, out.write)
+    team.lead(run, meta, out.write)                  # under mpiexec: the run to ranks 1..N-1, the model in DDP
     run.log = MetricsLog(os.path.join(a.out, METRICS), PRETRAIN_COLUMNS, keep_until=run.step if run.resumed else None)
     if run.log.note:
         out.write(f"note: {run.log.note}\n")

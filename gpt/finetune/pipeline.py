@@ -22,7 +22,7 @@ import numpy as np
 import tinytensor as tt
 
 from .. import checkpoint as ckpt
-from .. import curves, lora, runlock
+from .. import curves, lora, parallel_run, runlock
 from ..errors import FinetuneError, RunFailed
 from ..metrics_log import CLASSIFY_COLUMNS, INSTRUCT_COLUMNS, MetricsRows
 from ..metrics_log import NAME as METRICS_LOG
@@ -94,6 +94,7 @@ def checked_and_locked(run):
 
     @functools.wraps(run)
     def checked(a, *args, **kwargs):
+        parallel_run.one_process_only("fine-tuning", FinetuneError)     # not under mpiexec -n N (N > 1)
         refuse_init_as_out(a)
         return locked(a, *args, **kwargs)
     return checked
