@@ -53,6 +53,9 @@ SCHEMA = (
     ("pad_id",                    "count",   "",       "a classifier's padding id"),
     ("base",                      "text",    "",       "what a fine-tuned model started from"),
     ("train_mode",                "text",    "",       "what fine-tuning trained"),
+    ("parallel",                  "object",  "",       "a run of mpiexec -n N: N and each rank's random state"),
+    ("parallel.world_size",       "count",   "",       "(checked with the states by gpt/parallel_run.py)"),
+    ("parallel.rng",              "list",    "",       "one generator state per rank, in rank order"),
 )
 _TYPES = {"text": (lambda v: isinstance(v, str), "a string"),
           "name": (lambda v: isinstance(v, str), "a plain file name"),
