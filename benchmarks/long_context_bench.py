@@ -49,7 +49,7 @@ def measure(framework, T, steps):
     shape = (SHAPE["vocab"], T, SHAPE["emb"], SHAPE["layers"], SHAPE["heads"], SHAPE["batch"], T)
     imports = ("b.torch_available(); import torch_gpt" if framework == "torch"
                else "import os, tinytensor; tinytensor.set_num_threads(int(os.environ.get("
-                    "'OPENBLAS_NUM_THREADS', os.cpu_count())))")    # as many threads as torch gets
+                    "'OPENBLAS_NUM_THREADS', len(os.sched_getaffinity(0)))))")    # as many threads as torch gets
     code = WORKER.format(bench=str(HERE), root=str(HERE.parent), imports=imports, framework=framework,
                          shape=shape, steps=steps)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -110,7 +110,7 @@ def make_torch(shape, seed=0, weights=None):
 def torch_available():
     try:
         import torch
-        torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1)))
+        torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", len(os.sched_getaffinity(0)))))
         return True
     except ImportError:
         return False
@@ -189,7 +189,7 @@ def main():
     args = parser.parse_args()
     have_torch = torch_available()
     ceiling = matmul_ceiling()
-    threads = os.environ.get("OPENBLAS_NUM_THREADS", str(os.cpu_count()))
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", str(len(os.sched_getaffinity(0))))
     import tinytensor
     tinytensor.set_num_threads(int(threads))    # the same number of threads as torch gets
     tinytensor.tune_heap()                      # for the whole process, both frameworks, from the start

@@ -239,7 +239,7 @@ def threads_per_rank(world, cores=None, environ=None):
     many share its machine: MPICH's MPI_LOCALNRANKS, Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE; else all
     ``world``), at least 1, at most tinytensor's usual number."""
     environ = os.environ if environ is None else environ
-    cores = cores or os.cpu_count() or 1
+    cores = cores or tt.config.usable_cpus()
     here = world
     for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
         if environ.get(name, "").isdigit() and int(environ[name]) > 0:

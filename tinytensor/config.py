@@ -3,7 +3,8 @@
 Read them here. Change them through the call named beside each, which also does what a change needs
 (restarting the thread pool, telling CuPy, calling malloc); a test may assign one for a while.
 
-    threads         tt.set_num_threads(n)        threads for tinytensor's CPU work (1 = no splitting)
+    threads         tt.set_num_threads(n)        threads for tinytensor's CPU work (1 = no splitting);
+                                                 by default the usable cores, at most 4
     tf32            tt.set_tf32(flag)            TF32 matrix products on a GPU (no effect on the CPU)
     cuda_kernels    TINYTENSOR_CUDA_KERNELS      names of the fused CUDA kernels in use (cuda_kernels.py);
                                                  the untested ones only when named
@@ -36,7 +37,15 @@ def _cuda_kernels_from_environment():
     return names & set(CUDA_KERNEL_NAMES + UNTESTED_CUDA_KERNELS)
 
 
-threads = max(1, min(4, os.cpu_count() or 1))
+def usable_cpus():
+    """The cores this process may run on: its CPU affinity (``taskset``, a container's CPU set) where the
+    system tells it, else every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+threads = min(4, usable_cpus())
 tf32 = False
 cuda_kernels = _cuda_kernels_from_environment()
 reference_ops = False

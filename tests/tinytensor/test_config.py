@@ -38,3 +38,23 @@ def test_cuda_kernels_come_from_the_environment(monkeypatch):
                           ("all", set(config.CUDA_KERNEL_NAMES)), ("", set(config.CUDA_KERNEL_NAMES))):
         monkeypatch.setenv("TINYTENSOR_CUDA_KERNELS", setting)
         assert config._cuda_kernels_from_environment() == want
+
+
+def test_threads_follow_the_cores_this_process_may_use():
+    """Under `taskset -c 0` (or a container's CPU set) the process owns one core: one thread, not one per
+    core of the machine (two threads on one core take turns and lose time)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not hasattr(os, "sched_getaffinity") or shutil.which("taskset") is None:
+        pytest.skip("needs Linux's sched_getaffinity and taskset")
+    assert config.usable_cpus() == len(os.sched_getaffinity(0))
+    core = sorted(os.sched_getaffinity(0))[0]
+    out = subprocess.run(["taskset", "-c", str(core), sys.executable, "-c",
+                          "import tinytensor.config as c; print(c.threads)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
