@@ -13,9 +13,22 @@ import os
 import stat
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 
 MAX_TOKENIZER_BYTES = 256 * 2 ** 20     # a tokenizer file (Llama 3's tokenizer.json is ~9 MB)
 MAX_TEXT_BYTES = 2 ** 30                # a text to train on or encode, read whole
+
+
+def download(url, instead):
+    """The bytes at ``url`` (one minute's timeout). Without a network, or on an HTTP error, a
+    ConnectionError of one line naming the URL, the reason and ``instead`` (what to do without it)."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise ConnectionError(f"could not download {url}: {reason}; {instead}") from None
 
 
 def read_bytes(path, limit=None, what="file"):

@@ -8,9 +8,8 @@ characters through a fixed bytes <-> unicode table (`bytes_to_unicode`), so that
 import hashlib
 import json
 import os
-import urllib.request
 
-from .files import read_bytes, replace_file
+from .files import download, read_bytes, replace_file
 from .patterns import GPT2_PATTERN
 from .tokenizer import Tokenizer
 
@@ -116,8 +115,7 @@ def download_gpt2(folder):
         path = os.path.join(folder, name)
         if os.path.exists(path) and _sha256(path) == sha:
             continue
-        with urllib.request.urlopen(GPT2_URL + name, timeout=60) as response:
-            data = response.read()
+        data = download(GPT2_URL + name, f"without a network, copy encoder.json and vocab.bpe into {folder}")
         if hashlib.sha256(data).hexdigest() != sha:
             raise ValueError(f"downloaded {name} does not have the expected SHA-256 {sha}")
         replace_file(path, data)

@@ -10,11 +10,11 @@ model computes without ever seeing the padding after it.
 import csv
 import io
 import os
-import urllib.request
 import zipfile
 
 import numpy as np
 
+from bpe.files import download
 from tinytensor.atomic import write_text
 
 from .. import files
@@ -144,8 +144,7 @@ def download_sms_spam(path, url=SMS_SPAM_URL):
     Needs internet. The archive holds one file, ``SMSSpamCollection``, already in that format.
     """
     path = os.fspath(path)
-    with urllib.request.urlopen(url, timeout=60) as r:
-        blob = r.read()
+    blob = download(url, "without a network, make offline data with `python -m gpt make-data classify --out FILE`")
     with zipfile.ZipFile(io.BytesIO(blob)) as z:
         name = next(n for n in z.namelist() if n.endswith("SMSSpamCollection"))
         text = z.read(name).decode("utf-8", errors="replace")
