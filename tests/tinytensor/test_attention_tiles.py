@@ -21,10 +21,12 @@ from tinytensor.ops import attention, attention_tiles
 
 @pytest.fixture
 def tiles(monkeypatch):
-    """Every call runs in tiles of ``rows`` query rows and ``keys`` keys (3 and 4 unless set)."""
-    def use(rows=3, keys=4, minimum=0):
+    """Every call runs in tiles of ``rows`` query rows and ``keys`` keys (3 and 4 unless set), the causal
+    diagonal in pieces of ``diagonal`` rows (2)."""
+    def use(rows=3, keys=4, minimum=0, diagonal=2):
         monkeypatch.setattr(attention_tiles, "ROWS", rows)
         monkeypatch.setattr(attention_tiles, "KEYS", keys)
+        monkeypatch.setattr(attention_tiles, "DIAGONAL", diagonal)
         monkeypatch.setattr(attention_tiles, "MIN_SCORES", minimum)
     use()
     return use
@@ -68,6 +70,7 @@ def test_tiles_match_the_twin_and_the_untiled_op(case):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(attention_tiles, "ROWS", 3)
         mp.setattr(attention_tiles, "KEYS", 4)
+        mp.setattr(attention_tiles, "DIAGONAL", 2)
         mp.setattr(attention_tiles, "MIN_SCORES", 0)
         tiled = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
                                  [q, k, v], g)
@@ -100,23 +103,30 @@ def test_float32_tiles_match_the_float64_twin(tiles):
     assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("rows,keys", [(3, 4), (5, 2)])
+@pytest.mark.parametrize("rows,keys,diagonal", [(3, 4, 2), (5, 2, 2), (5, 2, 64), (4, 3, 1)])
 @pytest.mark.parametrize("T,S,causal", [(7, 7, True), (5, 12, True), (7, 9, False), (1, 4, True)])
-def test_key_tiles_cover_exactly_the_keys_each_row_sees(tiles, T, S, causal, rows, keys):
-    """Each tile pair's keys, with its mask, are the visible keys of every row, each key once;
-    causal tiles wholly in the future are not made at all (also with fewer keys than rows per tile)."""
+def test_key_tiles_cover_exactly_the_keys_each_row_sees(tiles, monkeypatch, T, S, causal, rows, keys, diagonal):
+    """The tiles' keys, with their masks, are the visible keys of every row, each key once; causal
+    tiles wholly in the future are not made at all (also with fewer keys than rows per tile), and of
+    the diagonal only the staircase of DIAGONAL-row pieces is computed."""
     tiles(rows=rows, keys=keys)
+    monkeypatch.setattr(attention_tiles, "DIAGONAL", diagonal)
     offset = S - T
     for r0, r1 in attention_tiles.row_tiles(T):
         seen = np.zeros((r1 - r0, S), dtype=int)
-        for lo, hi, bias in attention_tiles.key_tiles(r0, r1, S, causal, offset, np.float64):
-            visible = np.ones((r1 - r0, hi - lo), dtype=int)
+        computed = 0
+        for a, b, lo, hi, bias in attention_tiles.key_tiles(r0, r1, S, causal, offset, np.float64):
+            assert 0 <= a < b <= r1 - r0 and 0 <= lo < hi <= S
+            visible = np.ones((b - a, hi - lo), dtype=int)
             if bias is not None:
                 visible[:, visible.shape[1] - bias.shape[1]:] = bias == 0
-            seen[:, lo:hi] += visible
+            seen[a:b, lo:hi] += visible
+            computed += visible.size
         rows = np.arange(r0, r1)[:, None]
         want = (np.arange(S)[None, :] <= rows + offset) if causal else np.ones((r1 - r0, S), dtype=bool)
         np.testing.assert_array_equal(seen, want.astype(int))
+        pieces = -(-(r1 - r0) // diagonal)      # each piece computes at most diagonal^2 / 2 masked scores
+        assert computed - want.sum() <= pieces * diagonal * (diagonal - 1) // 2
 
 
 def test_tiles_never_hold_the_score_matrix(monkeypatch):
