@@ -224,3 +224,50 @@ def test_head_counts_that_do_not_divide_are_one_clear_error(q_shape, kv_shape, m
     q, kv = tt.ones(*q_shape), tt.ones(*kv_shape)
     with pytest.raises(ValueError, match=message):
         F.scaled_dot_product_attention(q, kv, kv)
+
+
+def test_weights_too_small_to_matter_are_zero_not_subnormal(tiles, monkeypatch):
+    """Scores far apart (trained attention can be this sharp): a weight below float32's normal range
+    (about e^-87) would be a subnormal number, on which exp and the products that read it run 10 to 100
+    times slower. The tiles flush weights below e^-FLUSH to 0 before exp (they are below 1e-26 of their
+    row's sum, invisible at float32's precision), so every exp gives 0 or a normal number, forward and
+    backward, and the result still equals the twin's."""
+    tiles(rows=16, keys=16, diagonal=8)
+    found = []
+
+    class ExpSpy:                       # attention_tiles' numpy, with exp counting the subnormals it makes
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def exp(self, x, out=None):
+            e = np.exp(x, out=out)
+            found.append(int(np.count_nonzero((e != 0) & (np.abs(e) < np.finfo(e.dtype).tiny))))
+            return e
+    monkeypatch.setattr(attention_tiles, "np", ExpSpy())
+    monkeypatch.setattr(attention_tiles, "chosen", lambda *args: True)      # (its `xp is np` sees the spy)
+    rng = np.random.default_rng(7)
+    q, k, v = rng.standard_normal((3, 1, 2, 40, 8))
+    q *= 40                             # scores spread over about +-300
+    g = rng.standard_normal(q.shape)
+    for causal in (True, False):
+        fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal)      # noqa: E731
+        got = values_and_grads(fn, [q, k, v], g, np.float32)
+        want = values_and_grads(lambda q, k, v: R.scaled_dot_product_attention(q, k, v, causal=causal),
+                                [q, k, v], g)
+        assert_close(got, want, rtol=2e-3, atol=2e-3)
+    assert len(found) > 20 and sum(found) == 0, f"{sum(found)} subnormal weights made"
+
+
+def test_the_untiled_softmax_flushes_negligible_weights_too():
+    """The untiled path's softmax, with the max shift: a row whose scores span +-300 gets weights that
+    are 0 or normal numbers, equal to the float64 softmax; and score_bound bounds every score."""
+    rng = np.random.default_rng(8)
+    q, k = rng.standard_normal((1, 1, 9, 8)) * 40, rng.standard_normal((1, 1, 300, 8))
+    bound = attention.score_bound(q, k)
+    s64 = q @ np.swapaxes(k, -1, -2)
+    assert np.abs(s64).max() <= bound and attention.score_bound(q[..., :0, :], k) == np.inf
+    s = s64.astype(np.float32)
+    attention._softmax_(s, None, shift=True)
+    assert not np.any((s != 0) & (s < np.finfo(np.float32).tiny))
+    want = np.exp(s64 - s64.max(-1, keepdims=True))
+    np.testing.assert_allclose(s, want / want.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)

@@ -29,11 +29,19 @@ from .masks import causal_bias
 # ----- the math: one tile of query rows of one head against the keys it sees -----
 
 
+def flush_(s):
+    """s <- -inf where s < -FLUSH, so that exp gives 0 there instead of a subnormal number (below e^-87
+    in float32), on which exp and the products that read it run 10 to 100 times slower. Such a weight
+    is below e^-FLUSH (1e-26) of its row's largest, invisible at float32's (and float64's) precision."""
+    np.copyto(s, -np.inf, where=s < -FLUSH)
+
+
 def forward_rows(qa, ka, va, key_tiles, out, shift):
     """Attention of the query rows ``qa`` (rows, D + 1) = [qs, 0] over the key tiles: out (rows, D) is
     written, and the rows' log-sum-exp returned. ``key_tiles``: (a, b, lo, hi, bias), rows a:b against
     keys lo:hi, with bias None or the causal mask of the tile's last columns. ``shift=False`` when no
-    score can overflow exp (attention.scores_are_small): m then stays 0 and nothing needs rescaling."""
+    score can overflow exp (attention.scores_are_small): m then stays 0 and nothing needs rescaling;
+    with the shift, the scores that lie far below the row's maximum are flushed (``flush_``)."""
     rows, D = out.shape
     acc = np.zeros((rows, D + 1), dtype=out.dtype)      # [sum e v, sum e]
     m = np.full(rows, -np.inf if shift else 0.0, dtype=out.dtype)
@@ -47,18 +55,22 @@ def forward_rows(qa, ka, va, key_tiles, out, shift):
         if shift:                                       # the online softmax: a larger max shrinks the sums
             m_new = np.maximum(m[a:b], s.max(axis=1))
             s -= m_new[:, None]
-            acc[a:b] *= np.exp(m[a:b] - m_new)[:, None]
+            shrink = m[a:b] - m_new
+            flush_(shrink)
+            acc[a:b] *= np.exp(shrink)[:, None]
             m[a:b] = m_new
+            flush_(s)
         np.exp(s, out=s)                                # e = exp(s - m)
         acc[a:b] += np.matmul(s, va[lo:hi], out=part[a:b])     # [e v, rowsum(e)]
     np.divide(acc[:, :D], acc[:, D:], out=out)
     return m + np.log(acc[:, D])
 
 
-def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale):
+def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale, flush):
     """Gradients from the query rows qa = [qs, -lse] with g = dL/dout and ga = [g, -delta]: dq (rows, D)
     is written (dq = ds k / sqrt(D)); dk and dv (keys, D) are added to (dk += ds^T qs, dv += p^T g).
-    Per tile, as in attention.py: p = exp(s - lse), dp = g v^T, ds = p (dp - delta)."""
+    Per tile, as in attention.py: p = exp(s - lse), dp = g v^T, ds = p (dp - delta). ``flush`` when some
+    s - lse may lie below -FLUSH (``flush_``)."""
     qs, k = qa[:, :-1], ka[:, :-1]
     dq[...] = 0
     p_buf = np.empty((qa.shape[0], max(hi - lo for _, _, lo, hi, _ in key_tiles)), dtype=qa.dtype)
@@ -68,6 +80,8 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale):
         np.matmul(qa[a:b], ka[lo:hi].T, out=p)          # s - lse
         if bias is not None:
             p[:, p.shape[1] - bias.shape[1]:] += bias
+        if flush:
+            flush_(p)
         np.exp(p, out=p)                                # the forward's weights, exactly
         dv[lo:hi] += p.T @ g[a:b]                       # out = p v
         np.matmul(ga[a:b], va[lo:hi].T, out=ds)         # dp - delta
@@ -82,6 +96,7 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale):
 ROWS = 256          # query rows per tile
 KEYS = 512          # keys per tile
 DIAGONAL = 64       # query rows per piece of the causal diagonal (a staircase, not the whole square)
+FLUSH = 60.0        # weights below e^-FLUSH of their row's largest are set to 0 (flush_)
 MIN_SCORES = 512 * 512     # T * S per head from which tiles are used (below, the untiled path is faster)
 
 
@@ -125,8 +140,10 @@ class TiledSchedule:
     (kv, g, row tile) each, the longest first; ``backward(g)`` one job per (kv) group, or parts of its
     rows when there are fewer groups than threads."""
 
-    def __init__(self, q, k, v, out, causal, shift):
-        self.causal, self.shift, self.out = causal, shift, out
+    def __init__(self, q, k, v, out, causal, shift, bound):
+        """``shift``: whether the forward subtracts the row maxima (``forward_rows``); ``bound``: the
+        largest size a score can have (attention.score_bound)."""
+        self.causal, self.shift, self.bound, self.out = causal, shift, bound, out
         G, T, D = q.shape[-3:]
         S = k.shape[-2]
         self.scale = q.dtype.type(1.0 / math.sqrt(D))
@@ -188,8 +205,10 @@ class TiledSchedule:
             ga = np.empty((r1 - r0, qa.shape[-1]), dtype=qa.dtype)   # [g, -delta], delta = g . out
             ga[:, :-1] = g[h, r0:r1]
             np.negative(row_dots(g[h, r0:r1], out[h, r0:r1]), out=ga[:, -1])
+            # s - lse >= -bound - lse: below -FLUSH only where the scores or the rows' lse are large
+            flush = not self.bound - qa[h, r0:r1, -1].min() < FLUSH
             backward_rows(qa[h, r0:r1], ka, va, g[h, r0:r1], ga, self._tiles(r0, r1),
-                          dq[h, r0:r1], dk, dv, self.scale)
+                          dq[h, r0:r1], dk, dv, self.scale, flush)
 
     def _cost(self, row):
         """Score entries a row tile computes (the keys it sees times its rows)."""
