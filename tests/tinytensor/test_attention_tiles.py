@@ -229,9 +229,9 @@ def test_head_counts_that_do_not_divide_are_one_clear_error(q_shape, kv_shape, m
 def test_weights_too_small_to_matter_are_zero_not_subnormal(tiles, monkeypatch):
     """Scores far apart (trained attention can be this sharp): a weight below float32's normal range
     (about e^-87) would be a subnormal number, on which exp and the products that read it run 10 to 100
-    times slower. The tiles flush weights below e^-FLUSH to 0 before exp (they are below 1e-26 of their
-    row's sum, invisible at float32's precision), so every exp gives 0 or a normal number, forward and
-    backward, and the result still equals the twin's."""
+    times slower. The tiles raise scores below -FLUSH (after the shift) to -FLUSH before exp (such
+    weights are below 1e-26 of their row's largest, invisible at float32's precision), so every exp
+    gives 0 (a masked key) or a normal number, forward and backward, and the result equals the twin's."""
     tiles(rows=16, keys=16, diagonal=8)
     found = []
 
@@ -260,14 +260,34 @@ def test_weights_too_small_to_matter_are_zero_not_subnormal(tiles, monkeypatch):
 
 def test_the_untiled_softmax_flushes_negligible_weights_too():
     """The untiled path's softmax, with the max shift: a row whose scores span +-300 gets weights that
-    are 0 or normal numbers, equal to the float64 softmax; and score_bound bounds every score."""
+    are 0 (masked) or normal numbers, equal to the float64 softmax; and score_bound bounds every score."""
     rng = np.random.default_rng(8)
     q, k = rng.standard_normal((1, 1, 9, 8)) * 40, rng.standard_normal((1, 1, 300, 8))
     bound = attention.score_bound(q, k)
     s64 = q @ np.swapaxes(k, -1, -2)
     assert np.abs(s64).max() <= bound and attention.score_bound(q[..., :0, :], k) == np.inf
+    bias = np.triu(np.full((9, 9), -np.inf), 1)         # causal over the last 9 keys
+    s64[..., -9:] += bias
     s = s64.astype(np.float32)
-    attention._softmax_(s, None, shift=True)
+    attention._softmax_(s, bias.astype(np.float32), shift=True)
     assert not np.any((s != 0) & (s < np.finfo(np.float32).tiny))
+    assert np.all(s[..., -9:][..., bias == -np.inf] == 0)          # masked keys: weight exactly 0
     want = np.exp(s64 - s64.max(-1, keepdims=True))
     np.testing.assert_allclose(s, want / want.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("tiled", [True, False])
+def test_sharp_causal_attention_gives_future_keys_exactly_zero_weight(tiles, monkeypatch, tiled):
+    """With scores raised to -FLUSH (the max shift on), the mask must still win: values of future keys,
+    however large, do not reach a query's output, tiled or not."""
+    tiles(rows=16, keys=16, diagonal=8)
+    if not tiled:
+        untiled(monkeypatch)
+    rng = np.random.default_rng(9)
+    q, k, v = rng.standard_normal((3, 1, 2, 40, 8)).astype(np.float32)
+    q *= 40
+    far = v.copy()
+    far[..., 20:, :] = 1e30
+    near = F.scaled_dot_product_attention(tt.tensor(q), tt.tensor(k), tt.tensor(v)).data
+    with_far = F.scaled_dot_product_attention(tt.tensor(q), tt.tensor(k), tt.tensor(far)).data
+    np.testing.assert_array_equal(with_far[..., :20, :], near[..., :20, :])

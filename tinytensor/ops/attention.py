@@ -46,15 +46,17 @@ def _softmax_(s, bias, shift=True):
     ``shift=False`` when ``scores_are_small``: the row maxima are subtracted only so that exp cannot
     overflow, so they are skipped (a last-axis max of short rows is NumPy's slowest pass here); the row
     sums are a product with ones, which BLAS takes about three times faster than NumPy's sum. With the
-    shift, scores below the row's max by more than FLUSH give weight 0, not a subnormal number that
-    would slow exp and the products ten-fold (attention_tiles.flush_)."""
+    shift, scores below the row's max by more than FLUSH are raised to -FLUSH, so that no weight is a
+    subnormal number, which would slow exp and the products ten-fold (attention_tiles.floor_)."""
     xp = backend.xp_of(s)
+    masked = s[..., s.shape[-1] - bias.shape[-1]:] if bias is not None else None
     if bias is not None:
-        masked = s[..., s.shape[-1] - bias.shape[-1]:]
         masked += bias
     if shift:
         s -= s.max(axis=-1, keepdims=True)
-        xp.copyto(s, -xp.inf, where=s < -attention_tiles.FLUSH)
+        xp.maximum(s, -attention_tiles.FLUSH, out=s)
+        if bias is not None:
+            masked += bias                  # the max lifted the mask's -inf too
     xp.exp(s, out=s)
     s /= (s @ xp.ones(s.shape[-1], dtype=s.dtype))[..., None]
 

@@ -29,11 +29,15 @@ from .masks import causal_bias
 # ----- the math: one tile of query rows of one head against the keys it sees -----
 
 
-def flush_(s):
-    """s <- -inf where s < -FLUSH, so that exp gives 0 there instead of a subnormal number (below e^-87
-    in float32), on which exp and the products that read it run 10 to 100 times slower. Such a weight
-    is below e^-FLUSH (1e-26) of its row's largest, invisible at float32's (and float64's) precision."""
-    np.copyto(s, -np.inf, where=s < -FLUSH)
+def floor_(s, bias):
+    """s <- max(s, -FLUSH) where the mask ``bias`` (None, or -inf over s's last columns) lets a key be
+    seen. exp(s) then gives at least e^-FLUSH (1e-26 of the row's largest weight, invisible at float32's
+    and float64's precision) instead of a subnormal number (below e^-87 in float32), on which exp and
+    the products that read it run 10 to 100 times slower (measured). One pass: the max lifts the mask's
+    -inf too, and adding the (small) mask again puts it back."""
+    np.maximum(s, -FLUSH, out=s)
+    if bias is not None:
+        s[:, s.shape[1] - bias.shape[1]:] += bias
 
 
 def forward_rows(qa, ka, va, key_tiles, out, shift):
@@ -41,7 +45,7 @@ def forward_rows(qa, ka, va, key_tiles, out, shift):
     written, and the rows' log-sum-exp returned. ``key_tiles``: (a, b, lo, hi, bias), rows a:b against
     keys lo:hi, with bias None or the causal mask of the tile's last columns. ``shift=False`` when no
     score can overflow exp (attention.scores_are_small): m then stays 0 and nothing needs rescaling;
-    with the shift, the scores that lie far below the row's maximum are flushed (``flush_``)."""
+    with the shift, the scores far below the row's maximum are raised to -FLUSH (``floor_``)."""
     rows, D = out.shape
     acc = np.zeros((rows, D + 1), dtype=out.dtype)      # [sum e v, sum e]
     m = np.full(rows, -np.inf if shift else 0.0, dtype=out.dtype)
@@ -55,11 +59,9 @@ def forward_rows(qa, ka, va, key_tiles, out, shift):
         if shift:                                       # the online softmax: a larger max shrinks the sums
             m_new = np.maximum(m[a:b], s.max(axis=1))
             s -= m_new[:, None]
-            shrink = m[a:b] - m_new
-            flush_(shrink)
-            acc[a:b] *= np.exp(shrink)[:, None]
+            acc[a:b] *= np.exp(np.maximum(m[a:b] - m_new, -FLUSH))[:, None]
             m[a:b] = m_new
-            flush_(s)
+            floor_(s, bias)
         np.exp(s, out=s)                                # e = exp(s - m)
         acc[a:b] += np.matmul(s, va[lo:hi], out=part[a:b])     # [e v, rowsum(e)]
     np.divide(acc[:, :D], acc[:, D:], out=out)
@@ -70,7 +72,7 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale, flush):
     """Gradients from the query rows qa = [qs, -lse] with g = dL/dout and ga = [g, -delta]: dq (rows, D)
     is written (dq = ds k / sqrt(D)); dk and dv (keys, D) are added to (dk += ds^T qs, dv += p^T g).
     Per tile, as in attention.py: p = exp(s - lse), dp = g v^T, ds = p (dp - delta). ``flush`` when some
-    s - lse may lie below -FLUSH (``flush_``)."""
+    s - lse may lie below -FLUSH (``floor_``)."""
     qs, k = qa[:, :-1], ka[:, :-1]
     dq[...] = 0
     p_buf = np.empty((qa.shape[0], max(hi - lo for _, _, lo, hi, _ in key_tiles)), dtype=qa.dtype)
@@ -81,7 +83,7 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale, flush):
         if bias is not None:
             p[:, p.shape[1] - bias.shape[1]:] += bias
         if flush:
-            flush_(p)
+            floor_(p, bias)
         np.exp(p, out=p)                                # the forward's weights, exactly
         dv[lo:hi] += p.T @ g[a:b]                       # out = p v
         np.matmul(ga[a:b], va[lo:hi].T, out=ds)         # dp - delta
@@ -96,7 +98,7 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale, flush):
 ROWS = 256          # query rows per tile
 KEYS = 512          # keys per tile
 DIAGONAL = 64       # query rows per piece of the causal diagonal (a staircase, not the whole square)
-FLUSH = 60.0        # weights below e^-FLUSH of their row's largest are set to 0 (flush_)
+FLUSH = 60.0        # no weight below e^-FLUSH of its row's largest, none subnormal (floor_)
 MIN_SCORES = 512 * 512     # T * S per head from which tiles are used (below, the untiled path is faster)
 
 
