@@ -128,11 +128,10 @@ def main():
         tiles = peak_memory_mb(arrays, g)
     print(f"most memory held during forward + backward: untiled {whole:.1f} MiB, tiled {tiles:.2f} MiB "
           f"(one (T, T) float32 array is {T * T * 4 / 2 ** 20:.0f} MiB)")
-    rows = attention_tiles.row_tiles(T)
-    made = sum(len(attention_tiles.key_tiles(r0, r1, T, True, 0, np.float32)) for r0, r1 in rows)
-    every = len(rows) * len(attention_tiles.key_tiles(0, T, T, False, 0, np.float32))
-    print(f"tiles of {attention_tiles.ROWS} rows x {attention_tiles.KEYS} keys computed: {made} of {every} "
-          f"({made / every:.0%}); the rest lie wholly in the future")
+    made = sum((b - a) * (hi - lo) for r0, r1 in attention_tiles.row_tiles(T)
+               for a, b, lo, hi, _ in attention_tiles.key_tiles(r0, r1, T, True, 0, np.float32))
+    print(f"scores computed in tiles of {attention_tiles.ROWS} rows x {attention_tiles.KEYS} keys: {made:,} of "
+          f"{T * T:,} ({made / T / T:.1%}; {(T * T + T) // 2:,} are visible); the rest lie in the future")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,12 @@ from tinytensor.ops import attention, attention_tiles
 
 @pytest.fixture
 def tiles(monkeypatch):
-    """Every call runs in tiles of ``rows`` query rows and ``keys`` keys (3 and 4 unless set)."""
-    def use(rows=3, keys=4, minimum=0):
+    """Every call runs in tiles of ``rows`` query rows and ``keys`` keys (3 and 4 unless set), the causal
+    diagonal in pieces of ``diagonal`` rows (2)."""
+    def use(rows=3, keys=4, minimum=0, diagonal=2):
         monkeypatch.setattr(attention_tiles, "ROWS", rows)
         monkeypatch.setattr(attention_tiles, "KEYS", keys)
+        monkeypatch.setattr(attention_tiles, "DIAGONAL", diagonal)
         monkeypatch.setattr(attention_tiles, "MIN_SCORES", minimum)
     use()
     return use
@@ -68,6 +70,7 @@ def test_tiles_match_the_twin_and_the_untiled_op(case):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(attention_tiles, "ROWS", 3)
         mp.setattr(attention_tiles, "KEYS", 4)
+        mp.setattr(attention_tiles, "DIAGONAL", 2)
         mp.setattr(attention_tiles, "MIN_SCORES", 0)
         tiled = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
                                  [q, k, v], g)
@@ -100,23 +103,30 @@ def test_float32_tiles_match_the_float64_twin(tiles):
     assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("rows,keys", [(3, 4), (5, 2)])
+@pytest.mark.parametrize("rows,keys,diagonal", [(3, 4, 2), (5, 2, 2), (5, 2, 64), (4, 3, 1)])
 @pytest.mark.parametrize("T,S,causal", [(7, 7, True), (5, 12, True), (7, 9, False), (1, 4, True)])
-def test_key_tiles_cover_exactly_the_keys_each_row_sees(tiles, T, S, causal, rows, keys):
-    """Each tile pair's keys, with its mask, are the visible keys of every row, each key once;
-    causal tiles wholly in the future are not made at all (also with fewer keys than rows per tile)."""
+def test_key_tiles_cover_exactly_the_keys_each_row_sees(tiles, monkeypatch, T, S, causal, rows, keys, diagonal):
+    """The tiles' keys, with their masks, are the visible keys of every row, each key once; causal
+    tiles wholly in the future are not made at all (also with fewer keys than rows per tile), and of
+    the diagonal only the staircase of DIAGONAL-row pieces is computed."""
     tiles(rows=rows, keys=keys)
+    monkeypatch.setattr(attention_tiles, "DIAGONAL", diagonal)
     offset = S - T
     for r0, r1 in attention_tiles.row_tiles(T):
         seen = np.zeros((r1 - r0, S), dtype=int)
-        for lo, hi, bias in attention_tiles.key_tiles(r0, r1, S, causal, offset, np.float64):
-            visible = np.ones((r1 - r0, hi - lo), dtype=int)
+        computed = 0
+        for a, b, lo, hi, bias in attention_tiles.key_tiles(r0, r1, S, causal, offset, np.float64):
+            assert 0 <= a < b <= r1 - r0 and 0 <= lo < hi <= S
+            visible = np.ones((b - a, hi - lo), dtype=int)
             if bias is not None:
                 visible[:, visible.shape[1] - bias.shape[1]:] = bias == 0
-            seen[:, lo:hi] += visible
+            seen[a:b, lo:hi] += visible
+            computed += visible.size
         rows = np.arange(r0, r1)[:, None]
         want = (np.arange(S)[None, :] <= rows + offset) if causal else np.ones((r1 - r0, S), dtype=bool)
         np.testing.assert_array_equal(seen, want.astype(int))
+        pieces = -(-(r1 - r0) // diagonal)      # each piece computes at most diagonal^2 / 2 masked scores
+        assert computed - want.sum() <= pieces * diagonal * (diagonal - 1) // 2
 
 
 def test_tiles_never_hold_the_score_matrix(monkeypatch):
@@ -214,3 +224,70 @@ def test_head_counts_that_do_not_divide_are_one_clear_error(q_shape, kv_shape, m
     q, kv = tt.ones(*q_shape), tt.ones(*kv_shape)
     with pytest.raises(ValueError, match=message):
         F.scaled_dot_product_attention(q, kv, kv)
+
+
+def test_weights_too_small_to_matter_are_zero_not_subnormal(tiles, monkeypatch):
+    """Scores far apart (trained attention can be this sharp): a weight below float32's normal range
+    (about e^-87) would be a subnormal number, on which exp and the products that read it run 10 to 100
+    times slower. The tiles raise scores below -FLUSH (after the shift) to -FLUSH before exp (such
+    weights are below 1e-26 of their row's largest, invisible at float32's precision), so every exp
+    gives 0 (a masked key) or a normal number, forward and backward, and the result equals the twin's."""
+    tiles(rows=16, keys=16, diagonal=8)
+    found = []
+
+    class ExpSpy:                       # attention_tiles' numpy, with exp counting the subnormals it makes
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        def exp(self, x, out=None):
+            e = np.exp(x, out=out)
+            found.append(int(np.count_nonzero((e != 0) & (np.abs(e) < np.finfo(e.dtype).tiny))))
+            return e
+    monkeypatch.setattr(attention_tiles, "np", ExpSpy())
+    monkeypatch.setattr(attention_tiles, "chosen", lambda *args: True)      # (its `xp is np` sees the spy)
+    rng = np.random.default_rng(7)
+    q, k, v = rng.standard_normal((3, 1, 2, 40, 8))
+    q *= 40                             # scores spread over about +-300
+    g = rng.standard_normal(q.shape)
+    for causal in (True, False):
+        fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal)      # noqa: E731
+        got = values_and_grads(fn, [q, k, v], g, np.float32)
+        want = values_and_grads(lambda q, k, v: R.scaled_dot_product_attention(q, k, v, causal=causal),
+                                [q, k, v], g)
+        assert_close(got, want, rtol=2e-3, atol=2e-3)
+    assert len(found) > 20 and sum(found) == 0, f"{sum(found)} subnormal weights made"
+
+
+def test_the_untiled_softmax_flushes_negligible_weights_too():
+    """The untiled path's softmax, with the max shift: a row whose scores span +-300 gets weights that
+    are 0 (masked) or normal numbers, equal to the float64 softmax; and score_bound bounds every score."""
+    rng = np.random.default_rng(8)
+    q, k = rng.standard_normal((1, 1, 9, 8)) * 40, rng.standard_normal((1, 1, 300, 8))
+    bound = attention.score_bound(q, k)
+    s64 = q @ np.swapaxes(k, -1, -2)
+    assert np.abs(s64).max() <= bound and attention.score_bound(q[..., :0, :], k) == np.inf
+    bias = np.triu(np.full((9, 9), -np.inf), 1)         # causal over the last 9 keys
+    s64[..., -9:] += bias
+    s = s64.astype(np.float32)
+    attention._softmax_(s, bias.astype(np.float32), shift=True)
+    assert not np.any((s != 0) & (s < np.finfo(np.float32).tiny))
+    assert np.all(s[..., -9:][..., bias == -np.inf] == 0)          # masked keys: weight exactly 0
+    want = np.exp(s64 - s64.max(-1, keepdims=True))
+    np.testing.assert_allclose(s, want / want.sum(-1, keepdims=True), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("tiled", [True, False])
+def test_sharp_causal_attention_gives_future_keys_exactly_zero_weight(tiles, monkeypatch, tiled):
+    """With scores raised to -FLUSH (the max shift on), the mask must still win: values of future keys,
+    however large, do not reach a query's output, tiled or not."""
+    tiles(rows=16, keys=16, diagonal=8)
+    if not tiled:
+        untiled(monkeypatch)
+    rng = np.random.default_rng(9)
+    q, k, v = rng.standard_normal((3, 1, 2, 40, 8)).astype(np.float32)
+    q *= 40
+    far = v.copy()
+    far[..., 20:, :] = 1e30
+    near = F.scaled_dot_product_attention(tt.tensor(q), tt.tensor(k), tt.tensor(v)).data
+    with_far = F.scaled_dot_product_attention(tt.tensor(q), tt.tensor(k), tt.tensor(far)).data
+    np.testing.assert_array_equal(with_far[..., :20, :], near[..., :20, :])

@@ -45,13 +45,18 @@ def _softmax_(s, bias, shift=True):
 
     ``shift=False`` when ``scores_are_small``: the row maxima are subtracted only so that exp cannot
     overflow, so they are skipped (a last-axis max of short rows is NumPy's slowest pass here); the row
-    sums are a product with ones, which BLAS takes about three times faster than NumPy's sum."""
+    sums are a product with ones, which BLAS takes about three times faster than NumPy's sum. With the
+    shift, scores below the row's max by more than FLUSH are raised to -FLUSH, so that no weight is a
+    subnormal number, which would slow exp and the products ten-fold (attention_tiles.floor_)."""
     xp = backend.xp_of(s)
+    masked = s[..., s.shape[-1] - bias.shape[-1]:] if bias is not None else None
     if bias is not None:
-        masked = s[..., s.shape[-1] - bias.shape[-1]:]
         masked += bias
     if shift:
         s -= s.max(axis=-1, keepdims=True)
+        xp.maximum(s, -attention_tiles.FLUSH, out=s)
+        if bias is not None:
+            masked += bias                  # the max lifted the mask's -inf too
     xp.exp(s, out=s)
     s /= (s @ xp.ones(s.shape[-1], dtype=s.dtype))[..., None]
 
@@ -59,12 +64,17 @@ def _softmax_(s, bias, shift=True):
 SAFE_SCORE = 40.0   # exp(s) for |s| below this stays far inside float32's normal range (about e^-87 to e^88)
 
 
-def scores_are_small(qs, k, scale=1.0):
-    """True when no score (qs_i . k_j) scale can reach SAFE_SCORE in size: |q . k| <= |q| |k| (Cauchy-Schwarz)."""
+def score_bound(qs, k, scale=1.0):
+    """The largest size any score (qs_i . k_j) scale can have: |q . k| <= |q| |k| (Cauchy-Schwarz);
+    inf when q or k is empty, nan when they hold nan."""
     if qs.size == 0 or k.size == 0:
-        return False
-    largest = row_dots(qs, qs).max() * row_dots(k, k).max() * (scale * scale)
-    return bool(largest < SAFE_SCORE * SAFE_SCORE)      # False for inf or nan too
+        return math.inf
+    return math.sqrt(float(row_dots(qs, qs).max()) * float(row_dots(k, k).max())) * scale
+
+
+def scores_are_small(qs, k, scale=1.0):
+    """True when no score (qs_i . k_j) scale can reach SAFE_SCORE in size."""
+    return bool(score_bound(qs, k, scale) < SAFE_SCORE)      # False for inf or nan too
 
 
 def _weighted_values(mm, p, keep, pd, v, out):
@@ -131,8 +141,9 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     dropout_p = dropout_p if training else 0.0
     if attention_tiles.chosen(T, S, dropout_p, xp):
         out = result_array(q.shape, q.dtype, xp)
-        shift = not scores_are_small(qd, kd, 1.0 / math.sqrt(q.shape[-1]))
-        schedule = attention_tiles.TiledSchedule(qd, kd, vd, grouped(out, kv_heads, groups), causal, shift)
+        bound = score_bound(qd, kd, 1.0 / math.sqrt(q.shape[-1]))
+        schedule = attention_tiles.TiledSchedule(qd, kd, vd, grouped(out, kv_heads, groups), causal,
+                                                 shift=not bound < SAFE_SCORE, bound=bound)
     else:
         schedule = _Schedule(qd, kd, vd, causal, dropout_p)
         out = schedule.out.reshape(q.shape)

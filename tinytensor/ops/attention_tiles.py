@@ -29,58 +29,76 @@ from .masks import causal_bias
 # ----- the math: one tile of query rows of one head against the keys it sees -----
 
 
+def floor_(s, bias):
+    """s <- max(s, -FLUSH) where the mask ``bias`` (None, or -inf over s's last columns) lets a key be
+    seen. exp(s) then gives at least e^-FLUSH (1e-26 of the row's largest weight, invisible at float32's
+    and float64's precision) instead of a subnormal number (below e^-87 in float32), on which exp and
+    the products that read it run 10 to 100 times slower (measured). One pass: the max lifts the mask's
+    -inf too, and adding the (small) mask again puts it back."""
+    np.maximum(s, -FLUSH, out=s)
+    if bias is not None:
+        s[:, s.shape[1] - bias.shape[1]:] += bias
+
+
 def forward_rows(qa, ka, va, key_tiles, out, shift):
     """Attention of the query rows ``qa`` (rows, D + 1) = [qs, 0] over the key tiles: out (rows, D) is
-    written, and the rows' log-sum-exp returned. ``key_tiles``: (lo, hi, bias) with bias None or the
-    causal mask of the tile's last columns. ``shift=False`` when no score can overflow exp
-    (attention.scores_are_small): m then stays 0 and nothing needs rescaling."""
+    written, and the rows' log-sum-exp returned. ``key_tiles``: (a, b, lo, hi, bias), rows a:b against
+    keys lo:hi, with bias None or the causal mask of the tile's last columns. ``shift=False`` when no
+    score can overflow exp (attention.scores_are_small): m then stays 0 and nothing needs rescaling;
+    with the shift, the scores far below the row's maximum are raised to -FLUSH (``floor_``)."""
     rows, D = out.shape
     acc = np.zeros((rows, D + 1), dtype=out.dtype)      # [sum e v, sum e]
     m = np.full(rows, -np.inf if shift else 0.0, dtype=out.dtype)
-    s_buf = np.empty((rows, max(hi - lo for lo, hi, _ in key_tiles)), dtype=out.dtype)
+    s_buf = np.empty((rows, max(hi - lo for _, _, lo, hi, _ in key_tiles)), dtype=out.dtype)
     part = np.empty_like(acc)
-    for lo, hi, bias in key_tiles:
-        s = s_buf[:, :hi - lo]
-        np.matmul(qa, ka[lo:hi].T, out=s)               # s = qs k^T (qa's last column is 0 here)
+    for a, b, lo, hi, bias in key_tiles:
+        s = s_buf[a:b, :hi - lo]
+        np.matmul(qa[a:b], ka[lo:hi].T, out=s)          # s = qs k^T (qa's last column is 0 here)
         if bias is not None:
             s[:, s.shape[1] - bias.shape[1]:] += bias
         if shift:                                       # the online softmax: a larger max shrinks the sums
-            m_new = np.maximum(m, s.max(axis=1))
+            m_new = np.maximum(m[a:b], s.max(axis=1))
             s -= m_new[:, None]
-            acc *= np.exp(m - m_new)[:, None]
-            m = m_new
+            acc[a:b] *= np.exp(np.maximum(m[a:b] - m_new, -FLUSH))[:, None]
+            m[a:b] = m_new
+            floor_(s, bias)
         np.exp(s, out=s)                                # e = exp(s - m)
-        acc += np.matmul(s, va[lo:hi], out=part)        # [e v, rowsum(e)]
+        acc[a:b] += np.matmul(s, va[lo:hi], out=part[a:b])     # [e v, rowsum(e)]
     np.divide(acc[:, :D], acc[:, D:], out=out)
     return m + np.log(acc[:, D])
 
 
-def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale):
+def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale, flush):
     """Gradients from the query rows qa = [qs, -lse] with g = dL/dout and ga = [g, -delta]: dq (rows, D)
     is written (dq = ds k / sqrt(D)); dk and dv (keys, D) are added to (dk += ds^T qs, dv += p^T g).
-    Per tile, as in attention.py: p = exp(s - lse), dp = g v^T, ds = p (dp - delta)."""
+    Per tile, as in attention.py: p = exp(s - lse), dp = g v^T, ds = p (dp - delta). ``flush`` when some
+    s - lse may lie below -FLUSH (``floor_``)."""
     qs, k = qa[:, :-1], ka[:, :-1]
     dq[...] = 0
-    p_buf = np.empty((qa.shape[0], max(hi - lo for lo, hi, _ in key_tiles)), dtype=qa.dtype)
+    p_buf = np.empty((qa.shape[0], max(hi - lo for _, _, lo, hi, _ in key_tiles)), dtype=qa.dtype)
     ds_buf = np.empty_like(p_buf)
-    for lo, hi, bias in key_tiles:
-        p, ds = p_buf[:, :hi - lo], ds_buf[:, :hi - lo]
-        np.matmul(qa, ka[lo:hi].T, out=p)               # s - lse
+    for a, b, lo, hi, bias in key_tiles:
+        p, ds = p_buf[a:b, :hi - lo], ds_buf[a:b, :hi - lo]
+        np.matmul(qa[a:b], ka[lo:hi].T, out=p)          # s - lse
         if bias is not None:
             p[:, p.shape[1] - bias.shape[1]:] += bias
+        if flush:
+            floor_(p, bias)
         np.exp(p, out=p)                                # the forward's weights, exactly
-        dv[lo:hi] += p.T @ g                            # out = p v
-        np.matmul(ga, va[lo:hi].T, out=ds)              # dp - delta
+        dv[lo:hi] += p.T @ g[a:b]                       # out = p v
+        np.matmul(ga[a:b], va[lo:hi].T, out=ds)         # dp - delta
         ds *= p                                         # ds = p (dp - delta)
-        dq += ds @ k[lo:hi]                             # s = qs k^T
-        dk[lo:hi] += ds.T @ qs
+        dq[a:b] += ds @ k[lo:hi]                        # s = qs k^T
+        dk[lo:hi] += ds.T @ qs[a:b]
     dq *= scale
 
 
 # ----- the schedule: which tiles, which jobs, which thread -----
 
 ROWS = 256          # query rows per tile
-KEYS = 512          # keys per tile (a causal row tile's first key tile is at least as wide as its rows)
+KEYS = 512          # keys per tile
+DIAGONAL = 64       # query rows per piece of the causal diagonal (a staircase, not the whole square)
+FLUSH = 60.0        # no weight below e^-FLUSH of its row's largest, none subnormal (floor_)
 MIN_SCORES = 512 * 512     # T * S per head from which tiles are used (below, the untiled path is faster)
 
 
@@ -92,17 +110,23 @@ def chosen(T, S, dropout_p, xp):
 
 
 def key_tiles(r0, r1, S, causal, offset, dtype):
-    """(lo, hi, bias) for query rows r0:r1: the keys they see, cut into tiles of at most KEYS from the
-    last one back, so the one tile that holds the diagonal comes first, with its mask over its last
-    r1 - r0 columns; tiles wholly in the rows' future are never made. Queries are aligned to the end
-    of the keys (``offset`` = S - T, a KV cache): query i sees keys j <= i + offset when causal."""
-    end = offset + r1 if causal else S
-    bias = causal_bias(r1 - r0, r1 - r0, dtype, np) if causal else None
-    width = max(KEYS, r1 - r0)          # so the mask fits in the first tile
-    tiles = []
-    for hi in range(end, 0, -width):
-        tiles.append((max(0, hi - width), hi, bias))
-        bias = None
+    """(a, b, lo, hi, bias) for query rows r0:r1: rows r0 + a : r0 + b against keys lo:hi, bias None or
+    the causal mask over the tile's last b - a columns. Queries are aligned to the end of the keys
+    (``offset`` = S - T, a KV cache): query i sees keys j <= i + offset when causal. Then the keys
+    offset + r0 : offset + r1 hold the diagonal; it comes first, as a staircase of pieces of DIAGONAL
+    rows, each against the diagonal keys up to its last row's (half of the square is never computed);
+    the keys before it, which every row sees, follow in tiles of KEYS from the last one back. Tiles
+    wholly in the rows' future are never made."""
+    rows = r1 - r0
+    tiles, end = [], S
+    if causal:
+        start = offset + r0                 # the first key of the diagonal
+        for a in range(0, rows, DIAGONAL):
+            b = min(rows, a + DIAGONAL)
+            tiles.append((a, b, start, start + b, causal_bias(b - a, b - a, dtype, np)))
+        end = start
+    for hi in range(end, 0, -KEYS):
+        tiles.append((0, rows, max(0, hi - KEYS), hi, None))
     return tiles
 
 
@@ -118,22 +142,28 @@ class TiledSchedule:
     (kv, g, row tile) each, the longest first; ``backward(g)`` one job per (kv) group, or parts of its
     rows when there are fewer groups than threads."""
 
-    def __init__(self, q, k, v, out, causal, shift):
-        self.causal, self.shift, self.out = causal, shift, out
+    def __init__(self, q, k, v, out, causal, shift, bound):
+        """``shift``: whether the forward subtracts the row maxima (``forward_rows``); ``bound``: the
+        largest size a score can have (attention.score_bound)."""
+        self.causal, self.shift, self.bound, self.out = causal, shift, bound, out
         G, T, D = q.shape[-3:]
         S = k.shape[-2]
         self.scale = q.dtype.type(1.0 / math.sqrt(D))
         self.offset = S - T
         lead = k.shape[:-3]                             # (..., kv heads)
         self.groups = list(np.ndindex(*lead))
-        self.qa = np.zeros(lead + (G, T, D + 1), dtype=q.dtype)     # [qs, -lse], -lse once known
+        self.qa = np.empty(lead + (G, T, D + 1), dtype=q.dtype)     # [qs, -lse], -lse once known
         np.multiply(q, self.scale, out=self.qa[..., :D])
-        self.ka, self.va = (np.ones(lead + (S, D + 1), dtype=q.dtype) for _ in range(2))
+        self.qa[..., D] = 0
+        self.ka, self.va = (np.empty(lead + (S, D + 1), dtype=q.dtype) for _ in range(2))
         self.ka[..., :D], self.va[..., :D] = k[..., 0, :, :], v[..., 0, :, :]
+        self.ka[..., D] = self.va[..., D] = 1
         self.rows = row_tiles(T)
+        # each row tile's key tiles (and masks), made once for every head and both passes
+        self.key_tiles = {r0: key_tiles(r0, r1, S, causal, self.offset, q.dtype) for r0, r1 in self.rows}
 
     def _tiles(self, r0, r1):
-        return key_tiles(r0, r1, self.ka.shape[-2], self.causal, self.offset, self.ka.dtype)
+        return self.key_tiles[r0]
 
     def forward(self):
         G = self.qa.shape[-3]
@@ -177,8 +207,10 @@ class TiledSchedule:
             ga = np.empty((r1 - r0, qa.shape[-1]), dtype=qa.dtype)   # [g, -delta], delta = g . out
             ga[:, :-1] = g[h, r0:r1]
             np.negative(row_dots(g[h, r0:r1], out[h, r0:r1]), out=ga[:, -1])
+            # s - lse >= -bound - lse: below -FLUSH only where the scores or the rows' lse are large
+            flush = not self.bound - qa[h, r0:r1, -1].min() < FLUSH
             backward_rows(qa[h, r0:r1], ka, va, g[h, r0:r1], ga, self._tiles(r0, r1),
-                          dq[h, r0:r1], dk, dv, self.scale)
+                          dq[h, r0:r1], dk, dv, self.scale, flush)
 
     def _cost(self, row):
         """Score entries a row tile computes (the keys it sees times its rows)."""
