@@ -1,9 +1,10 @@
 """How ``backward()`` sums the gradients that reach one tensor from its several uses.
 
-The plain rule is ``grads[t] = grads[t] + g`` for every use of ``t``, with a new array each time. Two
-tricks save memory passes on top of it. Each was measured again against the plain rule, variants
+The plain rule is ``grads[t] = grads[t] + g`` for every use of ``t``, with a new array each time. Three
+tricks save memory passes on top of it. The first two were measured again against the plain rule, variants
 alternating in one process (benchmarks/RESULTS.md, "A short core"): on the q, k, v slices alone dropping
-the first costs +50%, dropping the second +40%; on a whole tiny GPT step +3% and +4% (both: +6%).
+the first costs +50%, dropping the second +40%; on a whole tiny GPT step +3% and +4% (both: +6%). The
+third took the q, k, v gradients of a tiny layer from 0.74 to 0.42 ms (RESULTS.md, "Session 6 — speed").
 
 1. **Slices go straight into one buffer.** ``x[index]`` (basic indexing) gives back a ``SliceGrad``: the
    gradient of the selected region only, not a zero-filled array of ``x``'s shape. The three slices q, k, v
@@ -15,7 +16,7 @@ the first costs +50%, dropping the second +40%; on a whole tiny GPT step +3% and
    (the third slice, a third use) are added into it in place.
 3. **Slices that tile the tensor are written, not added.** Slices of one tensor wait (``Slices``) until
    its gradient is complete; when they cover it exactly once (q, k, v; the pieces of ``split``), the
-   buffer is not zero-filled and each slice is copied into its place instead of added.
+   buffer is not zero-filled and each slice is copied into its place instead of added into zeros.
 
 Anything outside this module sees plain arrays: ``pop`` turns a ``SliceGrad`` (or waiting ``Slices``) into a full
 array.
