@@ -1,12 +1,14 @@
 """Compare our training step in two checkouts of tinytensor, A and B, by alternating fresh processes.
 
     python benchmarks/ab_bench.py /path/to/checkout-A /path/to/checkout-B --shape tiny --steps 15 --rounds 8
+    taskset -c 0 python benchmarks/ab_bench.py A B --threads 1      # one core, one thread everywhere
 
 On a machine whose speed drifts by several percent from minute to minute, two versions timed one after
 the other differ by the drift; timed in alternating processes (A B, then B A, ...), the drift falls on both.
 Each process builds the model of ``--shape`` from its own checkout (benchmarks/train_bench.py's
 ``make_ours``), runs one untimed step, then ``--steps`` timed ones, and reports their median; the summary
-is the median of those medians per checkout.
+is the median of those medians per checkout. ``--threads N`` gives every child N threads: tinytensor's
+(``set_num_threads``) and BLAS's (OPENBLAS/OMP/MKL_NUM_THREADS); by default each keeps its own choice.
 """
 import argparse
 import os
@@ -18,6 +20,9 @@ CHILD = """
 import statistics, sys, time
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/benchmarks"]
 import train_bench
+if int(sys.argv[4]):
+    import tinytensor
+    tinytensor.set_num_threads(int(sys.argv[4]))
 step = train_bench.make_ours(train_bench.SHAPES[sys.argv[2]])
 step()
 times = []
@@ -29,9 +34,14 @@ print(statistics.median(times))
 """
 
 
-def time_checkout(path, shape, steps):
-    """Median seconds of ``steps`` training steps of ``shape``, in a fresh process using ``path``'s code."""
-    out = subprocess.run([sys.executable, "-c", CHILD, path, shape, str(steps)], capture_output=True, text=True)
+def time_checkout(path, shape, steps, threads=0):
+    """Median seconds of ``steps`` training steps of ``shape``, in a fresh process using ``path``'s code
+    (with ``threads`` threads for tinytensor and BLAS when not 0)."""
+    env = dict(os.environ)
+    if threads:
+        env.update({name: str(threads) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+    out = subprocess.run([sys.executable, "-c", CHILD, path, shape, str(steps), str(threads)], capture_output=True,
+                         text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"error: the step failed in {path}:\n{out.stderr.strip()}")
     return float(out.stdout.strip().splitlines()[-1])
@@ -44,6 +54,8 @@ def main():
     parser.add_argument("--shape", default="tiny", choices=["tiny", "small", "gpt2"])
     parser.add_argument("--steps", type=int, default=15, help="timed steps per process (default 15)")
     parser.add_argument("--rounds", type=int, default=8, help="processes per checkout (default 8)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads for tinytensor and BLAS in every child (default 0: their own choice)")
     args = parser.parse_args()
     for path in (args.a, args.b):
         if not os.path.isfile(os.path.join(path, "benchmarks", "train_bench.py")):
@@ -51,7 +63,7 @@ def main():
     results = {args.a: [], args.b: []}
     for r in range(args.rounds):
         for path in (args.a, args.b) if r % 2 == 0 else (args.b, args.a):
-            results[path].append(time_checkout(path, args.shape, args.steps))
+            results[path].append(time_checkout(path, args.shape, args.steps, args.threads))
             print(f"round {r + 1}/{args.rounds}: {path}: {results[path][-1] * 1000:.1f} ms", flush=True)
     for name, path in (("A", args.a), ("B", args.b)):
         ms = [t * 1000 for t in results[path]]

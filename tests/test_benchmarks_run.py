@@ -27,7 +27,7 @@ def test_gpu_bench_harness_on_the_cpu(tmp_path):
 
 
 def test_ab_bench_compares_two_checkouts():
-    proc = _run("benchmarks/ab_bench.py", ROOT, ROOT, "--steps", "1", "--rounds", "2")
+    proc = _run("benchmarks/ab_bench.py", ROOT, ROOT, "--steps", "1", "--rounds", "2", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("median of medians") == 2
     bad = _run("benchmarks/ab_bench.py", ROOT, "/nonexistent", "--rounds", "1")

@@ -1,9 +1,10 @@
 """How ``backward()`` sums the gradients that reach one tensor from its several uses.
 
-The plain rule is ``grads[t] = grads[t] + g`` for every use of ``t``, with a new array each time. Two
-tricks save memory passes on top of it. Each was measured again against the plain rule, variants
+The plain rule is ``grads[t] = grads[t] + g`` for every use of ``t``, with a new array each time. Three
+tricks save memory passes on top of it. The first two were measured again against the plain rule, variants
 alternating in one process (benchmarks/RESULTS.md, "A short core"): on the q, k, v slices alone dropping
-the first costs +50%, dropping the second +40%; on a whole tiny GPT step +3% and +4% (both: +6%).
+the first costs +50%, dropping the second +40%; on a whole tiny GPT step +3% and +4% (both: +6%). The
+third took the q, k, v gradients of a tiny layer from 0.74 to 0.42 ms (RESULTS.md, "Session 6 — speed").
 
 1. **Slices go straight into one buffer.** ``x[index]`` (basic indexing) gives back a ``SliceGrad``: the
    gradient of the selected region only, not a zero-filled array of ``x``'s shape. The three slices q, k, v
@@ -13,8 +14,12 @@ the first costs +50%, dropping the second +40%; on a whole tiny GPT step +3% and
    (``add`` gives ``g`` to both), so an array received from a backward is never written to. The first sum
    for a tensor makes a new array; that one belongs to this pass (``_ours``), and later contributions
    (the third slice, a third use) are added into it in place.
+3. **Slices that tile the tensor are written, not added.** Slices of one tensor wait (``Slices``) until
+   its gradient is complete; when they cover it exactly once (q, k, v; the pieces of ``split``), the
+   buffer is not zero-filled and each slice is copied into its place instead of added into zeros.
 
-Anything outside this module sees plain arrays: ``pop`` turns a lone ``SliceGrad`` into a full array.
+Anything outside this module sees plain arrays: ``pop`` turns a ``SliceGrad`` (or waiting ``Slices``) into a full
+array.
 """
 import numpy as np
 
@@ -36,9 +41,63 @@ class SliceGrad:
         return grad
 
 
+class Slices:
+    """Several ``SliceGrad``s of one tensor, waiting to be written into one buffer together."""
+    __slots__ = ("parts",)
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def dense(self):
+        first = self.parts[0]
+        xp = backend.xp_of(first.values)
+        if _tile(first.like.shape, [part.index for part in self.parts]):
+            grad = xp.empty_like(first.like, dtype=first.values.dtype)     # every element written below
+            for part in self.parts:
+                grad[part.index] = part.values
+        else:
+            grad = xp.zeros_like(first.like, dtype=first.values.dtype)
+            for part in self.parts:
+                grad[part.index] += part.values
+        return grad
+
+
+def _tile(shape, indices):
+    """True when each basic index cuts one range out of the same axis (an int, or a slice of step 1; full
+    slices elsewhere) and the ranges cover that axis exactly once, as ``qkv[0], qkv[1], qkv[2]`` do."""
+    axis, ranges = None, []
+    for index in indices:
+        parts = index if isinstance(index, tuple) else (index,)
+        if len(parts) > len(shape):
+            return False
+        cuts = []
+        for k, part in enumerate(parts):
+            if isinstance(part, slice):
+                start, stop, step = part.indices(shape[k])
+                if (start, stop, step) != (0, shape[k], 1):
+                    cuts.append((k, start, stop if step == 1 and stop > start else None))
+            elif isinstance(part, (int, np.integer)) and not isinstance(part, bool):
+                cuts.append((k, int(part) % shape[k], int(part) % shape[k] + 1))
+            else:                                   # Ellipsis, None, an array: not worth following
+                return False
+        if len(cuts) != 1 or cuts[0][2] is None:    # not exactly one cut axis, or an empty range
+            return False
+        k, start, stop = cuts[0]
+        if axis is not None and k != axis:
+            return False
+        axis = k
+        ranges.append((start, stop))
+    covered = 0
+    for start, stop in sorted(ranges):
+        if start != covered:                        # a gap or an overlap
+            return False
+        covered = stop
+    return axis is not None and covered == shape[axis]
+
+
 def dense(g):
-    """``g`` as a plain array (a ``SliceGrad`` made full)."""
-    return g.dense() if isinstance(g, SliceGrad) else g
+    """``g`` as a plain array (a ``SliceGrad`` or waiting ``Slices`` made full)."""
+    return g.dense() if isinstance(g, (SliceGrad, Slices)) else g
 
 
 def writable(a):
@@ -65,6 +124,12 @@ class GradientSums:
         if have is None:
             self._grads[key] = g
             return
+        if isinstance(g, SliceGrad) and isinstance(have, (SliceGrad, Slices)):
+            self._grads[key] = Slices((have.parts if isinstance(have, Slices) else [have]) + [g])
+            return                          # slices wait: written together when complete (trick 3)
+        if isinstance(have, Slices):        # a whole array meets waiting slices: write them out first
+            have = self._grads[key] = have.dense()
+            self._ours.add(key)
         if key not in self._ours:           # the first sum: into a new array, which is then ours
             self._ours.add(key)
             if isinstance(have, SliceGrad):

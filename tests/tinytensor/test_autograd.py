@@ -297,7 +297,8 @@ def test_dropout_rejects_bad_p():
 
 # ----- gradient accumulation: slices added in place, shared arrays never written -----
 
-@pytest.mark.parametrize("case", ["qkv", "slice_and_whole", "whole_then_slices", "broadcast_and_slice", "repeated"])
+@pytest.mark.parametrize("case", ["qkv", "slice_and_whole", "whole_then_slices", "broadcast_and_slice", "repeated",
+                                  "split_axis_1", "slices_with_a_gap", "tiles_then_whole"])
 def test_slices_and_whole_uses_of_one_tensor_accumulate_right(case):
     rng = np.random.default_rng(3)
     a = rng.standard_normal((3, 4, 5))
@@ -307,6 +308,9 @@ def test_slices_and_whole_uses_of_one_tensor_accumulate_right(case):
         "whole_then_slices": lambda x: (x * 2).sum() + x[0].sum() * x[2, 1].sum(),
         "broadcast_and_slice": lambda x: x.sum() + x.sum() + x[..., 0].sum(),
         "repeated": lambda x: x[0] + x[0] + x[0, :1] + x[-1],
+        "split_axis_1": lambda x: sum((piece * (i + 1)).sum() for i, piece in enumerate(x.split([1, 2, 1], axis=1))),
+        "slices_with_a_gap": lambda x: x[0] * x[2] + x[:, 3:].sum(),
+        "tiles_then_whole": lambda x: (x[:1] * 2).sum() + x[1:].sum() + (x * x).sum(),
     }
     fn = fns[case]
     x = tt.tensor(a, dtype=np.float64, requires_grad=True)
@@ -318,6 +322,23 @@ def test_slices_and_whole_uses_of_one_tensor_accumulate_right(case):
     y = tt.tensor(a, dtype=np.float64, requires_grad=True)
     (fn(y) * g).sum().backward()
     np.testing.assert_allclose(x.grad, y.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_slices_tile_a_tensor_only_when_they_cover_one_axis_exactly_once():
+    from tinytensor.accumulate import _tile
+    shape = (3, 4, 5)
+    assert _tile(shape, [0, 1, 2])                                   # q, k, v
+    assert _tile(shape, [-1, (0,), (1, slice(None))])
+    assert _tile(shape, [slice(0, 2), 2])
+    assert _tile(shape, [(slice(None), slice(2, 4)), (slice(None), slice(0, 2))])
+    assert not _tile(shape, [0, 2])                                  # a gap
+    assert not _tile(shape, [slice(0, 2), 1, 2])                     # an overlap
+    assert not _tile(shape, [0, 1, 1, 2])
+    assert not _tile(shape, [(0, slice(None)), (slice(1, 3), 0)])  # cuts on two axes
+    assert not _tile(shape, [(0, 1), 1, 2])
+    assert not _tile(shape, [slice(0, 3, 2), 1])                     # a step
+    assert not _tile(shape, [Ellipsis, 0])
+    assert not _tile(shape, [slice(None)])                           # a whole tensor is no slice
 
 
 def test_a_shared_gradient_array_is_never_written_into():

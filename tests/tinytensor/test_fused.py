@@ -95,6 +95,17 @@ def test_layer_norm_matches_twin(x, with_weight, with_bias, data):
     assert tt.gradcheck(call(F.layer_norm), *inputs, atol=1e-4)
 
 
+def test_layer_norm_backward_in_row_blocks_matches_twin(monkeypatch):
+    """Backward cut into row blocks (3 rows of 4 here, the last block shorter): dx per block, and dw, db
+    summed over the blocks, as from the twin."""
+    from tinytensor import parallel
+    monkeypatch.setattr(parallel, "CACHE_BLOCK", 12)
+    rng = np.random.default_rng(7)
+    x, w, b = (tt.tensor(rng.standard_normal(shape), dtype=np.float64, requires_grad=True)
+               for shape in ((2, 5, 4), (4,), (4,)))
+    assert_same(F.layer_norm, R.layer_norm, [x, w, b], rtol=1e-10, atol=1e-12)
+
+
 @st.composite
 def qkv(draw, causal):
     B, H = draw(st.sampled_from([(1, 1), (1, 2), (2, 1)]))

@@ -82,6 +82,21 @@ def test_adamw_matches_the_reference_with_two_param_groups():
     assert not np.allclose(w.data, adamw_reference(start[0], grad_at, 0.05, (0.8, 0.95), 1e-6, 0.0, STEPS))
 
 
+def test_adamw_in_cache_sized_pieces_matches_the_reference(monkeypatch):
+    """A parameter larger than a piece is updated piece by piece (the last one shorter): every element
+    must still follow the rule, none skipped or updated twice."""
+    from tinytensor import parallel
+    monkeypatch.setattr(parallel, "CACHE_BLOCK", 4)      # (3, 5) = 15 elements: pieces of 4, 4, 4, 3
+    p = tt.tensor(np.random.default_rng(1).standard_normal((3, 5)), dtype=np.float64, requires_grad=True)
+    start = p.data.copy()
+    opt = optim.AdamW([p], lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
+    for t in range(STEPS):
+        set_grads([p], t)
+        opt.step()
+    np.testing.assert_allclose(p.data, adamw_reference(start, grad_at, 0.05, (0.8, 0.95), 1e-6, 0.1, STEPS),
+                               rtol=1e-12)
+
+
 def test_adamw_first_step_is_lr_times_sign_thanks_to_bias_correction():
     p = tt.tensor([1.0, -2.0, 3.0], dtype=np.float64, requires_grad=True)
     opt = optim.AdamW([p], lr=0.01, weight_decay=0.0)

@@ -4,6 +4,9 @@ Its composed twin: ``reference.gelu``. With c = sqrt(2/pi), u = c (x + 0.044715 
 
     gelu(x) = 0.5 x (1 + t)
     d/dx    = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)      (d tanh(u)/du = 1 - t^2)
+
+Forward keeps h = (1 + t) / 2 for backward; as 1 - t^2 = (1 + t)(1 - t) = 4 h (1 - h), the derivative is
+    d/dx    = h (1 + 2 x (1 - h) c (1 + 3 * 0.044715 x^2))                 (9 passes, not 11)
 """
 import math
 
@@ -12,37 +15,34 @@ from ..tensor import Tensor
 
 _C = math.sqrt(2.0 / math.pi)
 
-# ----- the math, in place on a block (t keeps tanh(u) for backward) -----
+# ----- the math, in place on a block (h keeps (1 + tanh(u)) / 2 for backward) -----
 
 
-def _gelu_forward(d, t, out):
-    """out = 0.5 d (1 + t), t = tanh(c (d + 0.044715 d^3)), the constants folded: u = (c 0.044715 d^2 + c) d."""
+def _gelu_forward(d, h, out):
+    """out = d h with h = (1 + t) / 2, t = tanh(c (d + 0.044715 d^3)); u = (c 0.044715 d^2 + c) d."""
     one = d.dtype.type
     xp = backend.xp_of(d)
-    xp.multiply(d, d, out=t)
-    t *= one(_C * 0.044715)
-    t += one(_C)
-    t *= d                                        # u
-    xp.tanh(t, out=t)
-    xp.add(t, 1, out=out)
-    out *= d
-    out *= one(0.5)
+    xp.multiply(d, d, out=h)
+    h *= one(_C * 0.044715)
+    h += one(_C)
+    h *= d                                        # u
+    xp.tanh(h, out=h)                             # t
+    h *= one(0.5)
+    h += one(0.5)                                 # h = (1 + t) / 2
+    xp.multiply(d, h, out=out)
 
 
-def _gelu_backward(d, t, g, du):
-    """du = g (0.5 (1 + t) + 0.5 d (1 - t^2) c (1 + 3 * 0.044715 d^2))."""
+def _gelu_backward(d, h, g, du):
+    """du = g h (1 + 2 d (1 - h) c (1 + 3 * 0.044715 d^2))."""
     one = d.dtype.type
     xp = backend.xp_of(d)
     xp.multiply(d, d, out=du)
-    du *= one(3 * _C * 0.044715)
-    du += one(_C)
-    du *= d                                       # c (1 + 3 * 0.044715 d^2) d
-    sech2 = t * t
-    xp.subtract(1, sech2, out=sech2)             # 1 - t^2
-    du *= sech2
-    du += t
-    du += 1
-    du *= one(0.5)
+    du *= one(6 * _C * 0.044715)
+    du += one(2 * _C)
+    du *= d                                       # 2 c (1 + 3 * 0.044715 d^2) d
+    du *= xp.subtract(one(1), h)                  # (1 - h): a block-sized temporary
+    du += one(1)
+    du *= h
     du *= g
 
 
@@ -65,13 +65,13 @@ def gelu(x):
     d = x.data
     if d.ndim == 0:
         d = d.reshape(1)                          # 0-d: work on a 1-element view, give back 0-d below
-    t = xp.empty_like(d)                          # tanh(u), kept for backward
+    h = xp.empty_like(d)                          # (1 + tanh(u)) / 2, kept for backward
     out = xp.empty_like(d)
-    parallel.for_row_blocks(_gelu_forward, _rows(d), _rows(t), _rows(out))
+    parallel.for_row_blocks(_gelu_forward, _rows(d), _rows(h), _rows(out))
 
     def backward(g):
         du = xp.empty_like(d)
-        parallel.for_row_blocks(_gelu_backward, _rows(d), _rows(t), _rows(g.reshape(d.shape)), _rows(du))
+        parallel.for_row_blocks(_gelu_backward, _rows(d), _rows(h), _rows(g.reshape(d.shape)), _rows(du))
         return (du.reshape(x.shape),)
     out = out.reshape(x.shape)
     return Tensor._make(out, (x,), backward, "gelu")
