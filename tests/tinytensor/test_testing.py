@@ -73,6 +73,7 @@ def test_tensors_and_ids(x, ids):
     assert ids.dtype == np.int64 and ids.shape == (2, 3) and ids.min() >= 0 and ids.max() < 4
 
 
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 def test_bad_strategy_arguments_are_refused():
     with pytest.raises(ValueError, match="domain"):
         ttst.arrays((2,), domain="complex").example()
