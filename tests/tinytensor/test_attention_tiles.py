@@ -74,12 +74,18 @@ def test_tiles_match_the_twin_and_the_untiled_op(case):
         mp.setattr(attention_tiles, "MIN_SCORES", 0)
         tiled = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
                                  [q, k, v], g)
+        mp.setattr(config, "threads", 1)                  # one thread: the diagonal as a staircase
+        tiled_one = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
+                                     [q, k, v], g)
+        mp.setattr(config, "threads", 2)                  # several: the diagonal's squares, jobs on threads
+        tiled_two = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
+                                     [q, k, v], g)
         untiled(mp)
         whole = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
                                  [q, k, v], g)
     twin = values_and_grads(lambda q, k, v: R.scaled_dot_product_attention(q, k, v, causal=causal), [q, k, v], g)
-    assert_close(tiled, twin)
-    assert_close(whole, twin)
+    for got in (tiled, tiled_one, tiled_two, whole):
+        assert_close(got, twin)
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -291,3 +297,15 @@ def test_sharp_causal_attention_gives_future_keys_exactly_zero_weight(tiles, mon
     near = F.scaled_dot_product_attention(tt.tensor(q), tt.tensor(k), tt.tensor(v)).data
     with_far = F.scaled_dot_product_attention(tt.tensor(q), tt.tensor(k), tt.tensor(far)).data
     np.testing.assert_array_equal(with_far[..., :20, :], near[..., :20, :])
+
+
+def test_the_schedule_follows_the_thread_count(monkeypatch):
+    """One thread: tiles from MIN_SCORES per head, the diagonal as a staircase; several: tiles from
+    THREADED_SCORES times as many, the diagonal's whole squares (the measurements are in attention_tiles)."""
+    monkeypatch.setattr(config, "threads", 1)
+    assert attention_tiles.chosen(512, 512, 0.0, np) and attention_tiles.diagonal_rows() == attention_tiles.DIAGONAL
+    monkeypatch.setattr(config, "threads", 2)
+    assert not attention_tiles.chosen(1024, 1024, 0.0, np) and attention_tiles.chosen(2048, 2048, 0.0, np)
+    assert attention_tiles.diagonal_rows() >= attention_tiles.ROWS
+    schedule_tiles = attention_tiles.key_tiles(0, 256, 256, True, 0, np.float32, attention_tiles.diagonal_rows())
+    assert [(a, b) for a, b, *_ in schedule_tiles] == [(0, 256)]

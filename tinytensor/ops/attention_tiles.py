@@ -97,32 +97,46 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale, flush):
 
 ROWS = 256          # query rows per tile
 KEYS = 512          # keys per tile
-DIAGONAL = 64       # query rows per piece of the causal diagonal (a staircase, not the whole square)
+DIAGONAL = 64       # query rows per piece of the causal diagonal on one thread (a staircase, not the square)
 FLUSH = 60.0        # no weight below e^-FLUSH of its row's largest, none subnormal (floor_)
-MIN_SCORES = 512 * 512     # T * S per head from which tiles are used (below, the untiled path is faster)
+MIN_SCORES = 512 * 512     # T * S per head from which tiles are used on one thread (below, untiled is faster)
+THREADED_SCORES = 9        # ... and with several threads, from 9 times as many (T from 3x as long)
+
+# Why the thread count changes the schedule (measured, fwd + bwd of (1, 4, T, 32), causal, 2 threads): the
+# untiled path's big NumPy calls share out over threads better than many tile-sized ones, which queue for
+# the GIL: untiled 4.7 vs 6.3 ms at T=512, 12.5 vs 17.3 at 1,024, equal at 1,536, tiles ahead from 2,048
+# (53.6 vs 67). For the same reason the staircase's short calls on the diagonal cost more than the half
+# square they skip (T=2,048: 61.6 vs 53.6 ms), while on one thread they save 6% (70.7 vs 75.3 ms).
 
 
 def chosen(T, S, dropout_p, xp):
     """Whether attention of T queries over S keys runs in tiles: on the CPU, for long contexts, without
     dropout. Dropout keeps the untiled path, whose keep-mask is drawn over the whole (T, S) exactly as
     the twin draws it (the same numbers for the same seed)."""
-    return xp is np and not dropout_p and T * S >= max(1, MIN_SCORES)
+    least = MIN_SCORES if config.threads == 1 else MIN_SCORES * THREADED_SCORES
+    return xp is np and not dropout_p and T * S >= max(1, least)
 
 
-def key_tiles(r0, r1, S, causal, offset, dtype):
+def diagonal_rows():
+    """Rows per piece of the causal diagonal: DIAGONAL on one thread, the tile's whole square on several."""
+    return DIAGONAL if config.threads == 1 else max(DIAGONAL, ROWS)
+
+
+def key_tiles(r0, r1, S, causal, offset, dtype, diagonal=None):
     """(a, b, lo, hi, bias) for query rows r0:r1: rows r0 + a : r0 + b against keys lo:hi, bias None or
     the causal mask over the tile's last b - a columns. Queries are aligned to the end of the keys
     (``offset`` = S - T, a KV cache): query i sees keys j <= i + offset when causal. Then the keys
-    offset + r0 : offset + r1 hold the diagonal; it comes first, as a staircase of pieces of DIAGONAL
-    rows, each against the diagonal keys up to its last row's (half of the square is never computed);
+    offset + r0 : offset + r1 hold the diagonal; it comes first, as a staircase of pieces of ``diagonal``
+    rows (default DIAGONAL), each against the diagonal keys up to its last row's (about half of the square
+    is never computed);
     the keys before it, which every row sees, follow in tiles of KEYS from the last one back. Tiles
     wholly in the rows' future are never made."""
-    rows = r1 - r0
+    rows, diagonal = r1 - r0, diagonal or DIAGONAL
     tiles, end = [], S
     if causal:
         start = offset + r0                 # the first key of the diagonal
-        for a in range(0, rows, DIAGONAL):
-            b = min(rows, a + DIAGONAL)
+        for a in range(0, rows, diagonal):
+            b = min(rows, a + diagonal)
             tiles.append((a, b, start, start + b, causal_bias(b - a, b - a, dtype, np)))
         end = start
     for hi in range(end, 0, -KEYS):
@@ -160,7 +174,8 @@ class TiledSchedule:
         self.ka[..., D] = self.va[..., D] = 1
         self.rows = row_tiles(T)
         # each row tile's key tiles (and masks), made once for every head and both passes
-        self.key_tiles = {r0: key_tiles(r0, r1, S, causal, self.offset, q.dtype) for r0, r1 in self.rows}
+        diagonal = diagonal_rows()
+        self.key_tiles = {r0: key_tiles(r0, r1, S, causal, self.offset, q.dtype, diagonal) for r0, r1 in self.rows}
 
     def _tiles(self, r0, r1):
         return self.key_tiles[r0]
