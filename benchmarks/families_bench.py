@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_bench import training_step  # noqa: E402 (the same step as train_bench's)
 
 ARCHS = ("gpt2", "llama", "qwen3")
 
@@ -24,7 +26,6 @@ ARCHS = ("gpt2", "llama", "qwen3")
 def make_step(arch, vocab=1024, batch=16, seed=0, **over):
     """A training step of ``arch``'s tiny preset (vocabulary ``vocab``) on one fixed random batch."""
     import tinytensor as tt
-    import tinytensor.functional as F
     from tinytensor import optim
     from gpt.families import build_model, config_class
     from gpt.train import param_groups
@@ -36,14 +37,7 @@ def make_step(arch, vocab=1024, batch=16, seed=0, **over):
     rng = np.random.default_rng(seed)
     T = cfg.context_length
     x, y = rng.integers(0, vocab, (batch, T)), rng.integers(0, vocab, (batch, T))
-
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss.item()
-    return step, model.num_parameters(), batch * T
+    return training_step(model, opt, x, y), model.num_parameters(), batch * T
 
 
 def run(rounds=4, steps=5, **over):

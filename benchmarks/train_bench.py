@@ -63,7 +63,6 @@ def timed_steps(step, n):
 def make_ours(shape, seed=0, return_model=False):
     import gpt
     import tinytensor as tt
-    import tinytensor.functional as F
     from tinytensor import optim
     vocab, context, emb, layers, heads, batch, T = shape
     tt.tune_heap()                              # freed memory reused, as `python -m gpt train` asks for
@@ -74,6 +73,14 @@ def make_ours(shape, seed=0, return_model=False):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, vocab, (batch, T))
     y = rng.integers(0, vocab, (batch, T))
+    step = training_step(model, opt, x, y)
+    return (step, model) if return_model else step
+
+
+def training_step(model, opt, x, y):
+    """A function running one full training step of ``model`` on the batch (x, y): forward, cross-entropy,
+    backward, ``opt``'s update; it returns the loss."""
+    import tinytensor.functional as F
 
     def step():
         loss = F.cross_entropy(model(x), y)
@@ -81,7 +88,7 @@ def make_ours(shape, seed=0, return_model=False):
         opt.step()
         opt.zero_grad()
         return loss.item()
-    return (step, model) if return_model else step
+    return step
 
 
 def make_torch(shape, seed=0, weights=None):
