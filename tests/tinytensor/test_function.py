@@ -1,11 +1,13 @@
 """tt.Function: a user-defined op is gradchecked like a built-in one, its gradients are checked against its
-inputs (dtype, shape; broadcast shapes summed back), and it records nothing under no_grad."""
+inputs (dtype, shape; broadcast shapes summed back), it records nothing under no_grad, and it runs on the device of its inputs (the fake CuPy of
+test_device_seam.py stands in for a GPU)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 
 import tinytensor as tt
 from tinytensor import testing as ttst
+from test_device_seam import fake_cuda, host, on_device  # noqa: F401 (fake_cuda: a fixture; the fake CuPy)
 
 
 class Hypot(tt.Function):
@@ -169,3 +171,19 @@ def test_graph_stats_count_what_a_function_saved():
     stats = tt.graph_stats(out)
     assert (stats.nodes, stats.arrays, stats.bytes) == (1, 2, 2 * 256 * 8)     # the result and e
     assert tt.gradcheck(ExpTwice.apply, x)
+
+
+def test_a_function_stays_on_the_device_and_matches_the_cpu(fake_cuda):
+    """``ctx.xp`` is the device's array module; the result and the gradients stay on the device."""
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.5, 2.0, (2, 3)), rng.standard_normal((3,))
+    results = {}
+    for device in ("cpu", "cuda"):
+        a, b = (tt.tensor(v, dtype="float64", requires_grad=True, device=device) for v in values)
+        out = Hypot.apply(a, b)
+        (out * out).sum().backward()
+        if device == "cuda":
+            assert on_device(out.data) and on_device(a.grad) and on_device(b.grad)
+        results[device] = [host(x) for x in (out.data, a.grad, b.grad)]
+    for cpu, dev in zip(results["cpu"], results["cuda"]):
+        np.testing.assert_allclose(dev, cpu, rtol=1e-12)
