@@ -1,6 +1,6 @@
 """tt.Function: a user-defined op is gradchecked like a built-in one, its gradients are checked against its
-inputs (dtype, shape; broadcast shapes summed back), it records nothing under no_grad, and it runs on the device of its inputs (the fake CuPy of
-test_device_seam.py stands in for a GPU)."""
+inputs (dtype, shape; broadcast shapes summed back), it records nothing under no_grad, and it runs on the
+device of its inputs (the fake CuPy of test_device_seam.py stands in for a GPU)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
