@@ -4,8 +4,9 @@
     python benchmarks/attention_bench.py --shapes 1x4x2048x32 --checkouts /tmp/old,. --rounds 6
 
 q, k and v are laid out as a GPT makes them: strided views of one (B, T, 3, H, D) array (the qkv
-projection's output), transposed to (B, H, T, D), each a leaf (so only attention's own work is timed). A shape is BxHxTxD; the named ones are train_bench's
-(tiny, small, gpt2) and long_context_bench's heads at T = 512, 2048, 8192. Every measurement is a fresh
+projection's output), transposed to (B, H, T, D), each a leaf (so only attention's own work is timed).
+A shape is BxHxTxD; the named ones are train_bench's (tiny, small, gpt2) and long_context_bench's heads
+at T = 512, 2048, 8192. Every measurement is a fresh
 process (warm-up calls, then the median of ``--repeats`` timed forward + backward calls), the
 frameworks or checkouts alternating (A B, then B A, ...); the summary gives medians over the rounds.
 Threads: as many as the process may use (``taskset``), for both frameworks; both processes reuse freed
@@ -102,7 +103,8 @@ def main():
     print("|" + " --- |" * (len(labels) + 2))
     for shape in shapes:
         med = [statistics.median(results[label, shape]) for label in labels]
-        print(f"| {'x'.join(map(str, shape))} | " + " | ".join(f"{m:,.2f}" for m in med) + f" | {(med[0] / med[1] if args.checkouts else med[1] / med[0]):.2f}x |")
+        ratio = med[0] / med[1] if args.checkouts else med[1] / med[0]
+        print(f"| {'x'.join(map(str, shape))} | " + " | ".join(f"{m:,.2f}" for m in med) + f" | {ratio:.2f}x |")
     if args.json:
         Path(args.json).write_text(json.dumps({f"{label} {shape}": r for (label, shape), r in results.items()}))
 
