@@ -101,7 +101,7 @@ KEYS = 512          # keys per tile
 SIDE_ROWS = 128     # ... with several heads side by side in each call (one thread, heads of at most
 SIDE_KEYS = 128     #     SIDE_HEAD_DIM, as many as keep their keys within SIDE_BUDGET: ``side_by_side``)
 SIDE_HEAD_DIM = 32
-SIDE_BUDGET = 16384
+SIDE_BUDGET = 8192
 DIAGONAL = 64       # query rows per piece of the causal diagonal on one thread (a staircase, not the square)
 FLUSH = 60.0        # no weight below e^-FLUSH of its row's largest, none subnormal (floor_)
 MIN_SCORES = 512 * 512     # T * S per head from which tiles are used on one thread (below, untiled is faster)
@@ -113,8 +113,9 @@ THREADED_SCORES = 9        # ... and with several threads, from 9 times as many 
 # (53.6 vs 67). For the same reason the staircase's short calls on the diagonal cost more than the half
 # square they skip (T=2,048: 61.6 vs 53.6 ms), while on one thread they save 6% (70.7 vs 75.3 ms).
 # Heads side by side (one thread, fwd + bwd of (1, 4, T, 32), 6 rounds): T=512 5.26 -> 4.67 ms, 1,024 17.3 ->
-# 15.1, 2,048 59.4 -> 55.9, 4,096 217 -> 208, 8,192 836 -> 842 (no change); in 256 x 512 tiles, slower (the
-# call's tiles leave the cache); with heads of 64 (1, 4, 2,048, 64) 93 vs 100 ms, slower: not used there.
+# 15.1, 2,048 59.4 -> 55.9; from 4,096 no gain alone and up to 7% slower inside a training step (T=8,192 with
+# two heads per call), hence SIDE_BUDGET. In 256 x 512 tiles side by side is slower (the call's tiles leave
+# the cache); with heads of 64, (1, 4, 2,048, 64): 93 vs 100 ms, slower, so wider heads keep one per call.
 
 
 def chosen(T, S, dropout_p, xp):
