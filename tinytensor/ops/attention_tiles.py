@@ -52,9 +52,10 @@ def forward_rows(qa, ka, va, key_tiles, out, shift):
     m = np.full(out.shape[:-1], -np.inf if shift else 0.0, dtype=out.dtype)
     s_buf = np.empty(out.shape[:-1] + (max(hi - lo for _, _, lo, hi, _ in key_tiles),), dtype=out.dtype)
     part = np.empty_like(acc)
+    ka_t = ka.swapaxes(-1, -2)                          # (..., D + 1, keys): k^T as a view
     for a, b, lo, hi, bias in key_tiles:
         s = s_buf[..., a:b, :hi - lo]
-        np.matmul(qa[..., a:b, :], np.swapaxes(ka[..., lo:hi, :], -1, -2), out=s)   # s = qs k^T (qa's last column is 0)
+        np.matmul(qa[..., a:b, :], ka_t[..., lo:hi], out=s)    # s = qs k^T (qa's last column is 0 here)
         if bias is not None:
             s[..., s.shape[-1] - bias.shape[-1]:] += bias
         if shift:                                       # the online softmax: a larger max shrinks the sums
@@ -78,19 +79,20 @@ def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale, flush):
     dq[...] = 0
     p_buf = np.empty(qa.shape[:-1] + (max(hi - lo for _, _, lo, hi, _ in key_tiles),), dtype=qa.dtype)
     ds_buf = np.empty_like(p_buf)
+    ka_t, va_t = ka.swapaxes(-1, -2), va.swapaxes(-1, -2)
     for a, b, lo, hi, bias in key_tiles:
         p, ds = p_buf[..., a:b, :hi - lo], ds_buf[..., a:b, :hi - lo]
-        np.matmul(qa[..., a:b, :], np.swapaxes(ka[..., lo:hi, :], -1, -2), out=p)      # s - lse
+        np.matmul(qa[..., a:b, :], ka_t[..., lo:hi], out=p)    # s - lse
         if bias is not None:
             p[..., p.shape[-1] - bias.shape[-1]:] += bias
         if flush:
             floor_(p, bias)
         np.exp(p, out=p)                                # the forward's weights, exactly
-        dv[..., lo:hi, :] += np.swapaxes(p, -1, -2) @ g[..., a:b, :]          # out = p v
-        np.matmul(ga[..., a:b, :], np.swapaxes(va[..., lo:hi, :], -1, -2), out=ds)  # dp - delta
+        dv[..., lo:hi, :] += p.swapaxes(-1, -2) @ g[..., a:b, :]      # out = p v
+        np.matmul(ga[..., a:b, :], va_t[..., lo:hi], out=ds)   # dp - delta
         ds *= p                                         # ds = p (dp - delta)
         dq[..., a:b, :] += ds @ k[..., lo:hi, :]        # s = qs k^T
-        dk[..., lo:hi, :] += np.swapaxes(ds, -1, -2) @ qs[..., a:b, :]
+        dk[..., lo:hi, :] += ds.swapaxes(-1, -2) @ qs[..., a:b, :]
     dq *= scale
 
 
