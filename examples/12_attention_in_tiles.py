@@ -43,16 +43,20 @@ from tinytensor.ops import attention_tiles  # noqa: E402
 
 @contextlib.contextmanager
 def engine_tiles(tiled, tile=None):
-    """Make the engine take the tiled path (tiles of ``tile`` rows and keys) or the untiled one, whatever
-    the length; its usual choice is by size (attention_tiles.MIN_SCORES)."""
-    saved = attention_tiles.ROWS, attention_tiles.KEYS, attention_tiles.MIN_SCORES
+    """Make the engine take the tiled path (tiles of ``tile`` rows and keys, also when it runs several
+    heads side by side) or the untiled one, whatever the length; its usual choice is by size
+    (attention_tiles.MIN_SCORES)."""
+    names = ("ROWS", "KEYS", "SIDE_ROWS", "SIDE_KEYS", "MIN_SCORES")
+    saved = {name: getattr(attention_tiles, name) for name in names}
     attention_tiles.MIN_SCORES = 0 if tiled else math.inf
     if tile:
-        attention_tiles.ROWS = attention_tiles.KEYS = tile
+        for name in names[:4]:
+            setattr(attention_tiles, name, tile)
     try:
         yield
     finally:
-        attention_tiles.ROWS, attention_tiles.KEYS, attention_tiles.MIN_SCORES = saved
+        for name, value in saved.items():
+            setattr(attention_tiles, name, value)
 
 
 def values_and_grads(fn, arrays, g, dtype):

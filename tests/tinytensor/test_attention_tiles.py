@@ -22,10 +22,13 @@ from tinytensor.ops import attention, attention_tiles
 @pytest.fixture
 def tiles(monkeypatch):
     """Every call runs in tiles of ``rows`` query rows and ``keys`` keys (3 and 4 unless set), the causal
-    diagonal in pieces of ``diagonal`` rows (2)."""
+    diagonal in pieces of ``diagonal`` rows (2); with heads side by side (one thread), one row and one
+    key fewer."""
     def use(rows=3, keys=4, minimum=0, diagonal=2):
         monkeypatch.setattr(attention_tiles, "ROWS", rows)
         monkeypatch.setattr(attention_tiles, "KEYS", keys)
+        monkeypatch.setattr(attention_tiles, "SIDE_ROWS", max(1, rows - 1))
+        monkeypatch.setattr(attention_tiles, "SIDE_KEYS", max(1, keys - 1))
         monkeypatch.setattr(attention_tiles, "DIAGONAL", diagonal)
         monkeypatch.setattr(attention_tiles, "MIN_SCORES", minimum)
     use()
@@ -70,13 +73,18 @@ def test_tiles_match_the_twin_and_the_untiled_op(case):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(attention_tiles, "ROWS", 3)
         mp.setattr(attention_tiles, "KEYS", 4)
+        mp.setattr(attention_tiles, "SIDE_ROWS", 2)
+        mp.setattr(attention_tiles, "SIDE_KEYS", 3)
         mp.setattr(attention_tiles, "DIAGONAL", 2)
         mp.setattr(attention_tiles, "MIN_SCORES", 0)
         tiled = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
                                  [q, k, v], g)
-        mp.setattr(config, "threads", 1)                  # one thread: the diagonal as a staircase
+        mp.setattr(config, "threads", 1)                  # one thread: the diagonal as a staircase,
         tiled_one = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
-                                     [q, k, v], g)
+                                     [q, k, v], g)        # the kv heads side by side in each call
+        mp.setattr(attention_tiles, "SIDE_BUDGET", 0)     # ... or one head per call
+        tiled_one_head = values_and_grads(
+            lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal), [q, k, v], g)
         mp.setattr(config, "threads", 2)                  # several: the diagonal's squares, jobs on threads
         tiled_two = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
                                      [q, k, v], g)
@@ -84,7 +92,7 @@ def test_tiles_match_the_twin_and_the_untiled_op(case):
         whole = values_and_grads(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal),
                                  [q, k, v], g)
     twin = values_and_grads(lambda q, k, v: R.scaled_dot_product_attention(q, k, v, causal=causal), [q, k, v], g)
-    for got in (tiled, tiled_one, tiled_two, whole):
+    for got in (tiled, tiled_one, tiled_one_head, tiled_two, whole):
         assert_close(got, twin)
 
 

@@ -58,7 +58,7 @@ def _softmax_(s, bias, shift=True):
         if bias is not None:
             masked += bias                  # the max lifted the mask's -inf too
     xp.exp(s, out=s)
-    s /= (s @ xp.ones(s.shape[-1], dtype=s.dtype))[..., None]
+    s *= (1 / (s @ xp.ones(s.shape[-1], dtype=s.dtype)))[..., None]     # a product pass: faster than division
 
 
 SAFE_SCORE = 40.0   # exp(s) for |s| below this stays far inside float32's normal range (about e^-87 to e^88)

@@ -37,7 +37,7 @@ def floor_(s, bias):
     -inf too, and adding the (small) mask again puts it back."""
     np.maximum(s, -FLUSH, out=s)
     if bias is not None:
-        s[:, s.shape[1] - bias.shape[1]:] += bias
+        s[..., s.shape[-1] - bias.shape[-1]:] += bias
 
 
 def forward_rows(qa, ka, va, key_tiles, out, shift):
@@ -45,58 +45,65 @@ def forward_rows(qa, ka, va, key_tiles, out, shift):
     written, and the rows' log-sum-exp returned. ``key_tiles``: (a, b, lo, hi, bias), rows a:b against
     keys lo:hi, with bias None or the causal mask of the tile's last columns. ``shift=False`` when no
     score can overflow exp (attention.scores_are_small): m then stays 0 and nothing needs rescaling;
-    with the shift, the scores far below the row's maximum are raised to -FLUSH (``floor_``)."""
-    rows, D = out.shape
-    acc = np.zeros((rows, D + 1), dtype=out.dtype)      # [sum e v, sum e]
-    m = np.full(rows, -np.inf if shift else 0.0, dtype=out.dtype)
-    s_buf = np.empty((rows, max(hi - lo for _, _, lo, hi, _ in key_tiles)), dtype=out.dtype)
+    with the shift, the scores far below the row's maximum are raised to -FLUSH (``floor_``).
+    Leading axes (several heads: qa (..., rows, D + 1), ka and va (..., keys, D + 1)) run side by side."""
+    rows, D = out.shape[-2:]
+    acc = np.zeros(out.shape[:-1] + (D + 1,), dtype=out.dtype)     # [sum e v, sum e]
+    m = np.full(out.shape[:-1], -np.inf if shift else 0.0, dtype=out.dtype)
+    s_buf = np.empty(out.shape[:-1] + (max(hi - lo for _, _, lo, hi, _ in key_tiles),), dtype=out.dtype)
     part = np.empty_like(acc)
+    ka_t = ka.swapaxes(-1, -2)                          # (..., D + 1, keys): k^T as a view
     for a, b, lo, hi, bias in key_tiles:
-        s = s_buf[a:b, :hi - lo]
-        np.matmul(qa[a:b], ka[lo:hi].T, out=s)          # s = qs k^T (qa's last column is 0 here)
+        s = s_buf[..., a:b, :hi - lo]
+        np.matmul(qa[..., a:b, :], ka_t[..., lo:hi], out=s)    # s = qs k^T (qa's last column is 0 here)
         if bias is not None:
-            s[:, s.shape[1] - bias.shape[1]:] += bias
+            s[..., s.shape[-1] - bias.shape[-1]:] += bias
         if shift:                                       # the online softmax: a larger max shrinks the sums
-            m_new = np.maximum(m[a:b], s.max(axis=1))
-            s -= m_new[:, None]
-            acc[a:b] *= np.exp(np.maximum(m[a:b] - m_new, -FLUSH))[:, None]
-            m[a:b] = m_new
+            m_new = np.maximum(m[..., a:b], s.max(axis=-1))
+            s -= m_new[..., None]
+            acc[..., a:b, :] *= np.exp(np.maximum(m[..., a:b] - m_new, -FLUSH))[..., None]
+            m[..., a:b] = m_new
             floor_(s, bias)
         np.exp(s, out=s)                                # e = exp(s - m)
-        acc[a:b] += np.matmul(s, va[lo:hi], out=part[a:b])     # [e v, rowsum(e)]
-    np.divide(acc[:, :D], acc[:, D:], out=out)
-    return m + np.log(acc[:, D])
+        acc[..., a:b, :] += np.matmul(s, va[..., lo:hi, :], out=part[..., a:b, :])     # [e v, rowsum(e)]
+    np.divide(acc[..., :D], acc[..., D:], out=out)
+    return m + np.log(acc[..., D])
 
 
 def backward_rows(qa, ka, va, g, ga, key_tiles, dq, dk, dv, scale, flush):
     """Gradients from the query rows qa = [qs, -lse] with g = dL/dout and ga = [g, -delta]: dq (rows, D)
     is written (dq = ds k / sqrt(D)); dk and dv (keys, D) are added to (dk += ds^T qs, dv += p^T g).
     Per tile, as in attention.py: p = exp(s - lse), dp = g v^T, ds = p (dp - delta). ``flush`` when some
-    s - lse may lie below -FLUSH (``floor_``)."""
-    qs, k = qa[:, :-1], ka[:, :-1]
+    s - lse may lie below -FLUSH (``floor_``). Leading axes run side by side, as in ``forward_rows``."""
+    qs, k = qa[..., :-1], ka[..., :-1]
     dq[...] = 0
-    p_buf = np.empty((qa.shape[0], max(hi - lo for _, _, lo, hi, _ in key_tiles)), dtype=qa.dtype)
+    p_buf = np.empty(qa.shape[:-1] + (max(hi - lo for _, _, lo, hi, _ in key_tiles),), dtype=qa.dtype)
     ds_buf = np.empty_like(p_buf)
+    ka_t, va_t = ka.swapaxes(-1, -2), va.swapaxes(-1, -2)
     for a, b, lo, hi, bias in key_tiles:
-        p, ds = p_buf[a:b, :hi - lo], ds_buf[a:b, :hi - lo]
-        np.matmul(qa[a:b], ka[lo:hi].T, out=p)          # s - lse
+        p, ds = p_buf[..., a:b, :hi - lo], ds_buf[..., a:b, :hi - lo]
+        np.matmul(qa[..., a:b, :], ka_t[..., lo:hi], out=p)    # s - lse
         if bias is not None:
-            p[:, p.shape[1] - bias.shape[1]:] += bias
+            p[..., p.shape[-1] - bias.shape[-1]:] += bias
         if flush:
             floor_(p, bias)
         np.exp(p, out=p)                                # the forward's weights, exactly
-        dv[lo:hi] += p.T @ g[a:b]                       # out = p v
-        np.matmul(ga[a:b], va[lo:hi].T, out=ds)         # dp - delta
+        dv[..., lo:hi, :] += p.swapaxes(-1, -2) @ g[..., a:b, :]      # out = p v
+        np.matmul(ga[..., a:b, :], va_t[..., lo:hi], out=ds)   # dp - delta
         ds *= p                                         # ds = p (dp - delta)
-        dq[a:b] += ds @ k[lo:hi]                        # s = qs k^T
-        dk[lo:hi] += ds.T @ qs[a:b]
+        dq[..., a:b, :] += ds @ k[..., lo:hi, :]        # s = qs k^T
+        dk[..., lo:hi, :] += ds.swapaxes(-1, -2) @ qs[..., a:b, :]
     dq *= scale
 
 
 # ----- the schedule: which tiles, which jobs, which thread -----
 
-ROWS = 256          # query rows per tile
+ROWS = 256          # query rows per tile (one head per NumPy call)
 KEYS = 512          # keys per tile
+SIDE_ROWS = 128     # ... with several heads side by side in each call (one thread, heads of at most
+SIDE_KEYS = 128     #     SIDE_HEAD_DIM, as many as keep their keys within SIDE_BUDGET: ``side_by_side``)
+SIDE_HEAD_DIM = 32
+SIDE_BUDGET = 8192
 DIAGONAL = 64       # query rows per piece of the causal diagonal on one thread (a staircase, not the square)
 FLUSH = 60.0        # no weight below e^-FLUSH of its row's largest, none subnormal (floor_)
 MIN_SCORES = 512 * 512     # T * S per head from which tiles are used on one thread (below, untiled is faster)
@@ -107,6 +114,10 @@ THREADED_SCORES = 9        # ... and with several threads, from 9 times as many 
 # the GIL: untiled 4.7 vs 6.3 ms at T=512, 12.5 vs 17.3 at 1,024, equal at 1,536, tiles ahead from 2,048
 # (53.6 vs 67). For the same reason the staircase's short calls on the diagonal cost more than the half
 # square they skip (T=2,048: 61.6 vs 53.6 ms), while on one thread they save 6% (70.7 vs 75.3 ms).
+# Heads side by side (one thread, fwd + bwd of (1, 4, T, 32), 6 rounds): T=512 5.26 -> 4.67 ms, 1,024 17.3 ->
+# 15.1, 2,048 59.4 -> 55.9; from 4,096 no gain alone and up to 7% slower inside a training step (T=8,192 with
+# two heads per call), hence SIDE_BUDGET. In 256 x 512 tiles side by side is slower (the call's tiles leave
+# the cache); with heads of 64, (1, 4, 2,048, 64): 93 vs 100 ms, slower, so wider heads keep one per call.
 
 
 def chosen(T, S, dropout_p, xp):
@@ -122,16 +133,16 @@ def diagonal_rows():
     return DIAGONAL if config.threads == 1 else max(DIAGONAL, ROWS)
 
 
-def key_tiles(r0, r1, S, causal, offset, dtype, diagonal=None):
+def key_tiles(r0, r1, S, causal, offset, dtype, diagonal=None, keys=None):
     """(a, b, lo, hi, bias) for query rows r0:r1: rows r0 + a : r0 + b against keys lo:hi, bias None or
     the causal mask over the tile's last b - a columns. Queries are aligned to the end of the keys
     (``offset`` = S - T, a KV cache): query i sees keys j <= i + offset when causal. Then the keys
     offset + r0 : offset + r1 hold the diagonal; it comes first, as a staircase of pieces of ``diagonal``
     rows (default DIAGONAL), each against the diagonal keys up to its last row's (about half of the square
     is never computed);
-    the keys before it, which every row sees, follow in tiles of KEYS from the last one back. Tiles
-    wholly in the rows' future are never made."""
-    rows, diagonal = r1 - r0, diagonal or DIAGONAL
+    the keys before it, which every row sees, follow in tiles of ``keys`` (default KEYS) from the last
+    one back. Tiles wholly in the rows' future are never made."""
+    rows, diagonal, keys = r1 - r0, diagonal or DIAGONAL, keys or KEYS
     tiles, end = [], S
     if causal:
         start = offset + r0                 # the first key of the diagonal
@@ -139,22 +150,35 @@ def key_tiles(r0, r1, S, causal, offset, dtype, diagonal=None):
             b = min(rows, a + diagonal)
             tiles.append((a, b, start, start + b, causal_bias(b - a, b - a, dtype, np)))
         end = start
-    for hi in range(end, 0, -KEYS):
-        tiles.append((0, rows, max(0, hi - KEYS), hi, None))
+    for hi in range(end, 0, -keys):
+        tiles.append((0, rows, max(0, hi - keys), hi, None))
     return tiles
 
 
-def row_tiles(T):
-    """(r0, r1) tiles of ROWS query rows."""
-    return [(r0, min(T, r0 + ROWS)) for r0 in range(0, T, ROWS)]
+def row_tiles(T, rows=None):
+    """(r0, r1) tiles of ``rows`` (default ROWS) query rows."""
+    rows = rows or ROWS
+    return [(r0, min(T, r0 + rows)) for r0 in range(0, T, rows)]
+
+
+def side_by_side(kv_heads, S, D):
+    """How many key/value heads one NumPy call takes side by side. Thin heads (D up to SIDE_HEAD_DIM) make
+    short products, so a tile of one head pays a NumPy call's cost for little work: on one thread, as many
+    heads as keep their keys within SIDE_BUDGET share each call, in smaller tiles (SIDE_ROWS x SIDE_KEYS).
+    With several threads, or wider heads, one (the jobs spread over the threads; measured in RESULTS.md)."""
+    if config.threads > 1 or D > SIDE_HEAD_DIM:
+        return 1
+    return max(1, min(kv_heads, SIDE_BUDGET // max(S, 1)))
 
 
 class TiledSchedule:
     """One call of the op in tiles. Arrays are grouped views (``..., kv heads, G, T, D``): the G query
     heads of a group share one key/value head, and with ``kv`` an index of the (..., kv heads) axes,
-    ``qa[kv][h]`` is a (T, D + 1) matrix (query head h of the group) and ``ka[kv]`` an (S, D + 1) one. ``forward()`` runs jobs of one
-    (kv, g, row tile) each, the longest first; ``backward(g)`` one job per (kv) group, or parts of its
-    rows when there are fewer groups than threads."""
+    ``qa[kv][..., h, :, :]`` holds the (T, D + 1) matrices of query head h of the group and ``ka[kv]``
+    the (S, D + 1) ones of its key head (one of each for an index of ints; every head, side by side, for
+    the index of slices that one thread uses). ``forward()`` runs jobs of one (kv, g, row tile) each, the
+    longest first; ``backward(g)`` one job per (kv) group, or parts of its rows when there are fewer
+    groups than threads."""
 
     def __init__(self, q, k, v, out, causal, shift, bound):
         """``shift``: whether the forward subtracts the row maxima (``forward_rows``); ``bound``: the
@@ -165,17 +189,21 @@ class TiledSchedule:
         self.scale = q.dtype.type(1.0 / math.sqrt(D))
         self.offset = S - T
         lead = k.shape[:-3]                             # (..., kv heads)
-        self.groups = list(np.ndindex(*lead))
+        n = side_by_side(lead[-1], S, D)             # kv heads per call: an int index, or a slice of n
+        self.groups = list(np.ndindex(*lead)) if n == 1 else \
+            [outer + (slice(j, j + n),) for outer in np.ndindex(*lead[:-1]) for j in range(0, lead[-1], n)]
+        rows, keys = (ROWS, KEYS) if n == 1 else (SIDE_ROWS, SIDE_KEYS)     # about as many scores per call
         self.qa = np.empty(lead + (G, T, D + 1), dtype=q.dtype)     # [qs, -lse], -lse once known
         np.multiply(q, self.scale, out=self.qa[..., :D])
         self.qa[..., D] = 0
         self.ka, self.va = (np.empty(lead + (S, D + 1), dtype=q.dtype) for _ in range(2))
         self.ka[..., :D], self.va[..., :D] = k[..., 0, :, :], v[..., 0, :, :]
         self.ka[..., D] = self.va[..., D] = 1
-        self.rows = row_tiles(T)
+        self.rows = row_tiles(T, rows)
         # each row tile's key tiles (and masks), made once for every head and both passes
         diagonal = diagonal_rows()
-        self.key_tiles = {r0: key_tiles(r0, r1, S, causal, self.offset, q.dtype, diagonal) for r0, r1 in self.rows}
+        self.key_tiles = {r0: key_tiles(r0, r1, S, causal, self.offset, q.dtype, diagonal, keys)
+                          for r0, r1 in self.rows}
 
     def _tiles(self, r0, r1):
         return self.key_tiles[r0]
@@ -188,9 +216,10 @@ class TiledSchedule:
 
     def _forward_job(self, job):
         kv, h, r0, r1 = job
-        qa = self.qa[kv][h, r0:r1]
-        lse = forward_rows(qa, self.ka[kv], self.va[kv], self._tiles(r0, r1), self.out[kv][h, r0:r1], self.shift)
-        qa[:, -1] = -lse
+        qa = self.qa[kv][..., h, r0:r1, :]
+        lse = forward_rows(qa, self.ka[kv], self.va[kv], self._tiles(r0, r1), self.out[kv][..., h, r0:r1, :],
+                           self.shift)
+        qa[..., -1] = -lse
 
     def backward(self, g):
         """dq (..., kv heads, G, T, D), dk and dv (..., kv heads, S, D), summed over each group's heads."""
@@ -219,13 +248,14 @@ class TiledSchedule:
     def _backward_rows(self, kv, rows, g, dq, dk, dv):
         qa, ka, va, out, g = self.qa[kv], self.ka[kv], self.va[kv], self.out[kv], g[kv]
         for h, r0, r1 in rows:
-            ga = np.empty((r1 - r0, qa.shape[-1]), dtype=qa.dtype)   # [g, -delta], delta = g . out
-            ga[:, :-1] = g[h, r0:r1]
-            np.negative(row_dots(g[h, r0:r1], out[h, r0:r1]), out=ga[:, -1])
+            qa_h, g_h = qa[..., h, r0:r1, :], g[..., h, r0:r1, :]
+            ga = np.empty(qa_h.shape, dtype=qa.dtype)               # [g, -delta], delta = g . out
+            ga[..., :-1] = g_h
+            np.negative(row_dots(g_h, out[..., h, r0:r1, :]), out=ga[..., -1])
             # s - lse >= -bound - lse: below -FLUSH only where the scores or the rows' lse are large
-            flush = not self.bound - qa[h, r0:r1, -1].min() < FLUSH
-            backward_rows(qa[h, r0:r1], ka, va, g[h, r0:r1], ga, self._tiles(r0, r1),
-                          dq[h, r0:r1], dk, dv, self.scale, flush)
+            flush = not self.bound - qa_h[..., -1].min() < FLUSH
+            backward_rows(qa_h, ka, va, g_h, ga, self._tiles(r0, r1), dq[..., h, r0:r1, :], dk, dv, self.scale,
+                          flush)
 
     def _cost(self, row):
         """Score entries a row tile computes (the keys it sees times its rows)."""
