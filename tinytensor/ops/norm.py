@@ -17,6 +17,7 @@ exact far from 0, one more array written and kept).
 import numpy as np
 
 from .. import amp, backend, config, cuda_kernels, parallel, reference
+from ..accumulate import Owned
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
 
@@ -169,7 +170,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
         want_w = weight is not None and weight.requires_grad
         want_b = bias is not None and bias.requires_grad
         dw, db = parallel.on_one_thread(lambda: _backward(rows(g), rows(d), saved, rows(gx), w, want_w, want_b))
-        return (gx,) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
+        return (Owned(gx),) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
     return Tensor._make(out, parents, backward, "layer_norm")
 
 
