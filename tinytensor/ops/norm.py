@@ -158,7 +158,6 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     shape = d.shape
     D = shape[-1] if d.ndim else 1
     rows = lambda a: a.reshape(-1, D)                    # noqa: E731 (every array as (rows, D))
-    n_rows = d.size // D if D else 0
     out = xp.empty(shape, dtype=d.dtype)
     w = weight.data if weight is not None else xp.ones(D, dtype=d.dtype)
     b = bias.data if bias is not None else None
@@ -176,8 +175,9 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 
 # ----- the schedule: on one thread (split, its short NumPy calls queue for the GIL), with BLAS held to one
 # thread (its own threads would only be left spinning against the next op's). Backward goes in cache-sized
-# row blocks, so its ~11 passes over a block find it in the core's cache (forward, with fewer passes, was
-# measured slower in blocks: the calls per block cost more than the cache saves) -----
+# row blocks, so its ~13 passes over a block find it in the core's cache; forward only for its factor
+# rstd w^T (the whole forward in blocks was measured slower: the calls per block cost more than the cache
+# saves) -----
 
 def _row_blocks(d):
     """Row slices of about CACHE_BLOCK elements of ``d`` (N, D) on the CPU; all rows as one on a GPU."""
