@@ -4,7 +4,8 @@ The plain rule is ``grads[t] = grads[t] + g`` for every use of ``t``, with a new
 tricks save memory passes on top of it. The first two were measured again against the plain rule, variants
 alternating in one process (benchmarks/RESULTS.md, "A short core"): on the q, k, v slices alone dropping
 the first costs +50%, dropping the second +40%; on a whole tiny GPT step +3% and +4% (both: +6%). The
-third took the q, k, v gradients of a tiny layer from 0.74 to 0.42 ms (RESULTS.md, "Session 6 — speed").
+third took the q, k, v gradients of a tiny layer from 0.74 to 0.42 ms (RESULTS.md, "Session 6 — speed"), the
+fourth the other sums of a tiny step from 1.5 to 1.0 ms, of a small one from 10 to 5 ms ("Session 7 — speed7").
 
 1. **Slices go straight into one buffer.** ``x[index]`` (basic indexing) gives back a ``SliceGrad``: the
    gradient of the selected region only, not a zero-filled array of ``x``'s shape. The three slices q, k, v
@@ -133,7 +134,7 @@ class GradientSums:
         return dense(self._grads.pop(id(tensor), None))
 
     def add(self, tensor, g):
-        """Add one more contribution ``g`` (an array or a ``SliceGrad``) to ``tensor``'s gradient."""
+        """Add one more contribution ``g`` (an array, a ``SliceGrad`` or an ``Owned``) to ``tensor``'s gradient."""
         key = id(tensor)
         have = self._grads.get(key)
         if isinstance(g, Owned):
