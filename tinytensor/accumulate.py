@@ -1,10 +1,11 @@
 """How ``backward()`` sums the gradients that reach one tensor from its several uses.
 
-The plain rule is ``grads[t] = grads[t] + g`` for every use of ``t``, with a new array each time. Three
+The plain rule is ``grads[t] = grads[t] + g`` for every use of ``t``, with a new array each time. Four
 tricks save memory passes on top of it. The first two were measured again against the plain rule, variants
 alternating in one process (benchmarks/RESULTS.md, "A short core"): on the q, k, v slices alone dropping
 the first costs +50%, dropping the second +40%; on a whole tiny GPT step +3% and +4% (both: +6%). The
-third took the q, k, v gradients of a tiny layer from 0.74 to 0.42 ms (RESULTS.md, "Session 6 — speed").
+third took the q, k, v gradients of a tiny layer from 0.74 to 0.42 ms (RESULTS.md, "Session 6 — speed"), the
+fourth the other sums of a tiny step from 1.5 to 1.0 ms, of a small one from 10 to 5 ms ("Session 7 — speed7").
 
 1. **Slices go straight into one buffer.** ``x[index]`` (basic indexing) gives back a ``SliceGrad``: the
    gradient of the selected region only, not a zero-filled array of ``x``'s shape. The three slices q, k, v
@@ -17,9 +18,12 @@ third took the q, k, v gradients of a tiny layer from 0.74 to 0.42 ms (RESULTS.m
 3. **Slices that tile the tensor are written, not added.** Slices of one tensor wait (``Slices``) until
    its gradient is complete; when they cover it exactly once (q, k, v; the pieces of ``split``), the
    buffer is not zero-filled and each slice is copied into its place instead of added into zeros.
+4. **A backward may give away its array.** ``Owned(a)`` says the backward made ``a`` for this input alone
+   (layer norm's dx): where the residual stream meets, the gradient already there (the add's ``g``, shared
+   with the other branch) is added into ``a`` in place, one pass over two arrays instead of a new sum.
 
 Anything outside this module sees plain arrays: ``pop`` turns a ``SliceGrad`` (or waiting ``Slices``) into a full
-array.
+array, and unwraps an ``Owned`` one.
 """
 import numpy as np
 
@@ -39,6 +43,18 @@ class SliceGrad:
         grad = backend.xp_of(self.values).zeros_like(self.like, dtype=self.values.dtype)
         grad[self.index] = self.values
         return grad
+
+
+class Owned:
+    """A gradient array that one backward made for one input and keeps no reference to: the sum of that
+    input's gradients may be taken in it, in place (trick 4)."""
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def dense(self):
+        return self.array
 
 
 class Slices:
@@ -97,7 +113,7 @@ def _tile(shape, indices):
 
 def dense(g):
     """``g`` as a plain array (a ``SliceGrad`` or waiting ``Slices`` made full)."""
-    return g.dense() if isinstance(g, (SliceGrad, Slices)) else g
+    return g.dense() if isinstance(g, (SliceGrad, Slices, Owned)) else g
 
 
 def writable(a):
@@ -118,9 +134,18 @@ class GradientSums:
         return dense(self._grads.pop(id(tensor), None))
 
     def add(self, tensor, g):
-        """Add one more contribution ``g`` (an array or a ``SliceGrad``) to ``tensor``'s gradient."""
+        """Add one more contribution ``g`` (an array, a ``SliceGrad`` or an ``Owned``) to ``tensor``'s gradient."""
         key = id(tensor)
         have = self._grads.get(key)
+        if isinstance(g, Owned):
+            g = g.array
+            if have is None or (key not in self._ours and not isinstance(have, (SliceGrad, Slices))
+                                and have.shape == g.shape and have.dtype == g.dtype):
+                if have is not None:
+                    g += have                   # the sum in the array given away (trick 4)
+                self._grads[key] = g
+                self._ours.add(key)
+                return
         if have is None:
             self._grads[key] = g
             return

@@ -86,7 +86,8 @@ def _forward(x, w, b):
 
 def _backward(g, x, w, b, want_x, want_w, want_b):
     """(dx, dW, db), None where not wanted. dx and dW are products of the same size: with both wanted,
-    one thread takes each whole; with one, its rows are split over the threads."""
+    one thread takes each whole (both stay on the calling thread below BLAS_MIN_WORK multiply-adds, as
+    the forward's rows do); with one, its rows are split over the threads."""
     xp = backend.xp_of(g)
     n, (out_f, in_f) = g.shape[0], w.shape
     dx = xp.empty((n, in_f), dtype=w.dtype) if want_x else None
@@ -103,7 +104,9 @@ def _backward(g, x, w, b, want_x, want_w, want_b):
         _weight_grads(g[:, lo:hi], x, dw[lo:hi] if dw is not None else None,
                       db[lo:hi] if db is not None else None, ones)
     work = n * in_f * out_f
-    if dx is not None and (dw is not None or db is not None):
+    if dx is not None and (dw is not None or db is not None) and work < parallel.BLAS_MIN_WORK:
+        jobs = [lambda: (input_rows((0, n)), weight_rows((0, out_f)))]   # too small for a hand-off
+    elif dx is not None and (dw is not None or db is not None):
         jobs = [partial(input_rows, (0, n)), partial(weight_rows, (0, out_f))]
     elif dx is not None:
         jobs = [partial(input_rows, span) for span in parallel.spans(n, work)]

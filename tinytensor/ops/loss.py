@@ -4,10 +4,11 @@ Its composed twin: ``reference.cross_entropy`` (log-softmax, then the target's e
 logits x (N, C), with target t_i, m_i = max_j x_ij and lse_i = log sum_j exp(x_ij - m_i):
 
     loss_i = lse_i - (x_it - m_i)                        (= -log softmax(x_i)[t_i])
-    d loss_i / d x_ij = softmax_ij - [j == t_i]          softmax_ij = exp((x_ij - m_i) - lse_i)
+    d loss_i / d x_ij = softmax_ij - [j == t_i]          softmax_ij = exp(x_ij - m_i) / sum_e_i
 
-Both are taken from the shifted values: lse - x_t would round log C away beside a large max (float32
-logits of 1e4). No (N, C) array is made in the forward; the backward recomputes the softmax.
+with sum_e_i = sum_j exp(x_ij - m_i) = exp(lse_i). Both are taken from the shifted values: lse - x_t would
+round log C away beside a large max (float32 logits of 1e4). No (N, C) array is made in the forward; the
+backward recomputes the softmax.
 """
 import numpy as np
 
@@ -23,17 +24,17 @@ def _row_stats(x, m, sum_e):
     xp.max(x, axis=1, keepdims=True, out=m)
     e = x - m
     xp.exp(e, out=e)
-    xp.sum(e, axis=1, out=sum_e)
+    xp.matmul(e, xp.ones(x.shape[1], dtype=x.dtype), out=sum_e)     # the row sums as one product
 
 
-def _softmax_minus_onehot(x, m, lse, t, scale, grad):
-    """grad = (softmax(x) - onehot(t)) scale[:, None]: d loss_i / d x_ij, times each row's weight."""
+def _softmax_minus_onehot(x, m, sum_e, t, scale, grad):
+    """grad = (softmax(x) - onehot(t)) scale[:, None]: d loss_i / d x_ij, times each row's weight, as
+    exp(x - m) (scale / sum_e) - onehot(t) scale."""
     xp = backend.xp_of(x)
     xp.subtract(x, m, out=grad)
-    grad -= lse[:, None]
     xp.exp(grad, out=grad)
-    grad[xp.arange(len(grad)), t] -= 1
-    grad *= scale[:, None]
+    grad *= (scale / sum_e)[:, None]
+    grad[xp.arange(len(grad)), t] -= scale
 
 
 # ----- the op -----
@@ -73,7 +74,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     kernel = cuda_kernels.use(xp, "cross_entropy")      # on a GPU: both passes as fused kernels
     x = logits.data.reshape(-1, C)                       # (N, C)
     safe_t = xp.where(keep, t, 0)
-    m, lse = _stats(x, kernel and x.dtype in (np.float32, np.float64) and x.size > 0)
+    m, lse, sum_e = _stats(x, kernel and x.dtype in (np.float32, np.float64) and x.size > 0)
     losses = (lse - (x[xp.arange(x.shape[0]), safe_t] - m[:, 0])) * keep   # (N,)
     count = int(keep.sum())
     if reduction == "mean":
@@ -92,7 +93,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
         if kernel:
             return (cuda_kernels.cross_entropy_backward(x, m, lse, safe_t, scale).reshape(logits.shape),)
         grad = xp.empty_like(x)                          # the softmax recomputed, block by block
-        _in_row_blocks(_softmax_minus_onehot, x, m, lse, safe_t, scale.astype(x.dtype, copy=False), grad)
+        _in_row_blocks(_softmax_minus_onehot, x, m, sum_e, safe_t, scale.astype(x.dtype, copy=False), grad)
         return (grad.reshape(logits.shape),)
     return Tensor._make(out, (logits,), backward, "cross_entropy")
 
@@ -100,14 +101,15 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
 # ----- the schedule: cache-sized row blocks shared over the threads -----
 
 def _stats(x, kernel):
-    """Per row: the max m (N, 1) and lse = log(sum(exp(x - m))) (N,); no (N, C) array is kept."""
+    """Per row: the max m (N, 1), lse = log(sum_e) and sum_e = sum(exp(x - m)) (N,) (None from the GPU
+    kernel, whose backward takes lse); no (N, C) array is kept."""
     if kernel:
-        return cuda_kernels.row_max_lse(x)               # one GPU kernel, one read of the logits
+        return cuda_kernels.row_max_lse(x) + (None,)     # one GPU kernel, one read of the logits
     xp = backend.xp_of(x)
     m = xp.empty((x.shape[0], 1), dtype=x.dtype)
     sum_e = xp.empty(x.shape[0], dtype=x.dtype)
     _in_row_blocks(_row_stats, x, m, sum_e)
-    return m, xp.log(sum_e, out=sum_e)
+    return m, xp.log(sum_e), sum_e
 
 
 def _in_row_blocks(fn, x, *arrays):

@@ -7,14 +7,75 @@ with xc = x - mean, rstd = 1 / sqrt(var + eps) per row and xhat = xc rstd:
     dx  = rstd (gh - mean(gh) - xhat mean(gh xhat))      with gh = g w, the gradient reaching xhat, as
                                                          d xhat_i / d x_j = rstd (δ_ij - 1/D - xhat_i xhat_j / D)
     dw  = sum over rows of g xhat,   db = sum over rows of g
+
+The same formulas run one of two ways. From x itself (``_forward_from_x``, ``_backward_from_x``), as
+PyTorch does: var = mean(x^2) - mean^2 from one read of x, and only mean and rstd kept for backward. That
+subtraction loses float digits when a row's mean is large against its spread, so when any row has
+mean^2 > var (or is not finite) the op runs from xc = x - mean instead (``_forward_rows``, ``_backward_rows``:
+exact far from 0, one more array written and kept).
 """
 import numpy as np
 
 from .. import amp, backend, config, cuda_kernels, parallel, reference
+from ..accumulate import Owned
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
 
-# ----- the math, on rows (N, D) -----
+# ----- the math, on rows (N, D), from x (rows whose mean is not large against their spread) -----
+
+
+def _moments(d, eps):
+    """(mean, rstd) per row from one read of x each, var = mean(x^2) - mean^2; None when some row has
+    mean^2 > var (or is not finite): there the subtraction would lose digits, and xc is needed."""
+    xp = backend.xp_of(d)
+    D = d.shape[1]
+    mean = d @ xp.full(D, 1.0 / D, dtype=d.dtype)      # the row means as one product
+    square = mean * mean
+    var = row_dots(d, d) / d.dtype.type(D) - square
+    if not bool((square <= var).all()):
+        return None
+    return mean, 1 / xp.sqrt(var + d.dtype.type(eps))
+
+
+def _forward_from_x(d, mean, rstd, out, w, b):
+    """out = (x - mean) rstd w + b = x (rstd w^T) + (-mean rstd w^T + 1 b^T): the second part as one
+    rank-2 product, the first added block by block (``_row_blocks``), its factor made and used in cache."""
+    xp = backend.xp_of(d)
+    if b is None:
+        _spread(xp, out, -mean * rstd, w)
+    else:
+        _spread(xp, out, -mean * rstd, w, xp.ones_like(mean), b)
+    blocks = _row_blocks(d)
+    scratch = xp.empty((min(len(d), blocks[0].stop), d.shape[1]), dtype=d.dtype)
+    for r in blocks:
+        part = _spread(xp, scratch[:len(rstd[r])], rstd[r], w)     # rstd w^T for the block's rows
+        part *= d[r]
+        out[r] += part
+
+
+def _backward_from_x(g, d, mean, rstd, gx, w, want_w, want_b):
+    """dx = rstd (gh - mean(gh)) - k (x - mean) into ``gx``, with k = rstd^2 mean(gh xhat) and
+    mean(gh xhat) = rstd (mean(gh x) - mean mean(gh)); returns dw = rstd^T (g x) - (rstd mean)^T g and
+    db = 1^T g (None where not wanted)."""
+    xp = backend.xp_of(g)
+    N, D = g.shape
+    g_x = g * d
+    w_over_d = w / g.dtype.type(D)
+    mean_gh = g @ w_over_d                               # mean(gh) per row (N,)
+    k = rstd * rstd * rstd * (g_x @ w_over_d - mean * mean_gh)
+    dw = rstd @ g_x - (rstd * mean) @ g if want_w else None
+    db = xp.ones(N, dtype=g.dtype) @ g if want_b else None
+    ones = xp.ones(D, dtype=g.dtype)
+    _spread(xp, gx, rstd, w)                             # rstd gh = (rstd w^T) * g
+    gx *= g
+    term = _spread(xp, g_x, -k, ones)                    # (g_x's memory: its sums are taken)
+    term *= d                                            # - k x
+    gx += term
+    gx += _spread(xp, term, k * mean - rstd * mean_gh, ones)   # + k mean - rstd mean(gh)
+    return dw, db
+
+
+# ----- the math, on rows (N, D), from xc = x - mean (any rows) -----
 
 
 def _forward_rows(d, xc, rstd, out, w, b, eps):
@@ -58,13 +119,16 @@ def _backward_rows(g, xc, rstd, gx, w, want_w, want_b):
     return dw, db
 
 
-def _spread(xp, out, a, u):
-    """out[i, j] = a[i] u[j] (a u^T) as one BLAS product, so the factor is then applied by a plain pass:
-    NumPy's broadcast a[:, None] * x runs at about half a plain pass's speed on rows this short."""
+def _spread(xp, out, a, u, a2=None, u2=None):
+    """out[i, j] = a[i] u[j] (a u^T, plus a2 u2^T when given) as one BLAS product, so the factor is then
+    applied by a plain pass: NumPy's broadcast a[:, None] * x runs at about half a plain pass's speed on
+    rows this short."""
     left = xp.zeros((len(a), 2), dtype=out.dtype)       # rank 2 on purpose: NumPy sends a rank-1
     left[:, 0] = a                                      # product (k = 1) to a slow non-BLAS loop
     right = xp.zeros((2, len(u)), dtype=out.dtype)
     right[0] = u
+    if a2 is not None:
+        left[:, 1], right[1] = a2, u2
     xp.matmul(left, right, out=out)
     return out
 
@@ -94,28 +158,26 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     shape = d.shape
     D = shape[-1] if d.ndim else 1
     rows = lambda a: a.reshape(-1, D)                    # noqa: E731 (every array as (rows, D))
-    n_rows = d.size // D if D else 0
-    xc = xp.empty((n_rows, D), dtype=d.dtype)            # x - mean, kept for backward
-    rstd = xp.empty(n_rows, dtype=d.dtype)
     out = xp.empty(shape, dtype=d.dtype)
     w = weight.data if weight is not None else xp.ones(D, dtype=d.dtype)
     b = bias.data if bias is not None else None
-    parallel.on_one_thread(lambda: _forward_rows(rows(d), xc, rstd, rows(out), w, b, eps))
+    saved = parallel.on_one_thread(lambda: _forward(rows(d), rows(out), w, b, eps))
     parents = tuple(p for p in (x, weight, bias) if p is not None)
 
     def backward(g):
         gx = xp.empty(shape, dtype=d.dtype)
         want_w = weight is not None and weight.requires_grad
         want_b = bias is not None and bias.requires_grad
-        dw, db = parallel.on_one_thread(lambda: _backward(rows(g), xc, rstd, rows(gx), w, want_w, want_b))
-        return (gx,) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
+        dw, db = parallel.on_one_thread(lambda: _backward(rows(g), rows(d), saved, rows(gx), w, want_w, want_b))
+        return (Owned(gx),) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
     return Tensor._make(out, parents, backward, "layer_norm")
 
 
 # ----- the schedule: on one thread (split, its short NumPy calls queue for the GIL), with BLAS held to one
 # thread (its own threads would only be left spinning against the next op's). Backward goes in cache-sized
-# row blocks, so its ~11 passes over a block find it in the core's cache (forward, with fewer passes, was
-# measured slower in blocks: the calls per block cost more than the cache saves) -----
+# row blocks, so its ~13 passes over a block find it in the core's cache; forward only for its factor
+# rstd w^T (the whole forward in blocks was measured slower: the calls per block cost more than the cache
+# saves) -----
 
 def _row_blocks(d):
     """Row slices of about CACHE_BLOCK elements of ``d`` (N, D) on the CPU; all rows as one on a GPU."""
@@ -124,11 +186,29 @@ def _row_blocks(d):
     return [slice(lo, lo + step) for lo in range(0, n, step)] or [slice(0, 0)]
 
 
-def _backward(g, xc, rstd, gx, w, want_w, want_b):
+def _forward(d, out, w, b, eps):
+    """out from x where the rows allow it, else from xc; returns what backward needs: ("x", mean, rstd)
+    or ("xc", xc, rstd)."""
+    xp = backend.xp_of(d)
+    moments = _moments(d, eps) if d.shape[0] else None
+    if moments is not None:
+        _forward_from_x(d, *moments, out, w, b)
+        return ("x",) + moments
+    xc = xp.empty_like(d)                                # x - mean, kept for backward
+    rstd = xp.empty(d.shape[0], dtype=d.dtype)
+    _forward_rows(d, xc, rstd, out, w, b, eps)
+    return "xc", xc, rstd
+
+
+def _backward(g, d, saved, gx, w, want_w, want_b):
     """dx block by block; dw and db summed over the blocks."""
     dw = db = None
+    kind, first, rstd = saved[0], saved[1], saved[-1]
     for r in _row_blocks(g):
-        block_dw, block_db = _backward_rows(g[r], xc[r], rstd[r], gx[r], w, want_w, want_b)
+        if kind == "x":
+            block_dw, block_db = _backward_from_x(g[r], d[r], first[r], rstd[r], gx[r], w, want_w, want_b)
+        else:
+            block_dw, block_db = _backward_rows(g[r], first[r], rstd[r], gx[r], w, want_w, want_b)
         dw = block_dw if dw is None else dw + block_dw
         db = block_db if db is None else db + block_db
     return dw, db
