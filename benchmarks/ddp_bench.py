@@ -13,7 +13,8 @@ ratio, and the communication: DDP's time per step on the main thread (copying gr
 starting and waiting for all-reduces, handing out the averages), the part of it spent blocked at the end
 of backward waiting for all-reduces to finish (what overlap did not hide), and a plain blocking all-reduce
 of all the gradients at once, timed alone. Shares are of the median step. Rank 0 prints; ``--json`` writes
-every number. Each configuration runs in fresh processes, one after the other.
+every number. Each configuration runs in fresh processes, one after the other, with freed memory
+reused (``tt.tune_heap()``) as in ``python -m gpt train``.
 """
 import argparse
 import json
@@ -43,6 +44,7 @@ def worker(args):
     dist.init("nccl" if args.device == "cuda" else "mpi")     # nccl: one GPU per rank
     rank, world = dist.rank(), dist.world_size()
     tt.set_num_threads(args.threads)
+    tt.tune_heap()                  # freed memory reused, as `python -m gpt train` asks for (on every rank)
     vocab, context, emb, layers, heads, batch, T = SHAPES[args.shape]
     global_batch = -(-batch // world) * world
     tt.manual_seed(0)
@@ -84,7 +86,7 @@ def worker(args):
     dist.all_reduce(memory, op="max")                        # the largest rank's
     result = {"shape": args.shape, "ranks": world, "threads": args.threads, "ddp": bool(ddp), "zero": args.zero,
               "global_batch": global_batch, "step_s": times, "tokens_per_s": global_batch * T / statistics.median(times),
-              "optimizer_state_mb": memory[0], "peak_rss_mb": memory[1]}
+              "optimizer_state_mb": memory[0], "peak_rss_mb": memory[1], "heap_tuned": tt.config.heap_tuned}
     if ddp:
         flat = tt.zeros(sum(p.size for p in model.parameters()), device=args.device).data
         blocking = []
