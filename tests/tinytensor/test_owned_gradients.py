@@ -53,3 +53,20 @@ def test_a_given_array_that_arrives_first_takes_later_sums():
         (impl.layer_norm(h, None, None) * 3.0 + h * h + h).sum().backward()
         grads.append(x.grad)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+
+
+def test_rms_norm_gives_its_input_gradient_away_too(given_away):
+    """Llama's and Qwen's residual stream: x + scale * rms_norm(x), the same in-place sum as layer norm's."""
+    rng = np.random.default_rng(2)
+    seed = rng.standard_normal((4, 6))
+    grads = {}
+    for impl in (F, R):
+        x, w = (tt.tensor(a, dtype=np.float64, requires_grad=True) for a in
+                (np.linspace(-1, 2, 24).reshape(4, 6), np.linspace(0.5, 1.5, 6)))
+        g = seed.copy()
+        (x + impl.rms_norm(x, w) * tt.tensor(0.7, dtype=np.float64)).backward(g)
+        np.testing.assert_array_equal(g, seed)          # the add's gradient unchanged
+        grads[impl] = (x.grad, w.grad)
+    for got, want in zip(grads[F], grads[R]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert len(given_away) == 1 and np.shares_memory(grads[F][0], given_away[0])   # summed in place

@@ -13,6 +13,7 @@ and xhat = x rstd:
 Qwen3's q/k norm is this op over each head's vector: x (B, T, H, D) with a weight of shape (D,).
 """
 from .. import amp, backend, config, parallel, reference
+from ..accumulate import Owned
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
 
@@ -80,9 +81,10 @@ def rms_norm(x, weight=None, eps=1e-6):
         g = g.reshape(d.shape)
         gx = xp.empty(d.shape, dtype=d.dtype)
         parallel.for_row_blocks(lambda gb, xb, rb, out_b: _backward_rows(gb, xb, w, rb, out_b), g, d, rstd, gx)
+        gx = Owned(gx.reshape(x.shape))                  # made for x alone: its other gradients may be summed in it
         if weight is None:
-            return (gx.reshape(x.shape),)
+            return (gx,)
         dw = rstd @ (g * d) if weight.requires_grad else None           # sum over rows of g xhat
-        return gx.reshape(x.shape), dw
+        return gx, dw
     return Tensor._make(out.reshape(x.shape), parents, backward, "rms_norm")
 
