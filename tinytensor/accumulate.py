@@ -19,8 +19,9 @@ fourth the other sums of a tiny step from 1.5 to 1.0 ms, of a small one from 10 
    its gradient is complete; when they cover it exactly once (q, k, v; the pieces of ``split``), the
    buffer is not zero-filled and each slice is copied into its place instead of added into zeros.
 4. **A backward may give away its array.** ``Owned(a)`` says the backward made ``a`` for this input alone
-   (layer norm's and RMSNorm's dx): where the residual stream meets, the gradient already there (the add's ``g``, shared
-   with the other branch) is added into ``a`` in place, one pass over two arrays instead of a new sum.
+   (layer norm's and RMSNorm's dx): where the residual stream meets, the gradient already there (the
+   add's ``g``, shared with the other branch) is added into ``a`` in place, one pass over two arrays
+   instead of a new sum.
 
 Anything outside this module sees plain arrays: ``pop`` turns a ``SliceGrad`` (or waiting ``Slices``) into a full
 array, and unwraps an ``Owned`` one.
