@@ -86,7 +86,8 @@ def worker(args):
     dist.all_reduce(memory, op="max")                        # the largest rank's
     result = {"shape": args.shape, "ranks": world, "threads": args.threads, "ddp": bool(ddp), "zero": args.zero,
               "global_batch": global_batch, "step_s": times, "tokens_per_s": global_batch * T / statistics.median(times),
-              "optimizer_state_mb": memory[0], "peak_rss_mb": memory[1], "heap_tuned": tt.config.heap_tuned}
+              "optimizer_state_mb": memory[0], "peak_rss_mb": memory[1],
+              "heap_tuned": tt.config.heap_tuned}
     if ddp:
         flat = tt.zeros(sum(p.size for p in model.parameters()), device=args.device).data
         blocking = []
