@@ -24,7 +24,11 @@ TOP_PAD = 64 << 20
 
 
 def tune():
-    """Apply the settings above; True when glibc accepted them (False elsewhere, or when turned off)."""
+    """Let this process reuse freed array memory (the settings above); call it once at the start of a
+    training program of your own, as ``python -m gpt train`` does. Without it, every large temporary is
+    fresh memory the kernel zeroes page by page: a third of the tiny GPT's step, and one causal attention
+    call on its shapes 10.5 ms instead of 6.9 (benchmarks/RESULTS.md). True when glibc accepted the
+    settings (False elsewhere, or when TINYTENSOR_HEAP_TUNING=0)."""
     if config.heap_tuned:
         return True
     if os.environ.get("TINYTENSOR_HEAP_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
