@@ -24,11 +24,11 @@ TOP_PAD = 64 << 20
 
 
 def tune():
-    """Let this process reuse freed array memory (the settings above); call it once at the start of a
-    training program of your own, as ``python -m gpt train`` does. Without it, every large temporary is
-    fresh memory the kernel zeroes page by page: a third of the tiny GPT's step, and one causal attention
-    call on its shapes 10.5 ms instead of 6.9 (benchmarks/RESULTS.md). True when glibc accepted the
-    settings (False elsewhere, or when TINYTENSOR_HEAP_TUNING=0)."""
+    """Let this process reuse freed array memory (this module's note explains how). Call it once at the
+    start of a training program of your own, as ``python -m gpt train`` does: without it every large
+    temporary is fresh memory the kernel zeroes page by page, a third of the tiny GPT's step, and one
+    causal attention call on its shapes takes 10.5 ms instead of 6.9 (benchmarks/RESULTS.md). True when
+    glibc accepted the settings (False elsewhere, or when TINYTENSOR_HEAP_TUNING=0)."""
     if config.heap_tuned:
         return True
     if os.environ.get("TINYTENSOR_HEAP_TUNING", "1") == "0" or platform.libc_ver()[0] != "glibc":
