@@ -104,10 +104,10 @@ def _backward(g, x, w, b, want_x, want_w, want_b):
         _weight_grads(g[:, lo:hi], x, dw[lo:hi] if dw is not None else None,
                       db[lo:hi] if db is not None else None, ones)
     work = n * in_f * out_f
-    if dx is not None and (dw is not None or db is not None) and work < parallel.BLAS_MIN_WORK:
-        jobs = [lambda: (input_rows((0, n)), weight_rows((0, out_f)))]   # too small for a hand-off
-    elif dx is not None and (dw is not None or db is not None):
+    if dx is not None and (dw is not None or db is not None):
         jobs = [partial(input_rows, (0, n)), partial(weight_rows, (0, out_f))]
+        if work < parallel.BLAS_MIN_WORK:               # too small for a hand-off: both on this thread
+            jobs = [lambda both=jobs: [job() for job in both]]
     elif dx is not None:
         jobs = [partial(input_rows, span) for span in parallel.spans(n, work)]
     else:

@@ -203,7 +203,7 @@ def _forward(d, out, w, b, eps):
 def _backward(g, d, saved, gx, w, want_w, want_b):
     """dx block by block; dw and db summed over the blocks."""
     dw = db = None
-    kind, first, rstd = saved[0], saved[1], saved[-1]
+    kind, first, rstd = saved
     for r in _row_blocks(g):
         if kind == "x":
             block_dw, block_db = _backward_from_x(g[r], d[r], first[r], rstd[r], gx[r], w, want_w, want_b)
