@@ -16,9 +16,9 @@ import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import backend, nn, optim
 
-from .. import lora
-from ..schedule import lr_at
-from ..step import evaluating, train_step
+from ..models import lora
+from ..training.schedule import lr_at
+from ..training.step import evaluating, train_step
 from . import data_classify
 
 MODES = ("last", "all", "lora")

@@ -14,8 +14,8 @@ import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import optim
 
-from ..schedule import lr_at
-from ..step import evaluating, train_step
+from ..training.schedule import lr_at
+from ..training.step import evaluating, train_step
 from . import data_instruct
 
 
@@ -102,7 +102,7 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
 @tt.no_grad()
 def respond(model, tokenizer, entry, eos_id, max_new_tokens=32):
     """The model's greedy answer to one entry (text after the response header, up to end-of-text)."""
-    from ..generate import generate
+    from ..generation.generate import generate
     model.eval()
     prompt = data_instruct._encode(tokenizer, data_instruct.format_prompt(entry))
     room = model.cfg.context_length - len(prompt)

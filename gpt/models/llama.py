@@ -4,7 +4,7 @@ Shapes: B batch, T tokens, E = emb_dim, H query heads, H_kv key/value heads, D =
 
     ids (B, T) -> tok_emb (B, T, E) -> n_layers x LlamaBlock -> final_norm (RMSNorm) -> out_head (B, T, V)
 
-What changed since GPT-2 (gpt/model.py), idea by idea (docs/families.md walks through them):
+What changed since GPT-2 (gpt/models/gpt2.py), idea by idea (docs/families.md walks through them):
 
     GPT-2                                 Llama 3                                Qwen3
     learned position table, added once    RoPE: q and k turned by their position  RoPE (theta 1e6)
@@ -26,8 +26,8 @@ import numpy as np
 import tinytensor.functional as F
 from tinytensor import backend, nn, random
 
-from .family_config import LlamaConfig, Qwen3Config
-from .model import LanguageModel, _embedding, _linear
+from .llama_config import LlamaConfig, Qwen3Config
+from .gpt2 import LanguageModel, _embedding, _linear
 
 
 class Rotary:

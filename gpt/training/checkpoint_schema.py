@@ -8,7 +8,7 @@ import dataclasses
 import json
 import math
 
-from . import files
+from .. import files
 
 # checkpoint.json, field by field. "x.y" is y inside x, "x[]" every element of the list x, "x.*" every value
 # of the object x. needed: "always", "resume" (to continue training), or "" (optional). A type ending

@@ -28,7 +28,8 @@ import sysconfig
 
 import numpy as np
 
-from . import cache, files
+from .. import files
+from . import cache
 
 EOT = "<|endoftext|>"
 NAME = "CPython's help topics and standard-library docstrings"
@@ -154,4 +155,14 @@ def default_corpus():
         text = build(sources)
         from tinytensor.atomic import write_text
         cache.try_write(lambda path: write_text(path, text), f"{stem}-{cache.digest(text.encode('utf-8'))}.txt")
+    return text
+
+
+def read_text(path):
+    """A UTF-8 text file's contents; errors say what is wrong in one line. Only a regular file of at most
+    ``files.MAX_TEXT`` bytes is read (not a FIFO or a device such as /dev/zero)."""
+    path = os.fspath(path)
+    text = files.read_text(path, files.MAX_TEXT, "a text to train on")
+    if not text.strip():
+        raise ValueError(f"{path} holds no text")
     return text

@@ -1,4 +1,13 @@
-"""The three model families, by name: which config and which model class each uses.
+"""The models (the book's chapter 4): GPT-2, and Llama 3 / Qwen3 on the same engine; the three families by name.
+
+    gpt2.py          GPT: embeddings, pre-LayerNorm blocks of attention and MLP, output head
+    gpt2_config.py   GPTConfig: its sizes, presets and checks
+    llama.py         Llama and Qwen3: GPT-2's decoder with RMSNorm, RoPE, SwiGLU and grouped-query attention
+    llama_config.py  LlamaConfig, Qwen3Config
+    kv_cache.py      the keys and values generation keeps
+    lora.py          low-rank adapters for fine-tuning
+
+Which config and which model class each family uses:
 
     arch     config                   model                 published shapes (presets)
     gpt2     gpt.GPTConfig            gpt.GPT               gpt2-small .. gpt2-xl
@@ -8,8 +17,15 @@
 Each also has a "tiny" preset that trains on a laptop CPU in minutes. Everything that stores or builds
 a model whatever its family (checkpoints, `train --arch`, fine-tuning) goes through here.
 """
-from .config import GPTConfig
-from .family_config import LlamaConfig, Qwen3Config
+from .gpt2 import GPT, Block, CausalSelfAttention, FeedForward, LanguageModel
+from .gpt2_config import GPTConfig
+from .kv_cache import KVCache
+from .llama import Llama, Qwen3
+from .llama_config import LlamaConfig, Qwen3Config
+
+__all__ = ["GPT", "Block", "CausalSelfAttention", "FeedForward", "LanguageModel", "GPTConfig", "KVCache", "Llama",
+           "Qwen3", "LlamaConfig", "Qwen3Config", "ARCHS", "config_class", "arch_of", "config_from_dict",
+           "model_class", "build_model"]
 
 ARCHS = ("gpt2", "llama", "qwen3")
 _CONFIGS = {"gpt2": GPTConfig, "llama": LlamaConfig, "qwen3": Qwen3Config}
@@ -43,8 +59,6 @@ def config_from_dict(d):
 
 def model_class(cfg):
     """The model class that runs ``cfg``."""
-    from .llama import Llama, Qwen3
-    from .model import GPT
     return {"gpt2": GPT, "llama": Llama, "qwen3": Qwen3}[arch_of(cfg)]
 
 

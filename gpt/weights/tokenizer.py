@@ -1,5 +1,8 @@
-"""Everything `sample --hf FOLDER` needs from a Hugging Face folder besides the weights: the tokenizer,
-what the library puts in front of a prompt, and the ids that end a text.
+"""Tokenizers from files and folders: the one loader every command uses, and what `sample --hf FOLDER`
+needs from a Hugging Face folder besides the weights (what goes in front of a prompt, the ids that end a text).
+
+    load_tokenizer(path)      a tokenizer file (bpe's own, or a Hugging Face tokenizer.json), or a folder: a
+                              run of ours (tokenizer.bpe), a Hugging Face folder, or GPT-2's files
 
     tokenizer.json            bpe.from_hf (byte-level BPE: GPT-2, Llama 3, Qwen); GPT-2 folders may have
                               OpenAI's encoder.json + vocab.bpe instead
@@ -13,9 +16,10 @@ These files are untrusted like the rest of the folder: bounded reads, one-line e
 import json
 import os
 
-from . import files
-from .errors import TrainingError
-from .pretrained import read_json
+from .. import files
+from ..errors import TrainingError
+from ..training import checkpoint as ckpt
+from .gpt2 import read_json
 
 
 def find_tokenizer(folder):
@@ -31,13 +35,25 @@ def find_tokenizer(folder):
     return None
 
 
-def load_tokenizer(folder):
-    """``find_tokenizer``, or a TrainingError saying what is missing."""
-    tok = find_tokenizer(folder)
-    if tok is None:
-        raise TrainingError(f"{folder} holds no tokenizer.json (nor GPT-2's encoder.json and vocab.bpe): download "
-                            "it with the model's other files")
-    return tok
+def load_tokenizer(path, error=TrainingError):
+    """The tokenizer at ``path``: a file saved by bpe (``Tokenizer.save``) or a Hugging Face tokenizer.json;
+    or a folder holding one: a run of ours (tokenizer.bpe beside checkpoint.json), a Hugging Face folder
+    (tokenizer.json), or GPT-2's encoder.json and vocab.bpe. What is missing is said as ``error``."""
+    import bpe
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if os.path.lexists(os.path.join(path, ckpt.TOKENIZER)):
+            return bpe.Tokenizer.load(ckpt.tokenizer_path(path))
+        tok = find_tokenizer(path)
+        if tok is None:
+            raise error(f"{path} holds no tokenizer: expected {ckpt.TOKENIZER}, a tokenizer.json, or GPT-2's "
+                        "encoder.json and vocab.bpe (fetch them with bpe.download_gpt2(folder))")
+        return tok
+    if not os.path.isfile(path):
+        raise error(f"no such tokenizer file or folder: {path}")
+    if path.endswith(".json"):
+        return bpe.from_hf(path)
+    return bpe.Tokenizer.load(path)
 
 
 def stop_ids(folder, tok):
@@ -64,16 +80,3 @@ def stop_ids(folder, tok):
 def prompt_prefix(tok):
     """The ids the original library puts in front of a text (``tok.template``'s first part)."""
     return list(getattr(tok, "template", ([], []))[0])
-
-
-def load_folder(folder, device="cpu"):
-    """(model, tokenizer, prefix ids, stop ids) of a Hugging Face folder of any of the three families."""
-    from .hf import load_hf
-    if not os.path.isdir(folder):
-        raise TrainingError(f"--hf {folder}: no such folder (give a Hugging Face model folder)")
-    model = load_hf(folder, device=device)
-    tok = load_tokenizer(folder)
-    if tok.n_vocab > model.cfg.vocab_size:
-        raise TrainingError(f"{folder}: the tokenizer has {tok.n_vocab:,} ids but the model only "
-                            f"{model.cfg.vocab_size:,}")
-    return model, tok, prompt_prefix(tok), stop_ids(folder, tok)

@@ -34,10 +34,10 @@ import numpy as np
 
 from tinytensor import serialize
 
-from . import files
-from .checkpoint import out_of_memory, param_shapes
-from .config import GPTConfig, _GPT2_SIZES
-from .model import GPT
+from .. import files
+from ..training.checkpoint import out_of_memory, param_shapes
+from ..models.gpt2_config import GPTConfig, _GPT2_SIZES
+from ..models.gpt2 import GPT
 
 _IGNORED = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
 _HEADS = {emb: heads for emb, _, heads in _GPT2_SIZES.values()}
@@ -263,7 +263,7 @@ def save_gpt2(model, folder):
     ``transformers.GPT2LMHeadModel.from_pretrained(folder)`` loads it (and ``load_gpt2`` reads it back).
     """
     import tinytensor as tt
-    from .checkpoint import write_json
+    from ..training.checkpoint import write_json
     cfg = model.cfg
     os.makedirs(folder, exist_ok=True)
     tt.save(gpt2_state(model), os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})

@@ -11,9 +11,9 @@ Also runnable on its own: ``python -m gpt.finetune ...`` takes the same commands
 import argparse
 import sys
 
-from ..cli_args import Parser, add_debug_flag, nonneg_int, number, positive_int, positive_number
-from ..errors import run_command
-from . import make_data
+from .args import Parser, add_debug_flag, nonneg_int, number, positive_int, positive_number
+from .report import run_command
+from ..finetune import make_data
 
 
 def _common(p, epochs, lr, batch_size, modes, default_mode):
@@ -116,23 +116,25 @@ def _say(msg):
 def _cmd_finetune_classify(a):
     from tinytensor import heap
 
-    from .pipeline import run_classify
+    from ..finetune.pipeline import run_classify
+    from ..finetune.settings import ClassifySettings
     heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
-    run_classify(a, _say)
+    run_classify(ClassifySettings.from_flags(a), _say)
     return 0
 
 
 def _cmd_finetune_instruct(a):
     from tinytensor import heap
 
-    from .pipeline import run_instruct
+    from ..finetune.pipeline import run_instruct
+    from ..finetune.settings import InstructSettings
     heap.tune()
-    run_instruct(a, _say)
+    run_instruct(InstructSettings.from_flags(a), _say)
     return 0
 
 
 def _cmd_classify(a):
-    from .pipeline import run_predict
+    from ..finetune.pipeline import run_predict
     texts = [line.rstrip("\n") for line in sys.stdin if line.strip()] if a.text == ["-"] else a.text
     for label, p, text in run_predict(a.checkpoint, texts):
         print(f"{label}\t{p:.3f}\t{text}")

@@ -14,7 +14,7 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors end by pointing to --help (under mpiexec said by rank 0 alone)."""
 
     def error(self, message):
-        from .runlock import mpi_rank
+        from ..training.run_folder import mpi_rank
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n" if mpi_rank() == 0 else None)
 
 

@@ -23,8 +23,8 @@ import codecs
 import datetime
 import os
 
-from . import files
-from .pretrained import read_json
+from .. import files
+from ..weights.gpt2 import read_json
 
 
 class ChatFormat:

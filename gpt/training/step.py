@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import tinytensor as tt
 from tinytensor import optim
 
-from .errors import RunFailed
+from ..errors import RunFailed
 
 
 class NonFiniteError(RunFailed):

@@ -17,7 +17,7 @@ import numpy as np
 
 from tinytensor import serialize
 
-from . import files
+from .. import files
 
 SINGLE, INDEX = "model.safetensors", "model.safetensors.index.json"
 _FLOATS = ("F32", "BF16", "F16", "F64")

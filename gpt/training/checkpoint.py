@@ -26,9 +26,10 @@ import tinytensor as tt
 from tinytensor import serialize
 from tinytensor.atomic import replacing
 
-from . import files
+from .. import files
+from ..errors import TrainingError
 from .checkpoint_schema import SCHEMA, args_from, check_schema  # noqa: F401 (the table of checkpoint.json)
-from .families import build_model, config_from_dict
+from ..models import build_model, config_from_dict
 
 FORMAT = "tinytensor-gpt-checkpoint"
 VERSION = 1
@@ -201,7 +202,7 @@ def param_shapes(cfg, classes=None):
     given), computed without building the model. Names as in ``model.named_parameters()``. A Llama or
     Qwen3 config gives its model's (gpt/llama.py)."""
     if cfg.ARCH != "gpt2":
-        from .llama import param_shapes as llama_shapes
+        from ..models.llama import param_shapes as llama_shapes
         return llama_shapes(cfg, classes)
     E, V, P = cfg.emb_dim, cfg.vocab_size, cfg.context_length
     shapes = {"tok_emb.weight": (V, E), "pos_emb.weight": (P, E)}
@@ -302,3 +303,38 @@ def load_optimizer(folder, optimizer, meta=None):
     arrays = tt.load(path)
     meta = serialize.load_metadata(path)
     optimizer.load_state_dict(optimizer_state_from_arrays(arrays, meta))
+
+
+# ----- the number of processes that wrote a checkpoint -----
+
+def check_processes(meta, world, where):
+    """Refuse (TrainingError) to resume ``meta``, a checkpoint written by another number of processes than
+    ``world``: the batch shares and dropout streams of a run belong to its number. None: a new run."""
+    saved = saved_world(meta, where)
+    if meta is not None and saved != world:
+        raise TrainingError(f"{where} was trained by {_processes(saved)} and this is {_processes(world)}: "
+                            f"resume it with {_launch(saved)}. The batch shares and dropout streams of a run "
+                            "belong to its number of processes: another number would not continue it exactly")
+
+
+def saved_world(meta, where="checkpoint.json"):
+    """How many processes trained the checkpoint ``meta`` (1 when it does not say); None when ``meta`` is."""
+    if meta is None:
+        return None
+    record = meta.get("parallel")
+    if record is None:
+        return 1
+    world, states = (record.get("world_size"), record.get("rng")) if isinstance(record, dict) else (None, None)
+    if type(world) is not int or world < 1 or not isinstance(states, list) or len(states) != world:
+        raise TrainingError(f"cannot resume from {where}: checkpoint.json's 'parallel' field is damaged "
+                            "(it needs world_size and one random state per process)")
+    return world
+
+
+def _processes(n):
+    return "one process" if n == 1 else f"{n} processes"
+
+
+def _launch(n):
+    return "python -m gpt train --resume, without mpiexec" if n == 1 else \
+        f"mpiexec -n {n} python -m gpt train --resume"

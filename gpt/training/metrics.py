@@ -1,4 +1,5 @@
-"""A run's curve as data: one CSV row per optimizer step and per evaluation, written as the run goes.
+"""A run's metrics: metrics.csv (a row per step and per evaluation, written as the run goes), the plot
+drawn from it (loss.svg, through svg_chart.py) and the warning when the run overfits.
 
 Pretraining's ``metrics.csv`` starts like this (fine-tuning's has its own columns, same idea)::
 
@@ -17,6 +18,10 @@ Each row is flushed as it is written, so the file is whole up to the last step e
 resumed run keeps the rows up to its checkpoint's step and appends from there: no step appears twice.
 The file is read back as untrusted (a regular file, bounded size); one that cannot be read is started
 afresh, with a note.
+
+The plot: pretraining draws train and validation loss against tokens seen, as the book's chapter 5 does:
+the loss of every step (thin), and the evaluated train and validation losses (points). Classification
+draws loss against examples seen and accuracy per epoch; instruction tuning, loss against tokens seen.
 """
 import csv
 import io
@@ -24,9 +29,11 @@ import os
 
 from tinytensor.atomic import replacing
 
-from . import files
+from .. import files
+from .svg_chart import Chart, write_svg
 
 NAME = "metrics.csv"
+PLOT = "loss.svg"
 PRETRAIN_COLUMNS = ("kind", "step", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
 CLASSIFY_COLUMNS = ("kind", "step", "epoch", "examples", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                     "test_accuracy", "lr", "elapsed_s")
@@ -146,3 +153,58 @@ def _csv_field(text):
     if any(c in text for c in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+# ----- the plot and the overfitting warning -----
+
+
+def _xy(rows, x, y):
+    pts = [(r.get(x), r.get(y)) for r in rows if r.get(x) is not None and r.get(y) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _loss_chart(log, x, xlabel, ylabel, evaluated_train=True):
+    """Loss against ``x``: every step's (thin), and the evaluations' (points)."""
+    chart = Chart(xlabel, ylabel)
+    chart.add("train loss, each step", *_xy(log.rows("train"), x, "train_loss"), thin=True)
+    evals = log.rows("eval")
+    if evaluated_train:
+        chart.add("train loss, evaluated", *_xy(evals, x, "train_loss"), points=True)
+    return chart.add("validation loss", *_xy(evals, x, "val_loss"), points=True)
+
+
+def plot_pretraining(log, folder, title):
+    """loss.svg of a pretraining run from its MetricsLog; returns the file's path."""
+    chart = _loss_chart(log, "tokens", "tokens seen", "cross-entropy loss (nats per token)")
+    return write_svg(os.path.join(folder, PLOT), [chart], title=title)
+
+
+def plot_classification(log, folder, title):
+    """loss.svg of a classification run: loss against examples seen, and accuracy by epoch."""
+    loss = _loss_chart(log, "examples", "examples seen", "cross-entropy loss")
+    acc = Chart("epoch", "accuracy", ylim=(0.0, 1.0))
+    for name in ("train", "val", "test"):
+        acc.add(f"{name} accuracy", *_xy(log.rows("eval"), "epoch", f"{name}_accuracy"), points=True)
+    return write_svg(os.path.join(folder, PLOT), [loss, acc], title=title)
+
+
+def plot_instruction(log, folder, title):
+    """loss.svg of an instruction-tuning run: loss on the trained tokens against tokens seen."""
+    chart = _loss_chart(log, "tokens", "tokens seen", "cross-entropy loss (trained tokens)", evaluated_train=False)
+    return write_svg(os.path.join(folder, PLOT), [chart], title=title)
+
+
+def rising(values, n=2):
+    """True when each of the last ``n`` values is higher than the one before it."""
+    values = [v for v in values if v is not None]
+    return len(values) > n and all(b > a for a, b in zip(values[-n - 1:], values[-n:]))
+
+
+def overfitting_warning(val_losses, n=2):
+    """One line when validation loss has just risen at each of the last ``n`` evaluations (said once
+    per rise: not again while it keeps rising), else None."""
+    if not rising(val_losses, n) or rising(val_losses[:-1], n):
+        return None
+    shown = " -> ".join(f"{v:.3f}" for v in [v for v in val_losses if v is not None][-n - 1:])
+    return (f"warning: validation loss has risen at each of the last {n} evaluations ({shown}): the model is "
+            "memorising its training text; more text (--data), fewer steps or --drop-rate would help")

@@ -33,11 +33,13 @@ import numpy as np
 
 import tinytensor as tt
 
-from . import files
-from .checkpoint import out_of_memory, param_shapes, write_json
-from .family_config import LlamaConfig, Qwen3Config
-from .hf_files import INDEX, SINGLE, WeightFiles
-from .pretrained import HARMLESS, load_gpt2, read_config, read_json, save_gpt2
+from .. import files
+from ..errors import TrainingError
+from ..models.llama_config import LlamaConfig, Qwen3Config
+from ..training.checkpoint import out_of_memory, param_shapes, write_json
+from .gpt2 import HARMLESS, load_gpt2, read_config, read_json, save_gpt2
+from .safetensors_files import INDEX, SINGLE, WeightFiles
+from .tokenizer import load_tokenizer, prompt_prefix, stop_ids
 
 FAMILIES = {"llama": LlamaConfig, "qwen3": Qwen3Config}
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM"}
@@ -219,7 +221,7 @@ def load_hf(folder, device="cpu"):
     """The model in a Hugging Face folder: a GPT (model_type gpt2), a Llama (llama) or a Qwen3 (qwen3),
     as float32 (BF16 and F16 files widened). config.json decides the family and shape; tensors are
     checked against it before the model is built. See the module docstring."""
-    from .llama import Llama, Qwen3
+    from ..models.llama import Llama, Qwen3
     folder = _folder(folder)
     family, c = read_family(folder)
     if family == "gpt2":
@@ -286,3 +288,15 @@ def save_hf(model, folder):
     tt.save(state, os.path.join(folder, SINGLE), metadata={"format": "pt"})
     write_json(hf_config(model.cfg), os.path.join(folder, "config.json"))
     return folder
+
+
+def load_folder(folder, device="cpu"):
+    """(model, tokenizer, prefix ids, stop ids) of a Hugging Face folder of any of the three families."""
+    if not os.path.isdir(folder):
+        raise TrainingError(f"--hf {folder}: no such folder (give a Hugging Face model folder)")
+    model = load_hf(folder, device=device)
+    tok = load_tokenizer(folder)
+    if tok.n_vocab > model.cfg.vocab_size:
+        raise TrainingError(f"{folder}: the tokenizer has {tok.n_vocab:,} ids but the model only "
+                            f"{model.cfg.vocab_size:,}")
+    return model, tok, prompt_prefix(tok), stop_ids(folder, tok)

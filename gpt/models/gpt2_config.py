@@ -32,7 +32,7 @@ class GPTConfig:
 
     LIMITS = {"vocab_size": 2 ** 24, "context_length": 2 ** 20, "emb_dim": 2 ** 16, "n_layers": 2 ** 10,
               "n_heads": 2 ** 12}
-    ARCH = "gpt2"                    # the family (gpt/families.py); Llama and Qwen3 have their own configs
+    ARCH = "gpt2"                    # the family (gpt/models/__init__.py); Llama and Qwen3 have their own configs
 
     def __post_init__(self):
         self.validate()
@@ -98,7 +98,7 @@ class GPTConfig:
         return V * E + self.context_length * E + L * per_block + 2 * E + (0 if self.tie_weights else V * E)
 
 
-# ----- checks every model config shares (GPTConfig here, LlamaConfig and Qwen3Config in family_config.py) -----
+# ----- checks every model config shares (GPTConfig here, LlamaConfig and Qwen3Config in llama_config.py) -----
 
 def check_sizes(cfg, names):
     """Each named field a positive integer within ``cfg.LIMITS``, or a ValueError naming it."""

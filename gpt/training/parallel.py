@@ -6,7 +6,7 @@ The run is the one a single process would make (nanoGPT's torchrun recipe, on MP
 RANK/WORLD_SIZE are ``dist.rank()``/``dist.world_size()`` here, its DDP is ``nn.DistributedDataParallel``):
 
 - Rank 0 leads. It alone reads the text and the run folder (and holds its run lock), prepares the run as
-  gpt/train.py does for one process, prints, evaluates, samples and writes checkpoints. The other ranks
+  pretrain.py does for one process, prints, evaluates, samples and writes checkpoints. The other ranks
   follow: they receive from it what training needs (the settings, the model's shape, the training tokens,
   the data position, the optimizer state: ``lead`` / ``follow``), and DistributedDataParallel gives them
   its weights. So they need neither the text nor the folder: another machine needs only this code.
@@ -16,15 +16,21 @@ RANK/WORLD_SIZE are ``dist.rank()``/``dist.world_size()`` here, its DDP is ``nn.
   to float rounding.
 - Dropout: each rank has its own random stream, rank r the one-process stream jumped r times (rank 0's is
   the one-process stream itself). Every checkpoint records all N (``checkpoint``: "parallel" in
-  checkpoint.json), so ``--resume`` with the same N continues exactly; another N is refused (``check``).
+  checkpoint.json), so ``--resume`` with the same N continues exactly; another N is refused
+  (checkpoint.check_processes).
 - Stopping: Ctrl-C, SIGTERM or a closed output may reach the ranks at different steps. Before each step
-  they agree (``stopping``, one small all-reduce), stop at the same step, and rank 0 saves once.
+  they agree (``ParallelRun.should_stop``, one small all-reduce), stop at the same step, and rank 0 saves once.
 - Failing: an error on any rank ends every rank with that rank's one-line error (gpt/errors.py calls
-  ``tinytensor.distributed.abort``), so no rank is left waiting in a collective.
+  ``end_job``, called by gpt/cli/report.py), so no rank is left waiting in a collective.
 
 Ranks that wait for rank 0 (while it prepares, evaluates or saves) test their collective every
-millisecond instead of spinning a core (``_wait``). In a single process ``ALONE`` stands in for the team
-and every method is the plain one-process behaviour.
+millisecond instead of spinning a core (``_wait``).
+
+The loop itself is pretrain.py's, unchanged: it asks the run for each move, and a ``ParallelRun`` (a
+pretrain.Run) answers for its rank: ``should_stop`` (agreed), ``next_batch`` (this rank's rows),
+``take_step`` (gradients averaged by DDP, the loss over every rank), ``evaluate`` (rank 0 alone),
+``save`` (every rank's random state, rank 0 writes). Nothing in pretrain.py imports this module:
+``gpt.train`` (launch.py) chooses it when mpiexec started the process.
 """
 import contextlib
 import dataclasses
@@ -33,6 +39,7 @@ import os
 import signal
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,22 +48,25 @@ import tinytensor.distributed as dist
 from tinytensor import nn, parallel, random
 from tinytensor.backend import to_numpy
 
+from ..data import BatchSampler, SlidingWindowDataset
+from ..errors import TrainingError
 from . import checkpoint as ckpt
-from . import runlock
-from .errors import TrainingError
+from . import pretrain, run_folder
+from .progress import ProgressBar
+from .settings import TrainSettings
+from .stopping import StopFlag
 
 # the Run fields (gpt/train.py) that followers take from rank 0 as they are
 _RUN_FIELDS = ("corpus", "digest", "n_tokens", "max_steps", "warmup", "min_lr", "step", "resumed", "saved_step",
                "elapsed_before")
 
 
+
 class Team:
     """This process's part in a training run: rank ``rank`` of ``world`` (see the module docstring)."""
 
-    def __init__(self, rank=0, world=1, backend="none"):
+    def __init__(self, rank=0, world=2, backend="none"):
         self.rank, self.world, self.backend = rank, world, backend
-        self.no_sync = None          # the wrapped model's no_sync, for gradient accumulation (train_step)
-        self.zero = False            # the optimizer is a ZeroRedundancyOptimizer (--zero)
         self.sent = False            # rank 0 has begun sending the run: the followers no longer wait for it
 
     @property
@@ -68,109 +78,112 @@ class Team:
         return f"Team(rank={self.rank}, world={self.world}, backend={self.backend!r})"
 
     # ----- before the run: rank 0 checks, sends, wraps -----
-    def check(self, a, meta=None):
+    def check(self, settings):
         """Refuse (TrainingError) what cannot run on this many processes: a --batch-size that does not split
-        over them, a checkpoint written by another number of processes, a GPU run started without NCCL."""
-        saved = saved_world(meta, getattr(a, "out", "the checkpoint"))
-        if meta is not None and saved != self.world:
-            raise TrainingError(f"{a.out} was trained by {_processes(saved)} and this is {_processes(self.world)}: "
-                                f"resume it with {_launch(saved)}. The batch shares and dropout streams of a run "
-                                "belong to its number of processes: another number would not continue it exactly")
-        if self.world == 1:
-            return
-        if a.batch_size % self.world:
-            raise TrainingError(f"--batch-size {a.batch_size} does not split over the {self.world} processes of "
-                                f"mpiexec -n {self.world}: --batch-size is the global batch, give a multiple of "
+        over them, --zero with float16, a GPU run started without NCCL."""
+        if settings.batch_size % self.world:
+            raise TrainingError(f"--batch-size {settings.batch_size} does not split over the {self.world} processes "
+                                f"of mpiexec -n {self.world}: --batch-size is the global batch, give a multiple of "
                                 f"{self.world} (or another -n)")
-        if a.zero and getattr(a, "dtype", "float32") == "float16":
+        if settings.zero and settings.dtype == "float16":
             raise TrainingError("--zero does not combine with --dtype float16: the loss scaler would check only this "
                                 "process's share of the gradients; leave out one of them")
-        if a.device != "cpu" and self.backend != "nccl":
-            raise TrainingError(f"this run trains on {a.device}: under mpiexec pass --device {a.device} on the "
-                                "command line, so that every rank joins NCCL before reading anything")
+        if settings.device != "cpu" and self.backend != "nccl":
+            raise TrainingError(f"this run trains on {settings.device}: under mpiexec pass --device "
+                                f"{settings.device} on the command line, so that every rank joins NCCL before "
+                                "reading anything")
 
     def lead(self, run, meta=None, say=print):
-        """Rank 0, once ``prepare`` made ``run``: send the followers what they need, wrap the model in
-        DistributedDataParallel (and the optimizer in ZeRO-1 with --zero). ``meta``: the checkpoint resumed."""
-        run.team = self
-        if self.world == 1:
-            return
-        states = _random_states(meta, self.world, run.a.out)
+        """Rank 0, once ``prepare`` made ``run``: send the followers what they need and return the run as a
+        ParallelRun, its model in DistributedDataParallel (its optimizer ZeRO-1 with --zero). ``meta``: the
+        checkpoint resumed."""
+        states = _random_states(meta, self.world, run.settings.out)
         opt_arrays, opt_meta = ckpt.optimizer_arrays(run.optimizer) if run.resumed else ({}, {})
         self.sent = True
         windows, sampler = run.train_set, run.sampler
-        described = {"args": run.a.to_dict(), "config": run.cfg.to_dict(),
+        described = {"args": run.settings.to_dict(), "config": run.cfg.to_dict(),
                      "run": {name: getattr(run, name) for name in _RUN_FIELDS},
                      "windows": [windows.max_length, windows.stride],
                      "sampler": {"batch_size": sampler.batch_size, "seed": sampler.seed, "shuffle": sampler.shuffle,
                                  "state": sampler.state_dict()},
                      "rng": states, "optimizer": opt_meta, "grad_scaler": run.scaler.state_dict()}
         _broadcast(self, described, {"ids": windows.ids, **{"optimizer." + k: v for k, v in opt_arrays.items()}})
-        self._wrap(run)
-        say(f"data parallel: {self.world} processes ({self.backend}), {run.a.batch_size // self.world} windows of "
-            f"every batch of {run.a.batch_size} each, {tt.config.threads} thread(s) per process"
-            f"{', ZeRO-1 optimizer state' if self.zero else ''}\n")
-
-    def _wrap(self, run):
-        run.model = nn.DistributedDataParallel(run.model)        # every rank starts from rank 0's weights
-        self.no_sync = run.model.no_sync
-        if run.a.zero:
-            state = run.optimizer.state_dict()
-            run.optimizer = dist.ZeroRedundancyOptimizer(run.optimizer.param_groups, type(run.optimizer))
-            run.optimizer.load_state_dict(state)
-            self.zero = True
-        run.team = self
-
-    # ----- every step -----
-    def stopping(self, stop):
-        """Whether to stop now. Alone: ``bool(stop)``. In a team every rank calls it before each step: a
-        request on any rank stops all of them here, at the same step (a rank without a request of its own
-        takes the exit status of another's)."""
-        if self.world == 1:
-            return bool(stop)
-        flags = np.array([1 if stop else 0, stop.exit_code if stop else 0], dtype=np.int64)
-        _wait(dist.all_reduce(flags, op="max", async_op=True))
-        if flags[0] and not stop:
-            stop.request("a stop on another rank", int(flags[1]))
-        return bool(flags[0])
+        run = ParallelRun.of(run, self)
+        say(f"data parallel: {self.world} processes ({self.backend}), {run.settings.batch_size // self.world} "
+            f"windows of every batch of {run.settings.batch_size} each, {tt.config.threads} thread(s) per process"
+            f"{', ZeRO-1 optimizer state' if run.zero else ''}\n")
+        return run
 
     def share(self, batch):
         """This rank's rows of a global batch (inputs, targets): rows [r * B/N, (r + 1) * B/N)."""
-        if self.world == 1:
-            return batch
         n = len(batch[0]) // self.world
         rows = slice(self.rank * n, (self.rank + 1) * n)
         return tuple(part[rows] for part in batch)
 
-    def mean(self, result):
-        """A StepResult whose loss is the mean over the ranks (each rank's is the mean over its rows only)."""
-        if self.world == 1:
-            return result
-        loss = np.array([result.loss], dtype=np.float64)
-        dist.all_reduce(loss, op="avg")
-        return dataclasses.replace(result, loss=float(loss[0]))
-
-    # ----- at every save -----
-    def checkpoint(self, run):
-        """(extra checkpoint.json fields, the optimizer to save). A collective: every rank calls it at every
-        save, though rank 0 alone writes. The extra field records every rank's random state."""
-        if self.world == 1:
-            return {}, run.optimizer
-        states = _gather_json(self, random.get_state())
-        optimizer = _Saved(run.optimizer.state_dict()) if self.zero else run.optimizer   # ZeRO: gathered here
-        return {"parallel": {"world_size": self.world, "rng": states}}, optimizer
-
     def release(self, status):
         """Rank 0, failing before it sent the run: the waiting followers end quietly with ``status``, so
         the job ends as one process would (rank 0's one line, no abort). False when too late for that."""
-        if not self.leader or self.sent or self.world == 1:
+        if not self.leader or self.sent:
             return False
         self.sent = True
         _wait(dist.broadcast(np.array([-max(int(status), 1)], dtype=np.int64), src=0, async_op=True))
         return True
 
 
-ALONE = Team()
+@dataclass
+class ParallelRun(pretrain.Run):
+    """A pretrain.Run on one rank of a team: the loop's moves, agreed with the other ranks."""
+    team: Team = None
+    zero: bool = False               # the optimizer is a ZeroRedundancyOptimizer (--zero)
+
+    @classmethod
+    def of(cls, run, team):
+        """``run`` on ``team``: its model in DistributedDataParallel (every rank starts from rank 0's
+        weights), its optimizer ZeRO-1 with --zero."""
+        run = cls(**{f.name: getattr(run, f.name) for f in dataclasses.fields(pretrain.Run)}, team=team)
+        run.model = nn.DistributedDataParallel(run.model)
+        if run.settings.zero:
+            state = run.optimizer.state_dict()
+            run.optimizer = dist.ZeroRedundancyOptimizer(run.optimizer.param_groups, type(run.optimizer))
+            run.optimizer.load_state_dict(state)
+            run.zero = True
+        return run
+
+    def should_stop(self, stop):
+        """Every rank calls it before each step: a request on any rank stops all of them here, at the same
+        step (a rank without a request of its own takes the exit status of another's)."""
+        flags = np.array([1 if stop else 0, stop.exit_code if stop else 0], dtype=np.int64)
+        _wait(dist.all_reduce(flags, op="max", async_op=True))
+        if flags[0] and not stop:
+            stop.request("a stop on another rank", int(flags[1]))
+        return bool(flags[0])
+
+    def next_batch(self):
+        """This rank's rows of the next global batch."""
+        return self.team.share(super().next_batch())
+
+    def take_step(self, batches, no_sync=None):
+        """The step on this rank's rows (DDP averages the gradients once, after the last micro-batch); its
+        loss is the mean over the ranks (each rank's is the mean over its rows only)."""
+        result = super().take_step(batches, no_sync=self.model.no_sync)
+        loss = np.array([result.loss], dtype=np.float64)
+        dist.all_reduce(loss, op="avg")
+        return dataclasses.replace(result, loss=float(loss[0]))
+
+    def evaluate(self, show, stop=None):
+        """Rank 0 alone evaluates and samples."""
+        return super().evaluate(show, stop) if self.team.leader else None
+
+    def save(self, extra=None, optimizer=None):
+        """A collective: every rank calls it at every save, rank 0 alone writes. checkpoint.json's
+        "parallel" field records every rank's random state; a ZeRO optimizer's state is gathered here."""
+        states = _gather_json(self.team, random.get_state())
+        optimizer = _Saved(self.optimizer.state_dict()) if self.zero else self.optimizer
+        if self.team.leader:
+            super().save({"parallel": {"world_size": self.team.world, "rng": states}}, optimizer)
+        self.saved_step = self.step
+
+
 _team = None                     # the Team of this process's latest run under mpiexec (for end_job)
 _held = contextlib.ExitStack()   # BLAS held to this rank's threads (join)
 
@@ -188,18 +201,19 @@ class _Saved:
 def join(device="cpu"):
     """This process's Team. Under an MPI launcher: ``dist.init`` (NCCL too for a GPU ``device``, one GPU
     per rank) and, with several processes, their share of this machine's cores each, as tinytensor's
-    threads and NumPy's BLAS threads (torchrun gives each process one OpenMP thread). Else ``ALONE``."""
+    threads and NumPy's BLAS threads (torchrun gives each process one OpenMP thread). None when this
+    process trains alone (no launcher, or ``mpiexec -n 1``)."""
     global _team
     if not dist.launched_by_mpi():
-        return ALONE
+        return None
     try:
         dist.init("nccl" if device != "cpu" else "mpi")
     except RuntimeError as e:                       # no mpi4py, no CuPy or GPU: the same on every rank
-        if runlock.mpi_rank() != 0:
+        if run_folder.mpi_rank() != 0:
             raise SystemExit(TrainingError.exit_code) from None       # rank 0 says it
         raise TrainingError(f"--device {device} under mpiexec: {e}" if device != "cpu" else str(e)) from None
     if dist.world_size() == 1:
-        return ALONE
+        return None
     threads = threads_per_rank(dist.world_size())
     tt.set_num_threads(threads)
     _held.close()
@@ -208,19 +222,8 @@ def join(device="cpu"):
     return _team
 
 
-def one_process_only(what, error):
-    """Refuse ``what`` under mpiexec with several processes: rank 0 raises ``error`` (a UserError class)
-    saying so, the other ranks end quietly with its status. Nothing of MPI is started for this."""
-    if runlock.mpi_size() < 2:
-        return
-    if runlock.mpi_rank() != 0:
-        raise SystemExit(error.exit_code)
-    raise error(f"{what} runs on one process: start it without mpiexec (python -m gpt train is the command "
-                "that trains on several)")
-
-
 def end_job(message, status):
-    """After an error on this process (gpt/errors.py, before it prints ``message``): under mpiexec with
+    """After an error on this process (gpt/cli/report.py, before it prints ``message``): under mpiexec with
     several processes, make sure the whole job ends. Rank 0 still preparing releases the waiting ranks
     and returns, to end as one process would; otherwise this rank's one-line error ends every process now
     (``dist.abort``), ranks other than 0 a second later, so that when every rank fails alike rank 0's line
@@ -248,61 +251,53 @@ def threads_per_rank(world, cores=None, environ=None):
     return max(1, min(tt.config.threads, cores // here))
 
 
+def train(team, settings, resume=False, overwrite=False, given=(), stream=None, stop_at=None, on_step=None,
+          on_eval=None):
+    """``gpt.train`` on rank ``team.rank`` of ``team.world`` (launch.py calls it): rank 0 runs pretrain.train,
+    leading the team; the other ranks follow. Returns a summary as pretrain.train does."""
+    if team.leader:
+        return pretrain.train(settings, resume, overwrite, given, stream, stop_at, on_step, on_eval, team=team)
+    return follow(team, stop_at, on_step)
+
+
 def follow(team, stop_at=None, on_step=None):
     """Ranks 1..N-1 of ``train``: receive the run rank 0 prepared and train it in step with rank 0,
     printing nothing. Returns a summary as ``train`` does."""
-    from .data import BatchSampler, SlidingWindowDataset
-    from .progress import ProgressBar
-    from .stopping import StopFlag
-    from .train import Run, TrainConfig, _model_and_optimizer, loop
     ctrl_c = signal.signal(signal.SIGINT, signal.SIG_IGN)    # while rank 0 prepares, it answers a Ctrl-C for all
     try:
         described, arrays = _broadcast(team)
     finally:
         signal.signal(signal.SIGINT, ctrl_c)
-    a = TrainConfig(**described["args"])
+    settings = TrainSettings(**described["args"])
     cfg = ckpt.load_config({"config": described["config"]})     # the model's config, as a checkpoint holds it
     train_set = SlidingWindowDataset(arrays.pop("ids"), *described["windows"])
     s = described["sampler"]
     sampler = BatchSampler(train_set, s["batch_size"], seed=s["seed"], shuffle=s["shuffle"])
     sampler.load_state_dict(s["state"])
-    model, optimizer = _model_and_optimizer(a, cfg, None)
+    model, optimizer = pretrain.model_and_optimizer(settings, cfg, None)
     if arrays:
         optimizer.load_state_dict(ckpt.optimizer_state_from_arrays(
             {k.removeprefix("optimizer."): v for k, v in arrays.items()}, described["optimizer"]))
     random.set_state(described["rng"][team.rank])
-    scaler = tt.GradScaler(enabled=a.dtype == "float16")      # rank 0's loss scale, as it restored it
-    if a.dtype == "float16":
+    scaler = tt.GradScaler(enabled=settings.dtype == "float16")      # rank 0's loss scale, as it restored it
+    if settings.dtype == "float16":
         scaler.load_state_dict({**described["grad_scaler"], "enabled": True})
-    run = Run(a=a, cfg=cfg, tok=None, train_set=train_set, val_set=None, sampler=sampler, model=model,
-              optimizer=optimizer, scaler=scaler, **described["run"])
-    team._wrap(run)
+    run = pretrain.Run(settings=settings, cfg=cfg, tok=None, train_set=train_set, val_set=None, sampler=sampler,
+                       model=model, optimizer=optimizer, scaler=scaler, **described["run"])
+    run = ParallelRun.of(run, team)
     stop = StopFlag(quiet=True)                    # rank 0 says that it is stopping
     with open(os.devnull, "w") as nowhere, stop, warnings.catch_warnings():
-        if a.dtype == "float16":                     # an overflow only skips a step (GradScaler): no warning
+        if settings.dtype == "float16":              # an overflow only skips a step (GradScaler): no warning
             warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
         run.started = time.perf_counter()
-        status = loop(run, stop, ProgressBar(run.max_steps, initial=run.step, stream=nowhere), stop_at, on_step)
+        status = pretrain.loop(run, stop, ProgressBar(run.max_steps, initial=run.step, stream=nowhere), stop_at,
+                               on_step)
     return {"status": status, "step": run.step, "wall_s": time.perf_counter() - run.started, "history": [],
-            "loss": run.last_loss, "out": a.out, "stopped_by": stop.reason,
+            "loss": run.last_loss, "out": settings.out, "stopped_by": stop.reason,
             "exit_code": stop.exit_code if status == "interrupted" else 0}
 
 
 # ----- checkpoints of a team -----
-
-def saved_world(meta, where="checkpoint.json"):
-    """How many processes trained the checkpoint ``meta`` (1 when it does not say); None when ``meta`` is."""
-    if meta is None:
-        return None
-    record = meta.get("parallel")
-    if record is None:
-        return 1
-    world, states = (record.get("world_size"), record.get("rng")) if isinstance(record, dict) else (None, None)
-    if type(world) is not int or world < 1 or not isinstance(states, list) or len(states) != world:
-        raise TrainingError(f"cannot resume from {where}: checkpoint.json's 'parallel' field is damaged "
-                            "(it needs world_size and one random state per process)")
-    return world
-
 
 def _random_states(meta, world, where):
     """Every rank's random state to start from: the checkpoint's (checked), or for a new run rank 0's
@@ -336,15 +331,6 @@ def _check_state(state, where):
 def _jumped(state, times):
     """``state`` advanced ``times`` x 2^127 draws (``jumped``): streams that never meet in practice."""
     return _bit_generator(state).jumped(times).state
-
-
-def _processes(n):
-    return "one process" if n == 1 else f"{n} processes"
-
-
-def _launch(n):
-    return "python -m gpt train --resume, without mpiexec" if n == 1 else \
-        f"mpiexec -n {n} python -m gpt train --resume"
 
 
 # ----- moving JSON and arrays between ranks -----
@@ -394,3 +380,4 @@ def _gather_json(team, value):
     slots[team.rank, :mine.size] = mine
     _wait(dist.all_reduce(slots, op="sum", async_op=True))
     return [json.loads(row.tobytes().rstrip(b"\0")) for row in slots]   # JSON text never holds a NUL byte
+

@@ -3,19 +3,16 @@
 With an instruction on the command line it answers once and exits (``--input`` adds the Alpaca
 "Input" part). Without one it asks for instructions until Ctrl-D or ``exit``; each turn asks for the
 instruction, then for its input (Enter for none). Every turn is independent: the model was tuned on
-single instructions, so nothing is carried from one turn to the next.
-
-Each instruction goes into the Alpaca template the model was tuned on (gpt/finetune/data_instruct.py),
-and the answer is printed as it is generated (control characters escaped, gpt/textout.py), up to the
-end-of-text token. Greedy by default, as the fine-tuning's own evaluation answers.
+single instructions, so nothing is carried from one turn to the next. The model side is in
+gpt/generation/chat.py.
 """
 import os
-import shlex
 import sys
 
-from .cli_args import add_debug_flag, add_sampling_flags
-from .errors import TrainingError
-from .textout import PrintableStream
+from ..errors import TrainingError
+from ..generation.chat import answer, load_chat_model
+from ..training.settings import check_device_available
+from .args import add_debug_flag, add_sampling_flags
 
 QUIT = ("exit", "quit")
 
@@ -38,62 +35,6 @@ def add_parser(sub):
     return p
 
 
-def classifier_hint(folder):
-    """The one-line error for a classifier given where a text generator is expected."""
-    return (f"{folder} is a classifier: it labels text rather than generating it; use "
-            f"`python -m gpt classify --checkpoint {shlex.quote(folder)} \"some text\"`")
-
-
-def not_a_chat_model(folder, meta):
-    """The one-line error for a checkpoint that is not instruction-tuned (None when it is)."""
-    q = shlex.quote(folder)
-    if meta.get("task") == "instruct":
-        return None
-    if meta.get("task") == "classify":
-        return classifier_hint(folder)
-    return (f"{folder} is a language model that was not instruction-tuned, so it continues text rather than "
-            f"answering: continue text with `python -m gpt sample --checkpoint {q} --prompt \"...\"`, or "
-            f"instruction-tune it first: `python -m gpt finetune instruct --data data/instruct.json --init {q} "
-            f"--out runs/sft --mask-prompt` (data from `python -m gpt make-data instruct --out data/instruct.json`)")
-
-
-def load_chat_model(folder, device="cpu"):
-    """(model, tokenizer) of an instruction-tuned checkpoint; TrainingError with what to do otherwise."""
-    import bpe
-
-    from . import checkpoint as ckpt
-    meta = ckpt.read_meta(folder)
-    problem = not_a_chat_model(folder, meta)
-    if problem:
-        raise TrainingError(problem)
-    model, meta = ckpt.load_model(folder, meta, device=device)
-    tok = bpe.Tokenizer.load(ckpt.tokenizer_path(folder, meta))
-    if tok.eot_id is None:
-        raise TrainingError(f"the tokenizer in {folder} has no <|endoftext|> token to end an answer with")
-    return model, tok
-
-
-def answer(model, tok, instruction, input_text="", stream=None, **sampling):
-    """Generate the answer to one instruction, writing it to ``stream`` (default: standard output) as it
-    comes, control characters escaped; returns its text as generated."""
-    from .finetune.data_instruct import format_prompt
-    from .generate import TextStreamer, generate
-    stream = PrintableStream(stream if stream is not None else sys.stdout)
-    ids = tok.encode_ordinary(format_prompt({"instruction": instruction, "input": input_text}))
-    ids = ids[-(model.cfg.context_length - 1):]
-    eot = tok.eot_id
-    streamer = TextStreamer(tok, [], stream)
-    new = []
-
-    def on_token(column):
-        if int(column[0]) != eot:
-            new.append(int(column[0]))
-            streamer(column)
-    generate(model, [ids], eos_id=eot, on_token=on_token, **sampling)
-    streamer.finish()
-    return tok.decode(new)
-
-
 def _ask(prompt):
     """One line from the user (None at end of input); the prompt is shown only on a terminal."""
     try:
@@ -103,7 +44,6 @@ def _ask(prompt):
 
 
 def cmd_chat(ns):
-    from .train import check_device_available
     if ns.device not in ("cpu", "cuda"):
         raise TrainingError(f"--device must be cpu or cuda, got {ns.device!r}")
     check_device_available(ns.device)

@@ -14,12 +14,12 @@ n_layers, n_heads, drop_rate, norm_eps, tie_weights) and add what is new:
     qk_norm        RMSNorm on each head's queries and keys (Qwen3)
 
 A Qwen3Config is a LlamaConfig with qk_norm on and Qwen3's sizes: the two families differ in that one
-idea (and in their numbers), which is why one model class (gpt/llama.py) runs both.
+idea (and in their numbers), which is why one model class (gpt/models/llama.py) runs both.
 """
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .config import check_rate_eps_flags, check_sizes
+from .gpt2_config import check_rate_eps_flags, check_sizes
 
 SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_context_length")
 

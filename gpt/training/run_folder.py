@@ -1,4 +1,11 @@
-"""One run per folder: an exclusive lock that a training or fine-tuning run holds on its ``--out``.
+"""A run's folder (``--out``): claimed for a new run, refused while it holds another, cleared by --overwrite,
+and locked while a run writes it.
+
+Pretraining and both fine-tunings share these rules: an --out that holds a run (checkpoint.json, or a
+fine-tuning's metrics.json) is refused unless --overwrite, which replaces that run's files and leaves
+the folder's other files alone; an --out that is a file is refused.
+
+One run per folder: an exclusive lock that a training or fine-tuning run holds on its ``--out``.
 
 Two runs writing one folder destroy each other's checkpoint (each deletes the other's staged files),
 so a run takes ``DIR/run.lock`` with ``fcntl.flock`` before it touches anything there and holds it until
@@ -6,10 +13,10 @@ it ends. The operating system drops the lock when the process exits, however it 
 so a stale lock never needs cleaning up. A second run on the folder refuses at once, naming the
 process that holds it:
 
-    @runlock.locks_out                  # the run's settings object carries the folder as .out
+    @run_folder.locks_out                  # the run's settings object carries the folder as .out
     def train(a, ...): ...
 
-    with runlock.hold("runs/tiny"):     # or directly
+    with run_folder.hold("runs/tiny"):     # or directly
         ...
 
 Notes. ``flock`` locks an open file, not a process's name for it: a second ``hold`` in the same
@@ -27,7 +34,9 @@ import socket
 import tempfile
 import warnings
 
-from .files import oserror
+from ..errors import TrainingError
+from ..files import oserror
+from . import checkpoint as ckpt
 
 try:
     import fcntl
@@ -146,6 +155,17 @@ def _launcher_number(names, default):
     return default
 
 
+def one_process_only(what, error):
+    """Refuse ``what`` under mpiexec with several processes: rank 0 raises ``error`` (a UserError class)
+    saying so, the other ranks end quietly with its status. Nothing of MPI is started for this."""
+    if mpi_size() < 2:
+        return
+    if mpi_rank() != 0:
+        raise SystemExit(error.exit_code)
+    raise error(f"{what} runs on one process: start it without mpiexec (python -m gpt train is the command "
+                "that trains on several)")
+
+
 @contextlib.contextmanager
 def hold(folder):
     """Create ``folder`` if needed, check it can be written, and hold its run lock for the ``with`` block.
@@ -183,3 +203,35 @@ def locks_out(run):
         with hold(a.out):
             return run(a, *args, **kwargs)
     return locked
+
+
+# ----- claiming the folder for a new run -----
+
+RUN_FILES = (ckpt.META, ckpt.MODEL, ckpt.OPTIMIZER, ckpt.TOKENIZER, "loss.png", "loss.svg", "metrics.csv",
+             "metrics.json", "responses.jsonl")
+
+
+def check_out(out, overwrite, hint="pass --resume to continue it, ", error=TrainingError):
+    """Refuse (raising ``error``) an --out that is a file, or that holds a run unless ``overwrite``;
+    changes nothing. Shared by pretraining and fine-tuning."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise error(f"--out {out} exists and is not a folder")
+    if not overwrite and (ckpt.exists(out) or os.path.exists(os.path.join(out, "metrics.json"))):
+        raise error(f"{out} already holds a checkpoint: {hint}--overwrite to start again there, "
+                    "or choose another --out")
+
+
+def clear_run(out):
+    """Remove the files of the run in ``out`` (what --overwrite replaces); other files stay."""
+    for name in RUN_FILES:
+        path = os.path.join(out, name)
+        if os.path.isfile(path) or os.path.islink(path):
+            os.remove(path)
+
+
+def claim_out(out, overwrite):
+    """Make ``out`` ready for a new pretraining run (checked, created, an old run's files removed)."""
+    check_out(out, overwrite)
+    os.makedirs(out, exist_ok=True)
+    if overwrite:
+        clear_run(out)

@@ -1,109 +1,11 @@
-"""Text in, batches out: the default corpus, cached tokenisation, sliding windows and shuffled batches.
+"""Windows and batches: token ids in, (inputs, targets) batches out.
 
 A language model learns to predict token t+1 from tokens 0..t. A window of ``max_length + 1`` tokens
 gives an input (its first max_length tokens) and a target (the same shifted by one). Windows start
 every ``stride`` tokens: stride = max_length tiles the text without overlap, a smaller stride overlaps.
+(The book's GPTDatasetV1 and its DataLoader: ``SlidingWindowDataset`` and ``BatchSampler``.)
 """
-import glob
-import hashlib
-import os
-
 import numpy as np
-
-from tinytensor.atomic import replacing
-
-from . import cache, files
-
-EOT = "<|endoftext|>"
-
-
-def default_corpus():
-    """The English text that ships with every CPython: its help topics and the standard library's
-    docstrings, about 2.3 MB, joined with the end-of-text token (gpt/corpus.py; cached after the first run)."""
-    from . import corpus
-    return corpus.default_corpus()
-
-
-def read_text(path):
-    """A UTF-8 text file's contents; errors say what is wrong in one line. Only a regular file of at most
-    ``files.MAX_TEXT`` bytes is read (not a FIFO or a device such as /dev/zero)."""
-    path = os.fspath(path)
-    text = files.read_text(path, files.MAX_TEXT, "a text to train on")
-    if not text.strip():
-        raise ValueError(f"{path} holds no text")
-    return text
-
-
-def text_digest(text):
-    """A short SHA-256 of the text, to recognise the same corpus again."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def tokenizer_digest(tok):
-    """A short SHA-256 of what decides a tokenizer's output: pattern, merges, specials, byte ids."""
-    h = hashlib.sha256()
-    h.update(tok.pattern.encode("utf-8"))
-    h.update(repr(list(tok.merges)).encode())
-    h.update(repr(sorted(tok.special_tokens.items())).encode())
-    h.update(repr(list(getattr(tok, "byte_ids", range(256)))).encode())
-    return h.hexdigest()[:16]
-
-
-def save_npy(array, path):
-    """np.save through a temporary name and a rename, so a reader never sees half a file."""
-    with replacing(path, "wb") as f:
-        np.save(f, array)
-
-
-def ids_digest(ids):
-    """A short SHA-256 of a token id array (as little-endian int32)."""
-    return hashlib.sha256(np.ascontiguousarray(ids, dtype="<i4").tobytes()).hexdigest()[:16]
-
-
-def _cached_ids(path, n_vocab):
-    """The ids in a cache file when they are whole and match the digest in its name, else None."""
-    try:
-        files.check_regular(path)
-        cached = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError):
-        return None
-    if cached.ndim != 1 or cached.dtype != np.int32 or (cached.size and not 0 <= cached.min() <= cached.max() < n_vocab):
-        return None
-    return cached if path.endswith(f"-{ids_digest(cached)}.npy") else None
-
-
-def encode_cached(text, tok, folder=None):
-    """Token ids (int32 array) of ``text``, cached in ``folder`` (default: the cache folder's ``tokens``,
-    see gpt/cache.py) as tokens-<text>-<tokenizer>-<ids>.npy.
-
-    The last part of the name is the digest of the ids themselves, so a cache file that was changed or
-    swapped (say, shuffled) no longer matches its name: it is removed and the text is encoded again.
-    A cache that cannot be written costs only the time to encode again next time.
-    """
-    folder = folder if folder is not None else cache.cache_dir("tokens")
-    stem = os.path.join(folder, f"tokens-{text_digest(text)}-{tokenizer_digest(tok)}")
-    for path in sorted(glob.glob(glob.escape(stem) + "-*.npy")):
-        cached = _cached_ids(path, tok.n_vocab)
-        if cached is not None:
-            return cached
-        cache.remove_quietly(path)
-    ids = np.asarray(tok.encode(text, allowed_special="all"), dtype=np.int32)
-    cache.try_write(lambda path: save_npy(ids, path), f"{stem}-{ids_digest(ids)}.npy")
-    return ids
-
-
-def data_digests(tok, ids, recorded=None):
-    """{"tokenizer", "ids"}: digests a checkpoint records of what its run trains on. With ``recorded`` (the
-    "data" entry of a checkpoint being resumed) raise ValueError when either differs from it."""
-    now = {"tokenizer": tokenizer_digest(tok), "ids": ids_digest(ids)}
-    if recorded:
-        if recorded.get("tokenizer", now["tokenizer"]) != now["tokenizer"]:
-            raise ValueError("the tokenizer in the checkpoint folder is not the one this run was trained with "
-                             "(tokenizer.bpe was changed); restore it, or start a new run")
-        if recorded.get("ids", now["ids"]) != now["ids"]:
-            raise ValueError("the text encodes to other token ids than when this run started (the tokenizer or "
-                             "its code changed); the run cannot continue exactly: start a new run")
-    return now
 
 
 def train_val_split(ids, val_fraction=0.1):
@@ -184,6 +86,28 @@ class BatchSampler:
     def load_state_dict(self, state):
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
         self.seed = int(state.get("seed", self.seed))
+
+
+class DataLoader:
+    """A dataset's windows in batches, one pass per ``for`` (as PyTorch's DataLoader, which the book uses):
+    ``shuffle`` draws a new order each pass from its own generator seeded with ``seed``; ``drop_last``
+    leaves out a last batch shorter than ``batch_size``. Each batch is (inputs, targets), (B, max_length)."""
+
+    def __init__(self, dataset, batch_size, shuffle=False, drop_last=False, seed=0):
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, batch_size, shuffle, drop_last
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        n, b = len(self.dataset), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self.dataset.batch(order[start:start + self.batch_size])
 
 
 def eval_batches(dataset, batch_size, max_batches=None):

@@ -1,0 +1,67 @@
+"""Answering instructions with an instruction-tuned model (the command is gpt/cli/chat.py).
+
+Each instruction goes into the Alpaca template the model was tuned on (gpt/finetune/data_instruct.py),
+and the answer is printed as it is generated (control characters escaped, gpt/generation/printable.py),
+up to the end-of-text token. Greedy by default, as the fine-tuning's own evaluation answers.
+"""
+import shlex
+import sys
+
+from ..errors import TrainingError
+from .printable import PrintableStream
+
+
+def classifier_hint(folder):
+    """The one-line error for a classifier given where a text generator is expected."""
+    return (f"{folder} is a classifier: it labels text rather than generating it; use "
+            f"`python -m gpt classify --checkpoint {shlex.quote(folder)} \"some text\"`")
+
+
+def not_a_chat_model(folder, meta):
+    """The one-line error for a checkpoint that is not instruction-tuned (None when it is)."""
+    q = shlex.quote(folder)
+    if meta.get("task") == "instruct":
+        return None
+    if meta.get("task") == "classify":
+        return classifier_hint(folder)
+    return (f"{folder} is a language model that was not instruction-tuned, so it continues text rather than "
+            f"answering: continue text with `python -m gpt sample --checkpoint {q} --prompt \"...\"`, or "
+            f"instruction-tune it first: `python -m gpt finetune instruct --data data/instruct.json --init {q} "
+            f"--out runs/sft --mask-prompt` (data from `python -m gpt make-data instruct --out data/instruct.json`)")
+
+
+def load_chat_model(folder, device="cpu"):
+    """(model, tokenizer) of an instruction-tuned checkpoint; TrainingError with what to do otherwise."""
+    import bpe
+
+    from ..training import checkpoint as ckpt
+    meta = ckpt.read_meta(folder)
+    problem = not_a_chat_model(folder, meta)
+    if problem:
+        raise TrainingError(problem)
+    model, meta = ckpt.load_model(folder, meta, device=device)
+    tok = bpe.Tokenizer.load(ckpt.tokenizer_path(folder, meta))
+    if tok.eot_id is None:
+        raise TrainingError(f"the tokenizer in {folder} has no <|endoftext|> token to end an answer with")
+    return model, tok
+
+
+def answer(model, tok, instruction, input_text="", stream=None, **sampling):
+    """Generate the answer to one instruction, writing it to ``stream`` (default: standard output) as it
+    comes, control characters escaped; returns its text as generated."""
+    from ..finetune.data_instruct import format_prompt
+    from .generate import TextStreamer, generate
+    stream = PrintableStream(stream if stream is not None else sys.stdout)
+    ids = tok.encode_ordinary(format_prompt({"instruction": instruction, "input": input_text}))
+    ids = ids[-(model.cfg.context_length - 1):]
+    eot = tok.eot_id
+    streamer = TextStreamer(tok, [], stream)
+    new = []
+
+    def on_token(column):
+        if int(column[0]) != eot:
+            new.append(int(column[0]))
+            streamer(column)
+    generate(model, [ids], eos_id=eot, on_token=on_token, **sampling)
+    streamer.finish()
+    return tok.decode(new)
