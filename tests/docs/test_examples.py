@@ -74,3 +74,24 @@ def test_example_05_runs_without_hypothesis(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "shapes (1, 3) and (2, 1): True" in result.stdout
     assert [line for line in result.stdout.splitlines() if "pip install hypothesis" in line], result.stdout
+
+
+def test_the_shared_base_model_says_how_many_steps_it_trained_when_it_finishes_an_earlier_run(tmp_path, monkeypatch,
+                                                                                                  capsys):
+    """A base model an earlier run left at step 2 of 4 is finished by the next example, which says it trained
+    steps 3-4 (not "done in 1s" as if it had trained all of them)."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import _tiny_base
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    recipe = dict(_tiny_base.QUICK, max_steps=4, eval_every=2, save_every=2)
+    folder = tmp_path / "base"
+    monkeypatch.setattr(_tiny_base, "RECIPE", recipe)
+    monkeypatch.setattr(_tiny_base, "cached_folder", lambda: folder)
+    _tiny_base.train_recipe(folder, dict(recipe, max_steps=2), stream=open(os.devnull, "w"))
+    assert _tiny_base.trained_steps(folder) == 2
+    _tiny_base.base_checkpoint()
+    out = capsys.readouterr().out
+    assert "steps 3-4 of 4; an earlier run stopped at 2" in out and "  2 steps in " in out, out
+    assert _tiny_base.trained_steps(folder) == 4
