@@ -1,12 +1,13 @@
-"""Shared by examples 08-11: the small GPT they start from, trained once and cached.
+"""Shared by examples 09-11: the small GPT they start from, trained once and cached.
 
 Not an example itself. 08_train_tiny_gpt.py shows the training loop (gpt.train_simple) on a model it
 keeps to itself; 09-11 need a model that already knows some English, so the first of them to run
 trains RECIPE quietly with the full run of `python -m gpt train` (gpt.train, under a minute on a 2-core
 CPU) into the cache folder (gpt/data/cache.py, e.g. ~/.cache/tinytensor/examples/), and every later run
-reuses it. A run stopped early (Ctrl-C saves) is finished by the next one, which says so. The folder's name holds a digest of the recipe and of the corpus, so a change to
-either trains a new one. Pass --checkpoint DIR to 09-11 to start from another model instead; with
---quick (CI) they train a throwaway model for a few steps in a temporary folder.
+reuses it. A run stopped early (Ctrl-C saves) is finished by the next one, which says so. The
+folder's name holds a digest of the recipe and of the corpus, so a change to either trains a new one.
+Pass --checkpoint DIR to 09-11 to start from another model instead; with --quick (CI) they train a
+throwaway model for a few steps in a temporary folder.
 """
 import io
 import json
@@ -66,7 +67,7 @@ def base_checkpoint(checkpoint=None, quick=False, scratch=None):
     folder = cached_folder()
     done, total = trained_steps(folder), RECIPE["max_steps"]
     if done < total:
-        steps = f"{total} steps" if done == 0 else f"steps {done + 1}-{total} of {total}; an earlier run stopped at {done}"
+        steps = f"steps {done + 1}-{total} of {total}; an earlier run stopped at {done}" if done else f"{total} steps"
         print(f"training the shared base model once ({steps}, under a minute on 2 cores);\n"
               f"  cached in {folder} for the next runs")
         t0 = time.perf_counter()

@@ -11,4 +11,5 @@ from .tokens import data_digests, encode_cached, ids_digest, save_npy, text_dige
 from .windows import BatchSampler, DataLoader, SlidingWindowDataset, eval_batches, train_val_split
 
 __all__ = ["EOT", "default_corpus", "read_text", "data_digests", "encode_cached", "ids_digest", "save_npy",
-           "text_digest", "tokenizer_digest", "BatchSampler", "DataLoader", "SlidingWindowDataset", "eval_batches", "train_val_split"]
+           "text_digest", "tokenizer_digest", "BatchSampler", "DataLoader", "SlidingWindowDataset", "eval_batches",
+           "train_val_split"]

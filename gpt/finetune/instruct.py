@@ -42,11 +42,11 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
     """Fine-tune on [(ids, prompt_len)] items. Returns a dict with the losses and the time taken.
 
     ``on_row(row)``: called after every step (kind "train") and every evaluation (kind "eval"), with
-    the columns of ``gpt.metrics_log.INSTRUCT_COLUMNS`` ("tokens": positions run, padding included).
+    the columns of ``gpt.training.metrics.INSTRUCT_COLUMNS`` ("tokens": positions run, padding included).
 
     ``max_seconds`` stops early (after the step that crosses it), so a run fits a time budget; the
     learning-rate schedule (warmup, then cosine to lr / 10: gpt/schedule.py) then runs on whichever is
-    further along, steps or time. Each step is ``gpt.step.train_step``: a NaN or Inf loss or gradient
+    further along, steps or time. Each step is ``gpt.training.step.train_step``: a NaN or Inf loss or gradient
     raises NonFiniteError before it reaches the weights.
     """
     collate_kw = dict(max_length=max_length, mask_prompt=mask_prompt)

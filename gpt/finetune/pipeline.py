@@ -6,7 +6,7 @@ checkpoint.json, tokenizer.bpe) or a GPT-2 folder in Hugging Face's layout (mode
 
 A fine-tuned folder has the same layout as a pretraining checkpoint; its checkpoint.json says which
 task it is for ("task": "classify" with the labels, or "task": "instruct"). LoRA adapters are merged
-into plain weights before saving, so a saved model never needs gpt.lora to load.
+into plain weights before saving, so a saved model never needs gpt/models/lora.py to load.
 
 ``--out`` is checked before any work: a folder holding a run is refused unless ``--overwrite`` (whose
 old run files are replaced only when the new run saves), and the ``--init`` folder never. A loss or
@@ -173,7 +173,8 @@ def run_classify(settings, log=print):
     if settings.balance:
         rows = data_classify.balance(rows, settings.seed)
     if settings.max_examples and len(rows) > settings.max_examples:
-        rows = [rows[i] for i in sorted(np.random.default_rng(settings.seed).choice(len(rows), settings.max_examples, replace=False))]
+        rows = [rows[i] for i in sorted(np.random.default_rng(settings.seed).choice(len(rows), settings.max_examples,
+                                                                                    replace=False))]
     train_rows, val_rows, test_rows = data_classify.split(rows, seed=settings.seed)
     _check_split(settings.data, "labelled examples", len(rows), train_rows, val_rows, test_rows)
 
@@ -189,9 +190,11 @@ def run_classify(settings, log=print):
         f"{report['total_parameters']:,} parameters train")
     steps_log = MetricsRows(CLASSIFY_COLUMNS)
     history = trained(classify.train, settings, model, *enc, pad_id=tok.eot_id, epochs=settings.epochs, lr=settings.lr,
-                      batch_size=settings.batch_size, weight_decay=settings.weight_decay, seed=settings.seed, log=log, on_row=steps_log.add)
+                      batch_size=settings.batch_size, weight_decay=settings.weight_decay, seed=settings.seed,
+                      log=log, on_row=steps_log.add)
     last = history[-1] if history else {}
-    metrics = {"task": "classify", "data": os.path.abspath(settings.data), "init": os.path.abspath(settings.init), "train": settings.train,
+    metrics = {"task": "classify", "data": os.path.abspath(settings.data), "init": os.path.abspath(settings.init),
+               "train": settings.train,
                "labels": labels, "n_train": len(enc[0]), "n_val": len(enc[1]), "n_test": len(enc[2]),
                "train_accuracy": last.get("train_accuracy"), "val_accuracy": last.get("val_accuracy"),
                "test_accuracy": last.get("test_accuracy"), "epochs": settings.epochs, "lr": settings.lr,
@@ -248,12 +251,14 @@ def run_instruct(settings, log=print):
     elif settings.train == "last":
         classify.set_trainable(model, "last")
     report = _trainable_report(model)
-    log(f"base: {what}; {len(train_e)} train / {len(val_e)} val / {len(test_e)} test examples; --train {settings.train}: "
+    log(f"base: {what}; {len(train_e)} train / {len(val_e)} val / {len(test_e)} test examples; "
+        f"--train {settings.train}: "
         f"{report['trainable_parameters']:,} of {report['total_parameters']:,} parameters train")
     max_seconds = settings.max_minutes * 60 if settings.max_minutes else None
     steps_log = MetricsRows(INSTRUCT_COLUMNS)
-    result = trained(instruct.train, settings, model, enc[0], enc[1], tok.eot_id, epochs=settings.epochs, lr=settings.lr,
-                     batch_size=settings.batch_size, weight_decay=settings.weight_decay, seed=settings.seed, max_length=max_length,
+    result = trained(instruct.train, settings, model, enc[0], enc[1], tok.eot_id, epochs=settings.epochs,
+                     lr=settings.lr, batch_size=settings.batch_size, weight_decay=settings.weight_decay,
+                     seed=settings.seed, max_length=max_length,
                      mask_prompt=settings.mask_prompt, max_seconds=max_seconds, log=log, on_row=steps_log.add)
     lora.merge_lora(model)
     log(f"answering {len(test_e)} held-out prompts ...")
@@ -267,7 +272,8 @@ def run_instruct(settings, log=print):
                "val_loss": result["val_loss"], **em, "chance_exact_match": chance["exact_match"],
                "chance_exact_match_by_kind": chance["by_kind"], "steps": result["steps"],
                "planned_steps": result["planned_steps"],
-               "stopped_early": result["stopped_early"], "epochs": settings.epochs, "lr": settings.lr, "batch_size": settings.batch_size,
+               "stopped_early": result["stopped_early"], "epochs": settings.epochs, "lr": settings.lr,
+               "batch_size": settings.batch_size,
                "mask_prompt": settings.mask_prompt, "max_length": max_length, "seed": settings.seed, **report,
                "train_seconds": result["train_seconds"], "generate_seconds": round(time.perf_counter() - t1, 1),
                "seconds": round(time.perf_counter() - t0, 1), "history": result["history"]}
@@ -277,7 +283,8 @@ def run_instruct(settings, log=print):
     log(f"val loss {result['val_loss']:.4f}; " + exact_match_line(em, chance))
     log(saved_line(settings.out, "the answers in responses.jsonl"))
     log(f"next: python -m gpt chat --checkpoint {shlex.quote(settings.out)}   (or with an instruction: "
-        f"python -m gpt chat --checkpoint {shlex.quote(settings.out)} \"Reverse the list.\" --input \"time,class,read\")")
+        f"python -m gpt chat --checkpoint {shlex.quote(settings.out)} \"Reverse the list.\" "
+        "--input \"time,class,read\")")
     return metrics
 
 

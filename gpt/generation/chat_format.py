@@ -109,7 +109,7 @@ def reply(model, fmt, messages, max_new_tokens=256, on_text=None, **sampling):
     turn (``fmt.stop_ids``), which is not part of the answer. ``on_text(piece)`` receives the text as it
     comes; ``sampling``: generate's temperature, top_k, top_p, seed. For a `chat --hf` command:
 
-        model, tok, _, _ = gpt.hf_folder.load_folder(folder)
+        model, tok, _, _ = gpt.weights.hf.load_folder(folder)
         fmt = chat_format(folder, tok)
         history.append({"role": "assistant", "content": reply(model, fmt, history)})
     """

@@ -54,7 +54,7 @@ SCHEMA = (
     ("base",                      "text",    "",       "what a fine-tuned model started from"),
     ("train_mode",                "text",    "",       "what fine-tuning trained"),
     ("parallel",                  "object",  "",       "a run of mpiexec -n N: N and each rank's random state"),
-    ("parallel.world_size",       "count",   "",       "(checked with the states by gpt/parallel_run.py)"),
+    ("parallel.world_size",       "count",   "",       "(checked with the states by gpt/training/checkpoint.py)"),
     ("parallel.rng",              "list",    "",       "one generator state per rank, in rank order"),
 )
 _TYPES = {"text": (lambda v: isinstance(v, str), "a string"),

@@ -56,7 +56,7 @@ from .progress import ProgressBar
 from .settings import TrainSettings
 from .stopping import StopFlag
 
-# the Run fields (gpt/train.py) that followers take from rank 0 as they are
+# the Run fields (pretrain.py) that followers take from rank 0 as they are
 _RUN_FIELDS = ("corpus", "digest", "n_tokens", "max_steps", "warmup", "min_lr", "step", "resumed", "saved_step",
                "elapsed_before")
 

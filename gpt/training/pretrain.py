@@ -150,7 +150,7 @@ class Run:
 def prepare(settings, meta=None, overwrite=False, say=print):
     """Everything a run needs, made fresh in ``settings.out`` or, given ``meta`` (the checkpoint's record), as
     the checkpoint left it. ``a`` is checked and resolved (see ``train``). Prints what it built."""
-    text = read_text(settings.data) if settings.data else default_corpus()     # a missing --data fails before any folder is made
+    text = read_text(settings.data) if settings.data else default_corpus()   # a missing --data fails before --out
     if meta is None:
         run_folder.claim_out(settings.out, overwrite)
     corpus = settings.data or CORPUS_NAME
@@ -166,7 +166,8 @@ def prepare(settings, meta=None, overwrite=False, say=print):
     else:
         cfg = build_config(settings, tok.n_vocab)
     if cfg.vocab_size < tok.n_vocab:
-        raise TrainingError(f"the model's vocabulary ({cfg.vocab_size}) is smaller than the tokenizer's ({tok.n_vocab})")
+        raise TrainingError(f"the model's vocabulary ({cfg.vocab_size}) is smaller than the tokenizer's "
+                            f"({tok.n_vocab})")
 
     ids = encode_cached(text, tok)                # cached in the cache folder (gpt/cache.py)
     digests = data_digests(tok, ids, meta["data"] if meta is not None else None)
@@ -175,7 +176,8 @@ def prepare(settings, meta=None, overwrite=False, say=print):
     if settings.epochs is not None:
         max_steps = max(1, int(settings.epochs * sampler.batches_per_epoch) // settings.grad_accum)
     model, optimizer = model_and_optimizer(settings, cfg, meta)
-    run = Run(settings, cfg, tok, corpus, digest, int(len(ids)), train_set, val_set, sampler, model, optimizer, max_steps,
+    run = Run(settings, cfg, tok, corpus, digest, int(len(ids)), train_set, val_set, sampler, model, optimizer,
+              max_steps,
               warmup=settings.warmup_steps if settings.warmup_steps is not None else min(100, max_steps // 20),
               min_lr=settings.min_lr if settings.min_lr is not None else settings.lr / 10, digests=digests,
               scaler=tt.GradScaler(enabled=settings.dtype == "float16"))
@@ -218,7 +220,8 @@ def model_and_optimizer(settings, cfg, meta):
     if settings.device != "cpu":
         model.to(settings.device)
     model.train()
-    optimizer = optim.AdamW(param_groups(model, settings.weight_decay, settings.decay_all), lr=settings.lr, betas=(0.9, settings.beta2),
+    optimizer = optim.AdamW(param_groups(model, settings.weight_decay, settings.decay_all), lr=settings.lr,
+                            betas=(0.9, settings.beta2),
                             weight_decay=settings.weight_decay)
     return model, optimizer
 
@@ -293,7 +296,8 @@ def sample_text(run, should_stop=None):
         if should_stop is not None and should_stop():
             raise _Abandoned
     try:
-        out = generate(run.model, [prompt], max_new_tokens=settings.sample_tokens, temperature=0.8, top_k=40, seed=settings.seed,
+        out = generate(run.model, [prompt], max_new_tokens=settings.sample_tokens, temperature=0.8, top_k=40,
+                       seed=settings.seed,
                        on_token=on_token)
     except _Abandoned:
         return None
@@ -330,7 +334,8 @@ def evaluate_run(run, show=print, stop=None):
 
 def plot(run):
     """Draw loss.svg from the run's metrics log; returns its path."""
-    title = f"{run.corpus if run.settings.data is None else os.path.basename(run.settings.data)}: step {run.step} of {run.max_steps}"
+    text = run.corpus if run.settings.data is None else os.path.basename(run.settings.data)
+    title = f"{text}: step {run.step} of {run.max_steps}"
     return metrics.plot_pretraining(run.log, run.settings.out, title)
 
 

@@ -8,7 +8,7 @@
     +--+--------------------------+--> step
       warmup                    total
 
-Pretraining (gpt/train.py) and instruction tuning (gpt/finetune/instruct.py) use warmup + cosine;
+Pretraining (gpt/training/pretrain.py) and instruction tuning (gpt/finetune/instruct.py) use warmup + cosine;
 classification uses a constant rate (no warmup). ``step`` may be fractional: instruction tuning with a
 time limit places itself on the schedule by the share of its time budget used.
 """

@@ -171,13 +171,15 @@ def _check(settings):
         raise TrainingError(f"--arch must be one of {', '.join(ARCHS)}, got {settings.arch!r}")
     presets = config_class(settings.arch).PRESETS
     if settings.preset not in presets:
-        raise TrainingError(f"unknown preset {settings.preset!r} for --arch {settings.arch}: choose one of {', '.join(presets)}")
-    build_config(settings, settings.vocab_size or config_class(settings.arch).preset(settings.preset).vocab_size)   # model flags: before any work
+        raise TrainingError(f"unknown preset {settings.preset!r} for --arch {settings.arch}: choose one of "
+                            f"{', '.join(presets)}")
+    vocab = settings.vocab_size or config_class(settings.arch).preset(settings.preset).vocab_size
+    build_config(settings, vocab)                    # the model flags, checked before any work
 
 
 def resumed(settings, given):
     """The stored arguments of the checkpoint in settings.out, with the flags the user passed that may change."""
-    meta = ckpt.read_meta(settings.out, repair=True, resume=True)   # this run owns the folder: finish an interrupted save
+    meta = ckpt.read_meta(settings.out, repair=True, resume=True)   # this run owns --out: finish a cut-off save
     saved = ckpt.args_from(meta, TrainSettings, os.path.join(settings.out, ckpt.META))
     for name in given:
         mine, theirs = getattr(settings, name), getattr(saved, name)

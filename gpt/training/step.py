@@ -1,6 +1,6 @@
 """One optimizer step and one evaluation pass: the two pieces every training loop here is made of.
 
-Pretraining (gpt/train.py), classification (gpt/finetune/classify.py) and instruction tuning
+Pretraining (gpt/training/pretrain.py), classification (gpt/finetune/classify.py) and instruction tuning
 (gpt/finetune/instruct.py) differ in their data and their loss; each passes its own ``loss_fn`` and
 batches to ``train_step``, which does the rest the same way for all three:
 
