@@ -214,3 +214,22 @@ def test_prose_is_unwrapped_and_code_lists_and_headings_keep_their_lines():
     text = "A line\nwrapped here.\n\n  code\n  more\n\n* item\n* two\n\nTitle\n=====\n\n>>> x\n1\n\n1. first\n2. second"
     assert unwrap(text) == ("A line wrapped here.\n\n  code\n  more\n\n* item\n* two\n\nTitle\n=====\n\n>>> x\n1\n\n"
                             "1. first\n2. second")
+
+
+def test_data_loader_gives_every_window_once_per_pass_in_a_new_order_each_pass():
+    from gpt.data import DataLoader
+    ids = np.arange(41)
+    ds = SlidingWindowDataset(ids, 4)                           # 10 windows
+    loader = DataLoader(ds, 3, shuffle=True, drop_last=True, seed=5)
+    first, second = list(loader), list(loader)
+    assert len(loader) == 3 and [len(x) for x, _ in first] == [3, 3, 3]
+    starts = [int(row[0]) for x, _ in first for row in x]
+    assert len(set(starts)) == 9 and set(starts) <= set(range(0, 40, 4))      # each window at most once
+    assert starts != [int(row[0]) for x, _ in second for row in x]           # a new order each pass
+    for x, y in first:
+        np.testing.assert_array_equal(y, x + 1)                              # targets: the inputs shifted by one
+    plain = DataLoader(ds, 3)                                               # in order, the short batch kept
+    assert len(plain) == 4 and [len(x) for x, _ in plain] == [3, 3, 3, 1]
+    assert [int(x[0, 0]) for x, _ in plain] == [0, 12, 24, 36]
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        DataLoader(ds, 0)
