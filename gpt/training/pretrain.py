@@ -402,41 +402,46 @@ def train(settings, resume=False, overwrite=False, given=(), stream=None, stop_a
     SIGTERM, SIGHUP, closed output) and "exit_code" is the status the command line exits with.
     """
     with run_folder.hold(settings.out):              # one run at a time on --out
-        return _train(settings, resume, overwrite, given, stream, stop_at, on_step, on_eval, team)
+        if resume and overwrite:
+            raise TrainingError("--resume continues the run in --out and --overwrite replaces it: pass only one")
+        meta = None
+        if resume:
+            settings, meta = resumed(settings, given)     # the checkpoint's settings; fails when --out holds none
+        settings = settings.resolved()
+        settings.check()
+        ckpt.check_processes(meta, team.world if team is not None else 1, settings.out)
+        if team is not None:
+            team.check(settings)                         # what N processes cannot run (parallel.py)
+        settings = dataclasses.replace(settings, **{k: os.path.abspath(getattr(settings, k))
+                                                    for k in ("data", "tokenizer") if getattr(settings, k)})
+        stop = StopFlag()
+        out = SafeOutput(stream if stream is not None else sys.stdout, on_failure=lambda e: stop.output_closed())
+        run = prepare(settings, meta, overwrite, out.write)
+        if team is not None:
+            run = team.lead(run, meta, out.write)        # sends the run to ranks 1..N-1; a ParallelRun
+        run.log = MetricsLog(os.path.join(settings.out, METRICS), PRETRAIN_COLUMNS,
+                             keep_until=run.step if run.resumed else None)
+        if run.log.note:
+            out.write(f"note: {run.log.note}\n")
+        bar = ProgressBar(run.max_steps, initial=run.step, stream=out, elapsed_before=run.elapsed_before)
+        run.started = time.perf_counter()
+        with stop, run.log, warnings.catch_warnings():            # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
+            if settings.dtype == "float16":              # an overflow only skips a step (GradScaler): no warning
+                warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
+            try:
+                status = loop(run, stop, bar, stop_at, on_step, on_eval)
+            finally:
+                bar.close()
+        wall = time.perf_counter() - run.started
+        _closing_lines(out, run, status, wall)
+        return {"status": status, "step": run.step, "wall_s": wall, "history": run.history, "loss": run.last_loss,
+                "out": settings.out, "stopped_by": stop.reason,
+                "exit_code": stop.exit_code if status == "interrupted" else 0}
 
 
-def _train(settings, resume, overwrite, given, stream, stop_at, on_step, on_eval, team):
-    if resume and overwrite:
-        raise TrainingError("--resume continues the run in --out and --overwrite replaces it: pass only one")
-    meta = None
-    if resume:
-        settings, meta = resumed(settings, given)     # the checkpoint's settings; fails when --out holds none
-    settings = settings.resolved()
-    settings.check()
-    ckpt.check_processes(meta, team.world if team is not None else 1, settings.out)
-    if team is not None:
-        team.check(settings)                         # what N processes cannot run (parallel.py)
-    settings = dataclasses.replace(settings, **{k: os.path.abspath(getattr(settings, k))
-                                                for k in ("data", "tokenizer") if getattr(settings, k)})
-    stop = StopFlag()
-    out = SafeOutput(stream if stream is not None else sys.stdout, on_failure=lambda e: stop.output_closed())
-    run = prepare(settings, meta, overwrite, out.write)
-    if team is not None:
-        run = team.lead(run, meta, out.write)        # sends the run to ranks 1..N-1; a ParallelRun
-    run.log = MetricsLog(os.path.join(settings.out, METRICS), PRETRAIN_COLUMNS,
-                         keep_until=run.step if run.resumed else None)
-    if run.log.note:
-        out.write(f"note: {run.log.note}\n")
-    bar = ProgressBar(run.max_steps, initial=run.step, stream=out, elapsed_before=run.elapsed_before)
-    run.started = time.perf_counter()
-    with stop, run.log, warnings.catch_warnings():            # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
-        if settings.dtype == "float16":              # an overflow only skips a step (GradScaler): no warning
-            warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
-        try:
-            status = loop(run, stop, bar, stop_at, on_step, on_eval)
-        finally:
-            bar.close()
-    wall = time.perf_counter() - run.started
+def _closing_lines(out, run, status, wall):
+    """How the run ended, where its files are, and the command to continue it or to sample from it."""
+    settings = run.settings
     figure = plot(run)
     if status == "interrupted":
         out.write(f"interrupted: saved step {run.step} to {settings.out}; continue with: "
@@ -450,6 +455,3 @@ def _train(settings, resume, overwrite, given, stream, stop_at, on_step, on_eval
         prompt = shlex.quote(settings.sample_prompt or "The")
         out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(settings.out)} --prompt {prompt}\n")
     out.flush()
-    return {"status": status, "step": run.step, "wall_s": wall, "history": run.history, "loss": run.last_loss,
-            "out": settings.out, "stopped_by": stop.reason,
-            "exit_code": stop.exit_code if status == "interrupted" else 0}
