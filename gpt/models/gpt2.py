@@ -15,7 +15,7 @@ from tinytensor import backend, nn, random
 from tinytensor.tensor import Tensor
 
 from .gpt2_config import GPTConfig
-from .kv_cache import KVCache  # noqa: F401 (gpt.models.gpt2.KVCache, as before)
+from .kv_cache import KVCache
 
 
 def _linear(in_features, out_features, bias=True):

@@ -181,3 +181,19 @@ def test_fine_tuning_tunes_the_heap_and_has_a_last_resort(tmp_path, base, capsys
                                 "for the traceback"]
     assert cli.main(["make-data", "instruct", "--out", str(tmp_path / "x.json"), "--debug"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["classify", "instruct"])
+def test_each_fine_tuning_s_settings_are_one_dataclass_with_the_command_line_s_defaults(task):
+    """The flags build the run's settings once (gpt/finetune/settings.py): every flag is a field, and a field
+    left out on the command line has the dataclass's own default."""
+    import dataclasses
+
+    from gpt.cli import build_parser
+    from gpt.finetune.settings import ClassifySettings, InstructSettings
+    cls = ClassifySettings if task == "classify" else InstructSettings
+    ns = build_parser().parse_args(["finetune", task, "--data", "d", "--init", "i", "--out", "o"])
+    assert cls.from_flags(ns) == cls(data="d", init="i", out="o")
+    flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["finetune"]._subparsers
+             ._group_actions[0].choices[task]._actions} - {"help", "debug"}
+    assert flags == {f.name for f in dataclasses.fields(cls)}
