@@ -6,7 +6,8 @@ import pytest
 
 import bpe
 from gpt.data.corpus import help_text
-from gpt.data import BatchSampler, SlidingWindowDataset, default_corpus, encode_cached, eval_batches, read_text, train_val_split
+from gpt.data import (BatchSampler, SlidingWindowDataset, default_corpus, encode_cached, eval_batches, read_text,
+                      train_val_split)
 
 
 def test_default_corpus_is_cpythons_english_help_text_and_docstrings(cache_folder):
