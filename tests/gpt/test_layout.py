@@ -112,3 +112,10 @@ def test_the_loop_never_reaches_the_multi_process_run():
 
 def test_the_full_run_s_loop_fits_on_one_screen():
     assert len(inspect.getsource(pretrain.loop).splitlines()) <= 60
+
+
+def test_every_part_is_a_regular_package():
+    """A folder of modules without __init__.py imports here but is left out of an install (setuptools'
+    find_packages): every part of gpt/ has one."""
+    folders = {path.parent for path in GPT.rglob("*.py") if "__pycache__" not in path.parts}
+    assert [str(f) for f in sorted(folders) if not (f / "__init__.py").is_file()] == []
