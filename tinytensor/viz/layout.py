@@ -9,14 +9,13 @@ left to right, and orders each column by where its inputs sit.
 """
 
 MIN_PERIOD = 4      # a repeated run shorter than this is not worth folding
+MAX_PERIOD = 400    # nor is one longer than this looked for (the search costs about n x period)
 
 
 def find_repeat(seq, min_period=MIN_PERIOD):
     """(start, period, copies) of the longest back-to-back repetition in ``seq``, or None."""
     n, best = len(seq), None
-    for p in range(n // 2, min_period - 1, -1):
-        if best and p * 2 <= best[1] * best[2] // 2:
-            break
+    for p in range(min(n // 2, MAX_PERIOD), min_period - 1, -1):
         for s in range(0, n - 2 * p + 1):
             if seq[s] == seq[s + p] and seq[s:s + p] == seq[s + p:s + 2 * p]:
                 k = 2

@@ -171,7 +171,7 @@ def _handler(server):
             try:
                 self.wfile.write(events.preamble())
                 while not channel.closed:
-                    batch = channel.since(last)
+                    batch = channel.since(last, events.PING_SECONDS)
                     for event_id, kind, data in batch:
                         self.wfile.write(events.frame(event_id, kind, data))
                         last = event_id

@@ -22,7 +22,7 @@ def summarize(array):
                     "std": float(finite.std()) if finite.size else float("nan"),
                     "norm": float(np.sqrt((finite * finite).sum())),
                     "nonfinite": int(f.size - finite.size)}
-    out["heat"] = heatmap(a.astype(np.float64)).tolist()
+    out["heat"] = [[float(f"{v:.3g}") for v in row] for row in heatmap(a.astype(np.float64))]
     return out
 
 

@@ -5,7 +5,10 @@
   let G = null;            // the payload (tinytensor/viz/graph.py)
   let step = 0;            // 0: before backward; k: the first k steps have run
   let selected = null;     // the tensor number shown in the side panel
+  let selectedGroup = null; // or the folded group shown there
   const W = 140, H = 48;
+
+  function put(box, ...items) { for (const x of items.flat()) if (x) box.append(x); }
 
   function label(n) {
     const who = n.name ? n.name + (n.kind === "op" ? " = " + n.op : "") : n.op;
@@ -38,7 +41,10 @@
     for (const [a, b] of G.layout.edges) {
       const p = pos[a], q = pos[b];
       const x1 = p.x + W, y1 = p.y + H / 2, x2 = q.x, y2 = q.y + H / 2, mx = (x1 + x2) / 2;
-      root.append(svg("path", { class: "edge", "data-from": a, "data-to": b, d: `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}` }));
+      // an edge that skips columns arcs over the boxes between (they sit in rows, 16 px apart)
+      const d = x2 - x1 > W ? `M ${x1} ${y1 - 12} C ${x1 + 60} ${Math.min(y1, y2) - 44}, ${x2 - 60} ${Math.min(y1, y2) - 44}, ${x2} ${y2 - 12}`
+        : `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`;
+      root.append(svg("path", { class: "edge", "data-from": a, "data-to": b, d }));
     }
     for (const b of G.layout.boxes) {
       const isGroup = b.ref[0] === "g", i = Number(b.ref.slice(1));
@@ -46,6 +52,7 @@
       const kind = isGroup ? "group" : n.kind;
       const g = svg("g", { class: "box " + kind + (n && n.id === G.root ? " root" : ""), "data-ref": b.ref,
         transform: `translate(${b.x},${b.y})`, onclick: () => (isGroup ? selectGroup(i) : select(i)) });
+      if (n && n.name) g.setAttribute("data-name", n.name);
       g.append(svg("rect", { width: W, height: H }));
       if (isGroup) {
         g.append(svg("text", { x: 6, y: 16 }, "folded: " + G.groups[i].label));
@@ -76,11 +83,13 @@
         if (e) e.classList.add("active");
       }
     }
-    if (selected !== null) mark(refOf(selected), "selected");
+    if (selectedGroup !== null) mark("g" + selectedGroup, "selected");
+    else if (selected !== null) mark(refOf(selected), "selected");
     document.getElementById("step-label").textContent = step === 0 ? `before backward (step 0 of ${G.steps.length})`
       : step === G.steps.length ? `after backward (step ${step} of ${G.steps.length})` : `step ${step} of ${G.steps.length}`;
     stepDetail(cur);
-    if (selected !== null) select(selected, true);
+    if (selectedGroup !== null) selectGroup(selectedGroup, true);
+    else if (selected !== null) select(selected, true);
   }
 
   function mark(ref, cls) { const b = document.querySelector(`.box[data-ref="${ref}"]`); if (b) b.classList.add(cls); }
@@ -89,20 +98,20 @@
     const box = document.getElementById("step-detail");
     box.innerHTML = "";
     if (!cur) {
-      box.append(el("h2", {}, step === 0 ? "Before backward" : "After backward"),
+      put(box, el("h2", {}, step === 0 ? "Before backward" : "After backward"),
         el("p", {}, step === 0 ? `Nothing has a gradient yet from this pass. Backward starts at the output #${G.root} with dL/dL = ${G.seed}, then visits each op once, in reverse topological order: every use of a tensor before the tensor itself.`
           : "Every leaf now holds its .grad: the sum over every path from the output. Click a blue box to read it."));
       return;
     }
     const n = G.nodes[cur.node];
-    box.append(el("h2", {}, `Step ${step}: ${label(n)}`),
+    put(box, el("h2", {}, `Step ${step}: ${label(n)}`),
       el("div", {}, "forward: ", el("span", { class: "formula" }, n.forward || n.op)),
       el("div", {}, "local derivative: ", el("span", { class: "formula" }, n.local)),
       n.source ? el("div", { class: "src" }, "backward in " + n.source) : null,
       el("div", {}, `gradient arriving at #${n.id} (dL/d#${n.id}):`), arrayView(cur.grad_in));
     for (const t of cur.to) {
       const p = G.nodes[t.parent];
-      box.append(el("div", { class: "contrib", "data-parent": String(t.parent) },
+      put(box, el("div", { class: "contrib", "data-parent": String(t.parent) },
         el("div", {}, `to ${label(p)}: local derivative × incoming gradient =`), arrayView(t.grad),
         t.accumulated ? el("div", {}, el("span", { class: "acc" }, `#${p.id}.grad += `),
           `(used more than once), running sum:`, arrayView(t.total))
@@ -112,11 +121,12 @@
 
   function select(i, keep) {
     selected = i;
+    selectedGroup = null;
     if (!keep) { update(); return; }
     const n = G.nodes[i], box = document.getElementById("node-detail");
     const grads = gradsAt(step);
     box.innerHTML = "";
-    box.append(el("h2", {}, label(n)),
+    put(box, el("h2", {}, label(n)),
       el("div", { class: "meta" }, `${n.kind === "op" ? "op " + n.op : n.kind === "leaf" ? "leaf (requires grad)" : "constant (no gradient)"}, shape ${shape(n.shape)}, ${n.dtype}` +
         (n.group !== null ? `, folded into "${G.groups[n.group].label}"` : "")),
       n.kind === "op" ? el("div", {}, "forward: ", el("span", { class: "formula" }, n.forward || n.op), " inputs: ",
@@ -129,10 +139,12 @@
       el("h2", {}, "after backward"), el("div", { id: "grad-after" }, arrayView(n.grad_after)));
   }
 
-  function selectGroup(g) {
+  function selectGroup(g, keep) {
+    selectedGroup = g;
+    if (!keep) { update(); return; }
     const group = G.groups[g], box = document.getElementById("node-detail");
     box.innerHTML = "";
-    box.append(el("h2", {}, "folded: " + group.label),
+    put(box, el("h2", {}, "folded: " + group.label),
       el("p", { class: "hint" }, "These tensors repeat an earlier run of ops (or are the earliest of a big graph); the stepper still visits each one."),
       el("ul", {}, group.members.map((m) => el("li", {}, el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); select(m); } }, label(G.nodes[m]))))));
   }
@@ -140,15 +152,15 @@
   function checks() {
     const box = document.getElementById("checks");
     box.innerHTML = "";
-    box.append(el("h2", {}, "Finite differences beside autograd"));
+    put(box, el("h2", {}, "Finite differences beside autograd"));
     if (!G.checks.length) {
-      box.append(el("p", { class: "hint" }, "Pass fn=lambda: <your loss> to viz.show / viz.export to see (f(x+h) - f(x-h)) / 2h here."));
+      put(box, el("p", { class: "hint" }, "Pass fn=lambda: <your loss> to viz.show / viz.export to see (f(x+h) - f(x-h)) / 2h here."));
       return;
     }
     const rows = G.checks.map((c) => el("tr", { class: "check" }, el("td", {}, label(G.nodes[c.node])), el("td", {}, "[" + c.index.join(", ") + "]"),
       el("td", { class: "autograd" }, fmt(c.autograd)), el("td", { class: "numeric" }, fmt(c.numeric)),
       el("td", { class: c.rel_error < 1e-2 ? "ok" : "bad" }, fmt(c.rel_error))));
-    box.append(el("table", { class: "checks" }, el("tr", {}, el("th", {}, "leaf"), el("th", {}, "element"), el("th", {}, "autograd"),
+    put(box, el("table", { class: "checks" }, el("tr", {}, el("th", {}, "leaf"), el("th", {}, "element"), el("th", {}, "autograd"),
       el("th", {}, "finite diff."), el("th", {}, "rel. error")), rows));
   }
 
