@@ -6,6 +6,8 @@ present is merged at its leftmost place, one step at a time (as ``bpe.show.merge
 the terminal). The last state of every chunk is checked against ``tok.encode_ordinary``, so the page
 never shows a story the tokenizer does not tell.
 """
+import warnings
+
 import bpe
 from bpe.show import token_text
 from bpe.train import count_chunks, merge_pair
@@ -59,7 +61,9 @@ def train_steps(text, n_merges, pattern=bpe.GPT2_PATTERN):
         raise ValueError(f"merges must be between 1 and {MAX_MERGES}")
     if not text:
         raise ValueError("type some text to train on")
-    tok = bpe.train(text, vocab_size=256 + n_merges, pattern=pattern)
+    with warnings.catch_warnings():        # "no more pairs to merge": the page shows how many there were
+        warnings.simplefilter("ignore", UserWarning)
+        tok = bpe.train(text, vocab_size=256 + n_merges, pattern=pattern)
     counts = count_chunks(text, pattern)
     words = [(list(chunk.encode("utf-8")), n) for chunk, n in counts.items()]
     out = []

@@ -18,7 +18,7 @@
       const table = document.getElementById("merge-table");
       table.replaceChildren(el("tr", {}, el("th", {}, "rank"), el("th", {}, "best pair"), el("th", {}, "count"),
         el("th", {}, "new id"), el("th", {}, "token")),
-        r.merges.map((m) => el("tr", { class: "merge" }, el("td", {}, m.rank),
+        ...r.merges.map((m) => el("tr", { class: "merge" }, el("td", {}, m.rank),
           el("td", {}, tok(m.pair[0]), " + ", tok(m.pair[1])), el("td", { class: "count" }, m.count),
           el("td", {}, m.id), el("td", {}, tok([m.id, m.text], true)))));
       document.getElementById("which").value = "trained";
