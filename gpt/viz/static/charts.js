@@ -36,7 +36,7 @@ window.Chart = class Chart {
     }
     ctx.font = "11px sans-serif";
     ctx.fillStyle = "#666";
-    if (x0 === Infinity) { ctx.fillText("no data yet", L, H / 2); return; }
+    if (x0 === Infinity) { ctx.fillText(this.opts.empty || "no data yet", L, H / 2); return; }
     if (x1 === x0) x1 = x0 + 1;
     if (y1 === y0) { y0 -= Math.abs(y0) * 0.1 || 1; y1 += Math.abs(y1) * 0.1 || 1; }
     const pad = (y1 - y0) * 0.05; y0 -= pad; y1 += pad;
@@ -55,9 +55,9 @@ window.Chart = class Chart {
       if (s.dots) {
         for (const [x, y] of s.points) { ctx.beginPath(); ctx.arc(X(x), Y(y), 3.5, 0, 2 * Math.PI); ctx.fill(); }
         if (s.points.length > 1) {
-          ctx.lineWidth = 1.5; ctx.beginPath();
+          ctx.lineWidth = 1.5; ctx.setLineDash(s.dash ? [5, 4] : []); ctx.beginPath();
           s.points.forEach(([x, y], i) => (i ? ctx.lineTo(X(x), Y(y)) : ctx.moveTo(X(x), Y(y))));
-          ctx.stroke();
+          ctx.stroke(); ctx.setLineDash([]);
         }
       } else {
         ctx.lineWidth = 1; ctx.globalAlpha = 0.8; ctx.beginPath();

@@ -22,13 +22,16 @@
     }
   }
 
+  const shown = (t) => t.replace(/ /g, "\u2423");      // spaces made visible
+
   function draw() {
-    $("tokens").replaceChildren(...last.tokens.map((t, i) => el("span", { class: "tok", title: "id " + last.ids[i] }, t)));
+    const top = last.top.length ? last.top[0].p : 1, topRaw = Math.max(...last.top.map((t) => t.p_raw), 1e-12);
+    $("tokens").replaceChildren(...last.tokens.map((t, i) => el("span", { class: "tok", title: "id " + last.ids[i] }, shown(t))));
     $("kept").textContent = `(${last.kept} tokens keep probability; sampled: ${JSON.stringify(last.sampled_text)})`;
     $("probs").replaceChildren(el("tr", {}, el("th", {}, "token"), el("th", {}, "p (filtered)"), el("th", {}, "p (temperature 1, no filter)")),
-      ...last.top.map((t) => el("tr", { class: "prob", "data-id": String(t.id) }, el("td", {}, el("span", { class: "tok" }, t.text)),
-        el("td", {}, el("span", { class: "bar", style: `width:${Math.round(t.p * 160)}px` }), " ", el("span", { class: "p" }, fmt(t.p))),
-        el("td", {}, el("span", { class: "bar raw", style: `width:${Math.round(t.p_raw * 160)}px` }), " ", el("span", { class: "p-raw" }, fmt(t.p_raw))))));
+      ...last.top.map((t) => el("tr", { class: "prob", "data-id": String(t.id) }, el("td", {}, el("span", { class: "tok" }, shown(t.text))),
+        el("td", {}, el("span", { class: "bar", style: `width:${Math.round(t.p / top * 160)}px` }), " ", el("span", { class: "p" }, fmt(t.p))),
+        el("td", {}, el("span", { class: "bar raw", style: `width:${Math.round(t.p_raw / topRaw * 160)}px` }), " ", el("span", { class: "p-raw" }, fmt(t.p_raw))))));
     const layer = $("layer"), head = $("head");
     const L = last.attention.length, H = L ? last.attention[0].length : 0;
     if (layer.options.length !== L) layer.replaceChildren(...Array.from({ length: L }, (_, i) => el("option", { value: i }, "layer " + i)));
@@ -40,7 +43,7 @@
     if (!last || !last.attention.length) return;
     const m = last.attention[Number($("layer").value) || 0][Number($("head").value) || 0];
     const labels = last.attention_tokens;
-    const cell = Math.max(6, Math.min(24, Math.floor(420 / labels.length)));
+    const cell = Math.max(6, Math.min(48, Math.floor(420 / labels.length)));
     $("attention").replaceChildren(TT.heat(m, { cell, sequential: true }),
       el("div", { class: "mono" }, labels.map((t, i) => `${i}:${JSON.stringify(t)}`).join("  ")));
   }

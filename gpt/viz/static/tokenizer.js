@@ -5,7 +5,8 @@
   const { el } = TT;
   let result = null, shown = 0, total = 0;
 
-  function tok([id, text], isNew) { return el("span", { class: "tok" + (isNew ? " new" : ""), title: "id " + id }, text); }
+  // a token as a chip; spaces drawn as a visible mark (the chip's title gives its id)
+  function tok([id, text], isNew) { return el("span", { class: "tok" + (isNew ? " new" : ""), title: "id " + id }, text.replace(/ /g, "\u2423")); }
 
   function error(where, err) {
     document.getElementById(where).replaceChildren(el("div", { class: "error" }, err.message));

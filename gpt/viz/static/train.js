@@ -45,7 +45,7 @@
     const r = run(d.run);
     r.evals += 1;
     charts.loss.add(d.run + " train (eval)", d.step, d.train_loss, { color: r.color, dots: true });
-    charts.loss.add(d.run + " val", d.step, d.val_loss, { color: "#222", dots: true });
+    charts.loss.add(d.run + " val", d.step, d.val_loss, { color: r.color, dots: true, dash: true });
     const line = `step ${d.step} | train ${fmt(d.train_loss)} | val ${d.val_loss === null || d.val_loss === undefined ? "n/a" : fmt(d.val_loss)}`;
     document.getElementById("samples").prepend(el("div", { class: "eval", "data-step": String(d.step) },
       el("div", { class: "meta" }, `${d.run}: ${line}`),
@@ -55,7 +55,7 @@
   function start() {
     charts.loss = new Chart(document.getElementById("chart-loss"));
     charts.lr = new Chart(document.getElementById("chart-lr"));
-    charts.grad = new Chart(document.getElementById("chart-grad"));
+    charts.grad = new Chart(document.getElementById("chart-grad"), { empty: "live runs only (metrics.csv does not keep it)" });
     charts.speed = new Chart(document.getElementById("chart-speed"));
     for (const c of Object.values(charts)) c.draw();
     const source = new EventSource("events");

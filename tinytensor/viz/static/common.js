@@ -113,12 +113,12 @@ window.TT = (function () {
         (st.nonfinite ? `  non-finite ${st.nonfinite}` : "")), heat(s.heat));
   }
 
-  // A short text for a box: the value of a one-element array, else its norm.
+  // A short text for a box: the value of a one-element array, else its L2 norm.
   function brief(s) {
     if (!s) return "None";
     if (s.values && s.values.length === 1) return fmt(s.values[0]);
-    if (s.values) return "|.|=" + fmt(Math.sqrt(s.values.reduce((a, v) => a + v * v, 0)));
-    return "|.|=" + fmt(s.stats.norm);
+    if (s.values) return "norm " + fmt(Math.sqrt(s.values.reduce((a, v) => a + v * v, 0)));
+    return "norm " + fmt(s.stats.norm);
   }
 
   return { parse, load, post, fmt, el, svg, shape, heat, arrayView, brief, color };

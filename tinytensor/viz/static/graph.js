@@ -59,8 +59,8 @@
         g.append(svg("text", { x: 6, y: 32 }, G.groups[i].members.length + " tensors (click)"));
       } else {
         g.append(svg("text", { x: 6, y: 14 }, label(n).slice(0, 22)));
-        g.append(svg("text", { x: 6, y: 28, class: "val" }, shape(n.shape) + " v=" + brief(n.value)));
-        g.append(svg("text", { x: 6, y: 42, class: "grad" }, "g="));
+        g.append(svg("text", { x: 6, y: 28, class: "val" }, shape(n.shape) + " v " + brief(n.value)));
+        g.append(svg("text", { x: 6, y: 42, class: "grad" }, "g"));
       }
       root.append(g);
     }
@@ -71,7 +71,7 @@
     for (const box of document.querySelectorAll(".box")) {
       box.classList.remove("current", "receives", "selected");
       const ref = box.getAttribute("data-ref");
-      if (ref[0] === "n") box.querySelector(".grad").textContent = "g=" + brief(grads[Number(ref.slice(1))]);
+      if (ref[0] === "n") box.querySelector(".grad").textContent = "g " + brief(grads[Number(ref.slice(1))]);
     }
     for (const e of document.querySelectorAll(".edge")) e.classList.remove("active");
     const cur = step > 0 && step <= G.steps.length ? G.steps[step - 1] : null;
