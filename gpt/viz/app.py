@@ -88,8 +88,13 @@ def build_server(folders, live=None, port=0):
         model, tok, folder = state.model()
         return dict(model_view.next_token(model, tok, request), folder=os.path.basename(os.path.normpath(folder)))
 
+    def model_info():
+        model, tok, folder = state.model()
+        return {"folder": os.path.basename(os.path.normpath(folder)), "tokenizer": tok is not None,
+                "family": type(model).__name__, "n_layers": model.cfg.n_layers, "vocab_size": model.cfg.vocab_size}
+
     info = dict(state.info(), live=live)
-    return PageServer([TT_STATIC, STATIC], pages=PAGES, data={"info": info},
+    return PageServer([TT_STATIC, STATIC], pages=PAGES, data={"info": info, "model": model_info},
                       api={"bpe_train": bpe_train, "tokenize": tokenize, "next": next_token},
                       channel=channel, port=port)
 

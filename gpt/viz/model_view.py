@@ -124,8 +124,11 @@ def next_token(model, tok, request):
         ids = [int(i) for i in request["ids"]]
     elif tok is not None:
         ids = tok.encode(str(request.get("text", "")), allowed_special="all")
-    else:
-        raise ValueError("this folder has no tokenizer: send token ids")
+    else:                                   # a folder without a tokenizer: the prompt is token ids
+        try:
+            ids = [int(w) for w in str(request.get("text", "")).replace(",", " ").split()]
+        except ValueError:
+            raise ValueError("this model folder has no tokenizer: type token ids separated by spaces") from None
     vocab = model.cfg.vocab_size
     if not ids:
         raise ValueError("the prompt is empty: type some text")

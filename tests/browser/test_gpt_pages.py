@@ -116,3 +116,21 @@ def test_model_page(open_page, two_runs):
         assert view.locator("#attention canvas").count() == 1
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name", ["llama_untied", "qwen3_tied"])
+def test_model_page_on_hugging_face_fixtures(open_page, tmp_path, name):
+    import shutil
+    folder = tmp_path / name
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "families" / name, folder)
+    server = build_server([str(folder)]).start()
+    try:
+        view = open_page(server.url + "model")
+        model, tok, _ = model_view.load_folder(str(folder))
+        want = model_view.next_token(model, tok, {"text": "1 2 3", "temperature": 1.0})
+        shown = [float(p) for p in view.locator("#probs .p").all_inner_texts()]
+        np.testing.assert_allclose(shown, [t["p"] for t in want["top"]], rtol=1e-3)
+        assert view.locator("#layer option").count() == model.cfg.n_layers
+        assert view.locator("#head option").count() == model.cfg.n_heads
+    finally:
+        server.stop()

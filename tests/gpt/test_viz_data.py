@@ -201,3 +201,30 @@ def test_api_errors_are_one_line(run_folder):
 def test_viz_command_refuses_a_missing_folder(tmp_path):
     r = run_cli("viz", str(tmp_path / "nope"), "--no-browser")
     assert r.returncode == 2 and "no such folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_folder_without_a_tokenizer_takes_ids(tmp_path):
+    folder = _hf_folder(tmp_path, "qwen3_tied")
+    model, tok, _ = model_view.load_folder(str(folder))
+    assert tok is None
+    out = model_view.next_token(model, tok, {"text": "1 2, 3", "temperature": 0})
+    assert out["ids"] == [1, 2, 3] and out["tokens"] == ["<1>", "<2>", "<3>"] and out["kept"] == 1
+    with pytest.raises(ValueError, match="token ids"):
+        model_view.next_token(model, tok, {"text": "hello"})
+
+
+def test_viz_command_serves_until_ctrl_c(tmp_path):
+    import signal
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "gpt", "viz", "--no-browser"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" at ", 1)[1].split()[0]
+        import urllib.request
+        assert urllib.request.urlopen(url + "tokenizer", timeout=10).status == 200
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "stopped" in out and "Traceback" not in err

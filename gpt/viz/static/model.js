@@ -56,6 +56,12 @@
   }
 
   async function start() {
+    const info = await TT.load("model");
+    document.getElementById("title").textContent = `${info.family} from ${info.folder}, ${info.n_layers} layers, ${info.vocab_size} ids`;
+    if (!info.tokenizer) {
+      $("prompt").value = "1 2 3";
+      $("tokens").before(el("div", { class: "hint" }, "This folder has no tokenizer: type token ids separated by spaces."));
+    }
     $("run").onclick = () => run(true);
     $("step").onclick = () => add("sampled");
     $("greedy").onclick = () => add("greedy");
