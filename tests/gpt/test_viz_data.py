@@ -228,3 +228,27 @@ def test_viz_command_serves_until_ctrl_c(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0 and "stopped" in out and "Traceback" not in err
+
+
+def test_finetune_viz_streams_every_row(tmp_path, monkeypatch, capsys):
+    import csv
+    from gpt import checkpoint as ckpt
+    from gpt.config import GPTConfig
+    from gpt.finetune import cli
+    from gpt.model import GPT
+    from gpt.viz import live
+    base = tmp_path / "base"
+    tt.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=257, context_length=64, emb_dim=16, n_layers=1, n_heads=2, tie_weights=True))
+    ckpt.save(str(base), model, None, {"step": 5, "config": model.cfg.to_dict()})
+    bpe.Tokenizer(bpe.GPT2_PATTERN, [], {"<|endoftext|>": 256}).save(base / ckpt.TOKENIZER)
+    seen = []
+    monkeypatch.setattr(live.LivePage, "on_row", lambda self, row: seen.append(dict(row)))
+    data, out = tmp_path / "d.tsv", tmp_path / "cls"
+    assert cli.main(["make-data", "classify", "--out", str(data), "--n-per-class", "20"]) == 0
+    assert cli.main(["finetune", "classify", "--data", str(data), "--init", str(base), "--out", str(out),
+                     "--epochs", "1", "--batch-size", "8", "--max-length", "24", "--viz"]) == 0
+    said = capsys.readouterr().out
+    assert "live page: http://127.0.0.1:" in said and f"python -m gpt viz {out}" in said
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert [r["kind"] for r in seen] == [r["kind"] for r in rows] and len(rows) == 5

@@ -175,3 +175,28 @@ def test_export_is_one_file_with_nothing_from_elsewhere(tmp_path):
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
     assert 'id="tt-data-graph"' in html
     assert [p.name for p in tmp_path.iterdir()] == ["g.html"]      # no temporary left behind
+
+
+def test_the_pages_cost_nothing_unless_imported_and_know_nothing_of_gpt_or_bpe():
+    import ast
+    import subprocess
+    import sys
+    code = "import sys, tinytensor; print([m for m in sys.modules if m.startswith(('tinytensor.viz', 'http.server'))])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.stdout.strip() == "[]", r.stderr
+    folder = os.path.join(ROOT, "tinytensor", "viz")
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
+            for node in ast.walk(tree):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+                assert not any(n.split(".")[0] in ("gpt", "bpe") for n in names), (name, names)
+
+
+def test_static_files_are_plain_and_local():
+    folder = os.path.join(ROOT, "tinytensor", "viz", "static")
+    for name in os.listdir(folder):
+        text = open(os.path.join(folder, name), encoding="utf-8").read()
+        assert "https://" not in text and "cdn" not in text.lower(), name
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", ""), name
