@@ -77,3 +77,21 @@ def test_tiny_gpt_graph_stays_usable(open_page, tmp_path):
     assert page.locator(".box.current").count() == 1
     page.locator("#node-detail a").first.click()
     assert page.locator("#grad-after").count() == 1
+
+
+def test_infinities_and_nan_reach_the_page_as_numbers(open_page, tmp_path):
+    x = tt.tensor([1.0, 0.0], requires_grad=True)
+    x.name = "x"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = x.log() * x                          # log(0) = -inf; -inf * 0 = nan
+        viz.export(y.sum(), tmp_path / "inf.html")
+        y.sum().backward()
+    want = {"nan" if np.isnan(g) else ("inf" if g > 0 else "-inf") if np.isinf(g) else None for g in x.grad[1:]}
+    page = open_page((tmp_path / "inf.html").resolve().as_uri())
+    page.click('.box[data-name="x"]')
+    page.keyboard.press("End")
+    grads = page.locator("#grad-after td").all_inner_texts()
+    assert float(grads[0]) == x.grad[0] and {grads[1]} == want and None not in want
+    log_box = page.locator('.box[data-ref="n1"]')
+    log_box.click()
+    assert page.locator("#node-detail td").all_inner_texts()[:2] == ["0", "-inf"]
