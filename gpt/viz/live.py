@@ -10,8 +10,8 @@ from .app import build_server
 
 
 class LivePage:
-    """A page for one run (``name``) fed by the training loop; ``folders`` adds the tokenizer and model
-    views of a run folder once it holds a checkpoint."""
+    """A page for one run (``name``) fed by the training loop; ``folder`` adds the tokenizer and model
+    views of that folder (read when the page asks, so once the run has saved a checkpoint)."""
 
     def __init__(self, name, folder=None, port=0):
         self.name = name
@@ -19,6 +19,7 @@ class LivePage:
         self.channel, self.url = self.server.channel, self.server.url
 
     def start(self):
+        """Serve from a daemon thread; returns self."""
         self.server.start()
         self.channel.publish("run", {"run": self.name, "live": True})
         return self
@@ -37,9 +38,11 @@ class LivePage:
         self.channel.publish(kind, dict(row, run=self.name))
 
     def done(self, summary=None):
+        """Tell the page the run has ended."""
         self.channel.publish("done", {"run": self.name, **({} if summary is None else summary)})
 
     def stop(self):
+        """Stop serving (the open page keeps what it has drawn)."""
         self.server.stop()
 
 

@@ -168,6 +168,8 @@ def _handler(server):
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
+            if self.command == "HEAD":
+                return
             try:
                 self.wfile.write(events.preamble())
                 while not channel.closed:
