@@ -79,7 +79,7 @@ def test_tokenizer_page(open_page, two_runs):
         assert counts == [s["count"] for s in steps]
         view.fill("#encode-text", " the lowest")
         view.click("#encode")
-        view.wait_for_function("document.getElementById('enc-label').textContent.startsWith('merges shown')")
+        view.wait_for_function("document.getElementById('chunks').textContent.includes('\"\u0020the\"')")
         label = view.inner_text("#enc-label")
         total = int(label.rsplit(" of ", 1)[1])
         view.click("#prev")
