@@ -55,8 +55,9 @@
       if (n && n.name) g.setAttribute("data-name", n.name);
       g.append(svg("rect", { width: W, height: H }));
       if (isGroup) {
-        g.append(svg("text", { x: 6, y: 16 }, "folded: " + G.groups[i].label));
-        g.append(svg("text", { x: 6, y: 32 }, G.groups[i].members.length + " tensors (click)"));
+        const [head, rest] = G.groups[i].label.split(" (");
+        g.append(svg("text", { x: 6, y: 16 }, "folded: " + head));
+        g.append(svg("text", { x: 6, y: 32 }, (rest ? "(" + rest + ", " : "(") + G.groups[i].members.length + " tensors)"));
       } else {
         g.append(svg("text", { x: 6, y: 14 }, label(n).slice(0, 22)));
         g.append(svg("text", { x: 6, y: 28, class: "val" }, shape(n.shape) + " v " + brief(n.value)));
@@ -92,7 +93,12 @@
     else if (selected !== null) select(selected, true);
   }
 
-  function mark(ref, cls) { const b = document.querySelector(`.box[data-ref="${ref}"]`); if (b) b.classList.add(cls); }
+  function mark(ref, cls) {
+    const b = document.querySelector(`.box[data-ref="${ref}"]`);
+    if (!b) return;
+    b.classList.add(cls);
+    if (cls === "current") b.scrollIntoView({ block: "nearest", inline: "nearest" });   // follow the stepper
+  }
 
   function stepDetail(cur) {
     const box = document.getElementById("step-detail");
