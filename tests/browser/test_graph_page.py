@@ -37,6 +37,7 @@ def test_step_through_backward_and_check_numbers(open_page, tmp_path, how):
         assert "before backward" in page.inner_text("#step-label")
         page.click('.box[data-name="w"]')                   # w: no gradient yet
         assert page.inner_text("#grad-now").strip() == "None"
+        assert "null" not in page.inner_text("#node-detail") + page.inner_text("#step-detail")
         seen_acc = False
         for k in range(1, n_steps + 1):
             page.keyboard.press("ArrowRight")
