@@ -25,6 +25,7 @@ from .config import GPTConfig
 from .errors import TrainingError, run_command
 from .families import ARCHS, config_class
 from .train import TrainConfig, check_device_available
+from .viz.cli import add_parser as add_viz_parser, add_viz_flag, finish as finish_viz, live_page
 
 PRESETS = tuple(dict.fromkeys(name for arch in ARCHS for name in config_class(arch).PRESETS))
 
@@ -104,6 +105,7 @@ def _train_parser(sub):
     g.add_argument("--reference-ops", action="store_true",
                    help="run on the readable twin ops (tt.use_reference_ops(True)) instead of the fused ones: "
                         "slower, the same numbers to rounding (default: off)")
+    add_viz_flag(g)
     add_debug_flag(p)
     p.set_defaults(func=cmd_train)
     return p
@@ -141,6 +143,7 @@ def build_parser():
     add_chat_parser(sub)
     from .finetune.cli import register          # fine-tuning commands live in gpt/finetune (finetune, classify, ...)
     register(sub)
+    add_viz_parser(sub)
     return parser
 
 
@@ -156,7 +159,13 @@ def cmd_train(ns):
             raise TrainingError("--reference-ops: this tinytensor has no reference ops (tt.use_reference_ops)")
         use(True)
     heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
-    result = train(TrainConfig(**given), resume=ns.resume, overwrite=ns.overwrite, given=tuple(given))
+    out = given.get("out", TrainConfig.out)
+    page = live_page(ns, out)                  # --viz: the live page (gpt/viz), else None and nothing imported
+    hooks = {"on_step": page.on_step, "on_eval": page.on_eval} if page else {}
+    try:
+        result = train(TrainConfig(**given), resume=ns.resume, overwrite=ns.overwrite, given=tuple(given), **hooks)
+    finally:
+        finish_viz(page, out)
     return result["exit_code"]
 
 

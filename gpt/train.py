@@ -493,7 +493,7 @@ def evaluate_run(run, show=print, stop=None):
         run.log.write(kind="eval", step=run.step, tokens=entry["tokens"], train_loss=tr, val_loss=va,
                       elapsed_s=entry["elapsed"])
         plot(run)
-    return entry
+    return dict(entry, sample=sample)          # the sample for on_eval (the history keeps the numbers)
 
 
 def plot(run):
@@ -509,8 +509,8 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
 
     ``bar``: a ProgressBar (its ``write`` shows evaluation lines). ``stop``: a StopFlag. ``stop_at``:
     request a stop once this step is done. ``on_step(row)`` after every step, with the step, tokens
-    seen, train loss, learning rate, gradient norm and elapsed seconds; ``on_eval(entry)`` after every
-    evaluation. Returns "done", or "interrupted" after saving the step it stopped at.
+    seen, train loss, learning rate, gradient norm, elapsed seconds and tokens/s; ``on_eval(entry)`` after
+    every evaluation (its losses and sample). Returns "done", or "interrupted" after saving the step it stopped at.
     """
     a = run.a
 
@@ -544,11 +544,11 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
         bar.update(run.step, loss=result.loss, tokens=run.tokens_per_step)
         run.last_loss = result.loss
         row = {"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": result.loss,
-               "lr": result.lr, "grad_norm": result.grad_norm, "elapsed": run.elapsed()}
+               "lr": result.lr, "grad_norm": result.grad_norm, "elapsed": run.elapsed(),
+               "tokens_per_s": round(run.tokens_per_step / max(seconds, 1e-9))}
         if run.log is not None:
             run.log.write(kind="train", step=run.step, tokens=row["tokens"], train_loss=result.loss, lr=result.lr,
-                          tokens_per_s=round(run.tokens_per_step / max(seconds, 1e-9)),
-                          elapsed_s=round(row["elapsed"], 2))
+                          tokens_per_s=row["tokens_per_s"], elapsed_s=round(row["elapsed"], 2))
         if on_step is not None:
             on_step(row)
         if run.step % a.eval_every == 0 or run.step == run.max_steps:

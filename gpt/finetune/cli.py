@@ -13,6 +13,7 @@ import sys
 
 from ..cli_args import Parser, add_debug_flag, nonneg_int, number, positive_int, positive_number
 from ..errors import run_command
+from ..viz.cli import add_viz_flag, finish as finish_viz, live_page
 from . import make_data
 
 
@@ -42,6 +43,7 @@ def _common(p, epochs, lr, batch_size, modes, default_mode):
                    help="LoRA alpha; scale = alpha / rank (default: 16.0)")
     p.add_argument("--max-length", type=positive_int, default=None,
                    help="cut sequences to this many tokens (default: the model's context length)")
+    add_viz_flag(p)
     add_debug_flag(p)
 
 
@@ -118,7 +120,11 @@ def _cmd_finetune_classify(a):
 
     from .pipeline import run_classify
     heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
-    run_classify(a, _say)
+    page = live_page(a, a.out, _say)           # --viz: the live page (gpt/viz), else None
+    try:
+        run_classify(a, _say, on_row=page and page.on_row)
+    finally:
+        finish_viz(page, a.out, _say)
     return 0
 
 
@@ -127,7 +133,11 @@ def _cmd_finetune_instruct(a):
 
     from .pipeline import run_instruct
     heap.tune()
-    run_instruct(a, _say)
+    page = live_page(a, a.out, _say)
+    try:
+        run_instruct(a, _say, on_row=page and page.on_row)
+    finally:
+        finish_viz(page, a.out, _say)
     return 0
 
 

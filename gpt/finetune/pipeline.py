@@ -165,8 +165,13 @@ def _check_split(path, what, n, train, val, test):
                             "every part needs at least one: use more data")
 
 
+def _also(first, then):
+    """``first(row)``, then ``then(row)`` when given (``--viz``: the live page sees every row too)."""
+    return first if then is None else (lambda row: (first(row), then(row)))
+
+
 @checked_and_locked
-def run_classify(a, log=print):
+def run_classify(a, log=print, on_row=None):
     """``a``: the parsed flags of ``finetune classify``. Returns the metrics dict."""
     if a.download:
         if os.path.exists(a.data):
@@ -202,7 +207,7 @@ def run_classify(a, log=print):
         f"{report['total_parameters']:,} parameters train")
     steps_log = MetricsRows(CLASSIFY_COLUMNS)
     history = trained(classify.train, a, model, *enc, pad_id=tok.eot_id, epochs=a.epochs, lr=a.lr,
-                      batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, log=log, on_row=steps_log.add)
+                      batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, log=log, on_row=_also(steps_log.add, on_row))
     last = history[-1] if history else {}
     metrics = {"task": "classify", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init), "train": a.train,
                "labels": labels, "n_train": len(enc[0]), "n_val": len(enc[1]), "n_test": len(enc[2]),
@@ -235,7 +240,7 @@ def run_predict(folder, texts):
 
 # ----- instruction fine-tuning -----
 @checked_and_locked
-def run_instruct(a, log=print):
+def run_instruct(a, log=print, on_row=None):
     """``a``: the parsed flags of ``finetune instruct``. Returns the metrics dict."""
     if not os.path.isfile(a.data):
         raise FinetuneError(f"--data {a.data}: no such file (make an offline one with `python -m gpt make-data "
@@ -267,7 +272,7 @@ def run_instruct(a, log=print):
     steps_log = MetricsRows(INSTRUCT_COLUMNS)
     result = trained(instruct.train, a, model, enc[0], enc[1], tok.eot_id, epochs=a.epochs, lr=a.lr,
                      batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, max_length=max_length,
-                     mask_prompt=a.mask_prompt, max_seconds=max_seconds, log=log, on_row=steps_log.add)
+                     mask_prompt=a.mask_prompt, max_seconds=max_seconds, log=log, on_row=_also(steps_log.add, on_row))
     lora.merge_lora(model)
     log(f"answering {len(test_e)} held-out prompts ...")
     t1 = time.perf_counter()
