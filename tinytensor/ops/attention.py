@@ -3,7 +3,7 @@
 Its composed twin: ``reference.scaled_dot_product_attention``. Read top-down: the math (each step of
 forward and backward on one block of queries), the op, then the schedule that applies the math: groups
 of heads on threads, causal query blocks that skip the keys they cannot see, and on a GPU fused kernels
-and strided products. Long contexts on the CPU take the tiled path instead (attention_tiles.py: the
+and strided products. Long contexts on the CPU take the tiled path instead (schedule/attention_tiles.py: the
 same math a tile at a time, no (T, S) array held), except with dropout, whose keep-mask is drawn over
 the whole (T, S) as the twin draws it.
 
@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from .. import amp, backend, config, cuda_blas, cuda_kernels, flash_attention, parallel, reference
-from . import attention_tiles
+from ..schedule import attention_tiles
 from ..tensor import Tensor
 from .common import row_dots, same_device
 from .dropout import dropout_mask
