@@ -10,10 +10,27 @@ Forward keeps h = (1 + t) / 2 for backward; as 1 - t^2 = (1 + t)(1 - t) = 4 h (1
 """
 import math
 
-from .. import backend, config, cuda_kernels, parallel, reference
+import numpy as np
+
+from .. import backend, config, cuda_kernels, parallel, twins as reference
 from ..tensor import Tensor
 
 _C = math.sqrt(2.0 / math.pi)
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+
+
+def plain_gelu(x):
+    """gelu(x) = 0.5 x (1 + t), t = tanh(c (x + 0.044715 x^3))."""
+    t = np.tanh(_C * (x + 0.044715 * x ** 3))
+    return 0.5 * x * (1 + t), (x, t)
+
+
+def plain_gelu_backward(g, cache):
+    """d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)."""
+    x, t = cache
+    return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _C * (1 + 3 * 0.044715 * x * x)),)
+
 
 # ----- the math, in place on a block (h keeps (1 + tanh(u)) / 2 for backward) -----
 

@@ -7,8 +7,23 @@ from functools import partial
 
 import numpy as np
 
-from .. import amp, backend, config, parallel, reference
+from .. import amp, backend, config, parallel, twins as reference
 from ..tensor import Tensor
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+
+
+def plain_linear(x, w, b):
+    """y = x W^T + b: x (..., in), W (out, in), b (out,)."""
+    return x @ w.T + b, (x, w)
+
+
+def plain_linear_backward(g, cache):
+    """dx = g W; dW = g^T x and db = 1^T g over all rows (batch axes folded into rows)."""
+    x, w = cache
+    g2, x2 = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+    return g @ w, g2.T @ x2, g2.sum(axis=0)
+
 
 # ----- the math, on a block of rows x (N, in), W (out, in), b (out,) -----
 

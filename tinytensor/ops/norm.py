@@ -16,10 +16,30 @@ exact far from 0, one more array written and kept).
 """
 import numpy as np
 
-from .. import amp, backend, config, cuda_kernels, parallel, reference
+from .. import amp, backend, config, cuda_kernels, parallel, twins as reference
 from ..accumulate import Owned
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+
+
+def plain_layer_norm(x, w, b, eps=1e-5):
+    """out = xhat w + b with xhat = (x - mean) rstd, rstd = 1 / sqrt(var + eps), over the last axis."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    rstd = 1 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)
+    xhat = xc * rstd
+    return xhat * w + b, (xhat, rstd, w)
+
+
+def plain_layer_norm_backward(g, cache):
+    """dx = rstd (gh - mean(gh) - xhat mean(gh xhat)), gh = g w; dw = sum g xhat, db = sum g (over rows)."""
+    xhat, rstd, w = cache
+    gh = g * w
+    dx = rstd * (gh - gh.mean(axis=-1, keepdims=True) - xhat * (gh * xhat).mean(axis=-1, keepdims=True))
+    rows = tuple(range(g.ndim - 1))
+    return dx, (g * xhat).sum(axis=rows), g.sum(axis=rows)
+
 
 # ----- the math, on rows (N, D), from x (rows whose mean is not large against their spread) -----
 

@@ -12,10 +12,30 @@ and xhat = x rstd:
 
 Qwen3's q/k norm is this op over each head's vector: x (B, T, H, D) with a weight of shape (D,).
 """
-from .. import amp, backend, config, parallel, reference
+import numpy as np
+
+from .. import amp, backend, config, parallel, twins as reference
 from ..accumulate import Owned
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+
+
+def plain_rms_norm(x, w, eps=1e-6):
+    """out = xhat w with xhat = x rstd, rstd = 1 / sqrt(mean(x^2) + eps), over the last axis."""
+    rstd = 1 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    xhat = x * rstd
+    return xhat * w, (xhat, rstd, w)
+
+
+def plain_rms_norm_backward(g, cache):
+    """dx = rstd (gh - xhat mean(gh xhat)), gh = g w; dw = sum over rows of g xhat."""
+    xhat, rstd, w = cache
+    gh = g * w
+    dx = rstd * (gh - xhat * (gh * xhat).mean(axis=-1, keepdims=True))
+    return dx, (g * xhat).sum(axis=tuple(range(g.ndim - 1)))
+
 
 # ----- the math, on rows (N, D) -----
 

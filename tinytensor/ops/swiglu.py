@@ -13,9 +13,24 @@ import contextlib
 
 import numpy as np
 
-from .. import backend, config, parallel, reference
+from .. import backend, config, parallel, twins as reference
 from ..tensor import Tensor
 from .common import same_device
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+
+
+def plain_swiglu(gate, up):
+    """swiglu(gate, up) = silu(gate) up = gate s up, with s = sigmoid(gate) = 1 / (1 + e^-gate)."""
+    s = 1 / (1 + np.exp(-gate))
+    return gate * s * up, (gate, up, s)
+
+
+def plain_swiglu_backward(g, cache):
+    """d/dgate = up s (1 + gate (1 - s)),  d/dup = silu(gate) = gate s."""
+    gate, up, s = cache
+    return g * up * s * (1 + gate * (1 - s)), g * gate * s
+
 
 # ----- the math, elementwise (s keeps sigmoid(gate) for backward) -----
 
