@@ -17,7 +17,7 @@ from ..tensor import Tensor
 
 _C = math.sqrt(2.0 / math.pi)
 
-# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
 
 def plain_gelu(x):

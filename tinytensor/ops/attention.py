@@ -23,7 +23,7 @@ from .common import row_dots, same_device
 from .dropout import dropout_mask
 from .masks import causal_bias, causal_mask  # noqa: F401  (causal_mask is F.causal_mask)
 
-# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
 
 def plain_attention(q, k, v, causal=True):

@@ -15,7 +15,7 @@ import numpy as np
 from .. import amp, backend, config, cuda_kernels, parallel, twins as reference
 from ..tensor import Tensor
 
-# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
 
 def plain_cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):

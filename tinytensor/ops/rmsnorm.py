@@ -19,7 +19,7 @@ from ..accumulate import Owned
 from ..tensor import Tensor
 from .common import as_tensor, row_dots, same_device
 
-# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
 
 def plain_rms_norm(x, w, eps=1e-6):

@@ -61,7 +61,7 @@ def rope_tables(head_dim, positions, theta=10000.0, scaling=None, dtype=np.float
     return xp.asarray(np.cos(angles).astype(dtype)), xp.asarray(np.sin(angles).astype(dtype))
 
 
-# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
 
 def plain_rope(x, cos, sin):

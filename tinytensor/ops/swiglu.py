@@ -17,7 +17,7 @@ from .. import backend, config, parallel, twins as reference
 from ..tensor import Tensor
 from .common import same_device
 
-# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward written from the formulas above -----
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
 
 def plain_swiglu(gate, up):
