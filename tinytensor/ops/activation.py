@@ -7,6 +7,9 @@ Its composed twin: ``reference.gelu``. With c = sqrt(2/pi), u = c (x + 0.044715 
 
 Forward keeps h = (1 + t) / 2 for backward; as 1 - t^2 = (1 + t)(1 - t) = 4 h (1 - h), the derivative is
     d/dx    = h (1 + 2 x (1 - h) c (1 + 3 * 0.044715 x^2))                 (9 passes, not 11)
+
+The plain rung, at the top of this file: ``plain_gelu`` and ``plain_gelu_backward``
+(``reference.PLAIN["gelu"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import math
 

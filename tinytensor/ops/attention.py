@@ -11,6 +11,10 @@ Grouped-query attention: k and v may have fewer heads than q (H_kv dividing H); 
 key/value head h // (H / H_kv). The schedules see every array as (..., H_kv, G, T, D), the G query heads
 of a group side by side over one key/value head (G = 1 for k and v, broadcast in the products), so
 nothing is copied per group; dk and dv sum what the group's heads send back.
+
+The plain rung, at the top of this file: ``plain_attention`` and ``plain_attention_backward``
+(``reference.PLAIN["scaled_dot_product_attention"]``): NumPy in and out, the backward written by hand from
+these formulas.
 """
 import math
 

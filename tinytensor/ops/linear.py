@@ -2,6 +2,9 @@
 
 Its composed twin: ``reference.linear`` (a matmul and an add). Batch axes are folded into rows, so x is
 (N, in); the schedule at the bottom shares the rows (or the two backward products) over the threads.
+
+The plain rung, at the top of this file: ``plain_linear`` and ``plain_linear_backward``
+(``reference.PLAIN["linear"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 from functools import partial
 

@@ -13,6 +13,9 @@ PyTorch does: var = mean(x^2) - mean^2 from one read of x, and only mean and rst
 subtraction loses float digits when a row's mean is large against its spread, so when any row has
 mean^2 > var (or is not finite) the op runs from xc = x - mean instead (``_forward_rows``, ``_backward_rows``:
 exact far from 0, one more array written and kept).
+
+The plain rung, at the top of this file: ``plain_layer_norm`` and ``plain_layer_norm_backward``
+(``reference.PLAIN["layer_norm"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import numpy as np
 

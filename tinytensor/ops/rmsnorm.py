@@ -11,6 +11,9 @@ and xhat = x rstd:
     dw  = sum over rows of g xhat = rstd^T (g x)
 
 Qwen3's q/k norm is this op over each head's vector: x (B, T, H, D) with a weight of shape (D,).
+
+The plain rung, at the top of this file: ``plain_rms_norm`` and ``plain_rms_norm_backward``
+(``reference.PLAIN["rms_norm"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import numpy as np
 

@@ -14,6 +14,9 @@ rotation by minus the angle:  dx1 = g1 c + g2 s,  dx2 = g2 c - g1 s.  So backwar
 The angles (``rope_tables``): pair i at position p turns by p * inv_freq_i with inv_freq_i =
 theta^(-2i/D): the first pairs turn fast (they tell near positions apart), the last ones slowly.
 Llama 3 stretches the slow ones (``llama3_frequencies``) so a model trained on 8k tokens reads 128k.
+
+The plain rung, at the top of this file: ``plain_rope`` and ``plain_rope_backward``
+(``reference.PLAIN["rope"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import math
 

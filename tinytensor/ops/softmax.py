@@ -1,6 +1,10 @@
 """Fused softmax and log-softmax: one forward, one hand-derived backward each.
 
 Their composed twins (exp, sum and division): ``reference.softmax`` and ``reference.log_softmax``.
+
+The plain rung, at the top of this file: ``plain_softmax`` and ``plain_softmax_backward``
+(``reference.PLAIN["softmax"]``); ``plain_log_softmax`` and ``plain_log_softmax_backward``
+(``reference.PLAIN["log_softmax"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import numpy as np
 

@@ -8,6 +8,9 @@ Their composed twins: ``reference.silu`` and ``reference.swiglu``. With s = sigm
 GPT-2's MLP is proj(gelu(fc(x))); Llama's is proj(silu(gate(x)) * up(x)): a second projection "up"
 decides, feature by feature, how much of the activated "gate" passes. ``swiglu(h)`` with one tensor
 takes gate and up as the two halves of h's last axis, so a model can make both with one matrix product.
+
+The plain rung, at the top of this file: ``plain_swiglu`` and ``plain_swiglu_backward``
+(``reference.PLAIN["swiglu"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import contextlib
 
