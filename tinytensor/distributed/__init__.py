@@ -324,4 +324,6 @@ __all__ = ["init", "is_initialized", "rank", "world_size", "local_rank", "get_ba
            "broadcast", "all_gather", "reduce_scatter", "abort", "launched_by_mpi", "Work", "OPS",
            "ZeroRedundancyOptimizer"]
 
-from .zero import ZeroRedundancyOptimizer  # noqa: E402  (it uses the collectives above)
+from . import zero  # noqa: E402  (it uses the collectives above, handed over here)
+zero.COLLECTIVES = sys.modules[__name__]
+ZeroRedundancyOptimizer = zero.ZeroRedundancyOptimizer
