@@ -4,7 +4,8 @@ BPE never merges across a chunk boundary, so the pattern decides what a token ca
 patterns a token never holds both a letter and a digit, and a space sticks to the word after it.
 The strings are the published ones and need the `regex` module (possessive quantifiers, \\p{L}).
 
-A `Splitter` applies a pattern and guarantees that the chunks tile the text: a tokenizer must never drop
+A `Splitter` applies a pattern and guarantees that the chunks tile the text in order (a pattern that
+matches backwards, `(?r)`, is refused): a tokenizer must never drop
 a character, so a pattern that skips part of a varied probe text is refused when it is loaded, and text
 that it skips later raises instead of vanishing. A pattern we do not ship may backtrack for ever on some
 texts: its matching gets a time bound (TIMEOUT seconds plus TIMEOUT_PER_CHAR per character).
@@ -72,6 +73,9 @@ class Splitter:
             self.regex = regex.compile(pattern)
         except (regex.error, TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"invalid pattern {pattern!r}: {e}") from None
+        if self.regex.flags & regex.REVERSE:
+            raise ValueError(f"pattern {_short(pattern)} matches backwards (the (?r) flag): its chunks would "
+                             f"put the text out of order; remove the flag")
         self.pattern, self.name, self.keep_gaps = pattern, name, keep_gaps
         self.timed = pattern not in TRUSTED
         self._findall = self._whole_matches if self.regex.groups else self.regex.findall
@@ -79,7 +83,7 @@ class Splitter:
             limit = TIMEOUT if self.timed else None
             try:
                 chunks = self._findall(PROBE, timeout=limit)
-                at = None if sum(map(len, chunks)) == len(PROBE) else self._first_skipped(PROBE, limit)
+                at = None if "".join(chunks) == PROBE else self._first_skipped(PROBE, limit)
             except TimeoutError:
                 raise ValueError(f"the pattern took more than {TIMEOUT:g} s on a {len(PROBE)}-character "
                                  f"probe text (catastrophic backtracking?); use a simpler pattern") from None
@@ -93,7 +97,7 @@ class Splitter:
         limit = TIMEOUT + TIMEOUT_PER_CHAR * len(text) if self.timed else None
         try:
             chunks = self._findall(text, timeout=limit)
-            if len("".join(chunks)) == len(text):            # matches never overlap: equal means tiled
+            if "".join(chunks) == text:                      # tiled, in order
                 return chunks
             if self.keep_gaps:
                 return self._with_gaps(text, limit)
@@ -115,14 +119,17 @@ class Splitter:
     def _first_skipped(self, text, timeout):
         pos = 0
         for m in self.regex.finditer(text, timeout=timeout):
-            if m.start() > pos:
+            if m.start() != pos:                     # a gap, or a match that goes back
                 return pos
-            pos = max(pos, m.end())
+            pos = m.end()
         return pos
 
     def _with_gaps(self, text, timeout):
         out, pos = [], 0
         for m in self.regex.finditer(text, timeout=timeout):
+            if m.start() < pos:
+                raise ValueError(f"{self._where()}the tokenizer's pattern went back to position {m.start()} "
+                                 f"after matching up to {pos}; its chunks must keep the text in order")
             if m.start() > pos:
                 out.append(text[pos:m.start()])
             if m.end() > m.start():
