@@ -294,7 +294,11 @@ class Run:
     def save(self):
         extra, optimizer = self.team.checkpoint(self)      # under mpiexec: every rank calls it, rank 0 writes
         if self.team.leader:
-            ckpt.save(self.a.out, self.model, optimizer, {**self.meta(), **extra})
+            try:
+                ckpt.save(self.a.out, self.model, optimizer, {**self.meta(), **extra})
+            except NonFiniteError as e:       # the previous checkpoint is kept (checkpoint.save writes nothing)
+                raise RunFailed(f"{e}; stopped without saving it. The last good checkpoint (step "
+                                f"{self.saved_step}) is in {self.a.out}") from None
         self.saved_step = self.step
 
 

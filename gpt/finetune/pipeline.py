@@ -118,6 +118,11 @@ def trained(fn, a, *args, **kw):
 def save_model(folder, model, tokenizer, meta):
     """Save weights + checkpoint.json (through gpt.checkpoint) and the tokenizer; merges LoRA first."""
     lora.merge_lora(model)
+    try:
+        ckpt.check_finite(model.state_dict())
+    except NonFiniteError as e:
+        raise RunFailed(f"{e}: the training diverged; stopped without saving the model to {folder} (a lower "
+                        "--lr may help)") from None
     os.makedirs(folder, exist_ok=True)
     ckpt.save(folder, model, None, {"step": int(meta.pop("step", 0)), "config": model.cfg.to_dict(), **meta})
     tokenizer.save(os.path.join(folder, ckpt.TOKENIZER))
