@@ -75,8 +75,9 @@ class WeightFiles:
         by_shard = {}
         for name, shard in weight_map.items():
             by_shard.setdefault(shard, []).append(name)
-        paths = {shard: files.member(self.folder, shard, index, what="a weight shard")    # plain names, in the
-                 for shard in by_shard}                                                  # folder: all, first
+        paths = {shard: files.member(self.folder, shard, index, what="a weight shard", links_out=True)
+                 for shard in by_shard}          # plain names in the folder, all checked first; links followed
+        #                                          as for config.json (the hub cache links into ../../blobs/)
         for shard, names in by_shard.items():
             self._add(paths[shard], only=names)
 
