@@ -207,7 +207,7 @@ def cmd_sample(ns):
     stops = stops if stops is not None else [eot] if eot is not None else []
     eos = None if ns.no_eos_stop or not stops else stops
     kw = dict(max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, top_k=ns.top_k, top_p=ns.top_p,
-              eos_id=eos, seed=ns.seed, use_cache=not ns.no_cache)
+              eos_id=eos, seed=ns.seed, use_cache=not ns.no_cache, vocab_size=tok.n_vocab)
     out = PrintableStream(sys.stdout)           # text as text, control characters escaped (gpt/textout.py)
     if len(encoded) == 1:                       # one prompt: print tokens as they come
         shown = [] if encoded[0] == start else encoded[0][len(prefix):]

@@ -89,7 +89,7 @@ def answer(model, tok, instruction, input_text="", stream=None, **sampling):
         if int(column[0]) != eot:
             new.append(int(column[0]))
             streamer(column)
-    generate(model, [ids], eos_id=eot, on_token=on_token, **sampling)
+    generate(model, [ids], eos_id=eot, on_token=on_token, vocab_size=tok.n_vocab, **sampling)
     streamer.finish()
     return tok.decode(new)
 

@@ -89,15 +89,20 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
 
 
 def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=None, eos_id=None, seed=None,
-             use_cache=True, on_token=None):
+             use_cache=True, on_token=None, vocab_size=None):
     """Continue each prompt in ``ids`` (B, T) by up to ``max_new_tokens`` tokens; returns int64 (B, T + n).
 
     temperature 0 is greedy; ``seed`` gives a private random stream (None: the library's, see
     ``tt.manual_seed``). With ``eos_id`` (an id, or several: Llama 3 and Qwen3 end a turn with one of
     a few) a row that produced it keeps producing it, and generation stops when every row has.
-    ``on_token(new_ids)`` is called with each new column (B,) as it comes.
+    ``on_token(new_ids)`` is called with each new column (B,) as it comes. ``vocab_size`` (the tokenizer's
+    ``n_vocab``): only ids below it are chosen, for a model whose embedding table is padded past its
+    tokenizer's ids (Qwen3: 151,936 rows for 151,669 ids); None: any row of the model's.
     """
     _check(temperature, top_k, top_p, max_new_tokens)
+    if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer))
+                                   or vocab_size < 1):
+        raise ValueError(f"generate: vocab_size must be a positive integer (the tokenizer's n_vocab), got {vocab_size!r}")
     prompt = _as_ids(ids)
     ctx = model.cfg.context_length
     rng = np.random.default_rng(seed) if seed is not None else None
@@ -121,6 +126,9 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
                             cache = None
                     logits = model(window, cache=cache)
                 last = backend.to_numpy(logits.data[:, -1, :])
+                if vocab_size is not None and vocab_size < last.shape[-1]:
+                    last = last.copy()
+                    last[:, vocab_size:] = -np.inf            # padded rows: no token of the tokenizer's
                 check_logits(last, step)
                 nxt = sample_next(last, temperature, top_k, top_p, rng)
                 if stops is not None:

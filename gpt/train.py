@@ -466,7 +466,7 @@ def sample_text(run, should_stop=None):
             raise _Abandoned
     try:
         out = generate(run.model, [prompt], max_new_tokens=a.sample_tokens, temperature=0.8, top_k=40, seed=a.seed,
-                       on_token=on_token)
+                       on_token=on_token, vocab_size=run.tok.n_vocab)
     except _Abandoned:
         return None
     return run.tok.decode(out[0].tolist())
