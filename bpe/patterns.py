@@ -8,7 +8,9 @@ A `Splitter` applies a pattern and guarantees that the chunks tile the text in o
 matches backwards, `(?r)`, is refused): a tokenizer must never drop
 a character, so a pattern that skips part of a varied probe text is refused when it is loaded, and text
 that it skips later raises instead of vanishing. A pattern we do not ship may backtrack for ever on some
-texts: its matching gets a time bound (TIMEOUT seconds plus TIMEOUT_PER_CHAR per character).
+texts: its matching gets a time bound (TIMEOUT seconds plus TIMEOUT_PER_CHAR per character). One whose
+repetitions count out to more than MAX_PIECES pieces (``a{100000000}``) is refused before compiling,
+which would take gigabytes.
 """
 import regex
 
@@ -57,6 +59,64 @@ PROBE = (
 )
 
 
+MAX_PIECES = 100_000        # the most pieces a pattern may expand to (its repetitions counted out)
+
+_COUNT = regex.compile(r"\{(\d*)(?:,(\d*))?\}")
+_NAMED_ESCAPE = regex.compile(r"\\[pPNx]\{[^}]*\}|\\.", regex.DOTALL)
+
+
+def expanded_size(pattern):
+    """(pieces, the largest repetition) of ``pattern``: about how many pieces compiling it makes, each
+    ``x{n}`` or ``x{n,}`` counting n copies of x (nested ones multiply), and the text of the repetition
+    that costs most. A rough measure, made without compiling: memory while compiling grows with it."""
+    stack, seq, i, worst = [], [], 0, (0, "")
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            m = _NAMED_ESCAPE.match(pattern, i)
+            end = m.end() if m else len(pattern)
+            seq.append((1, i))
+        elif c == "[":                                    # a character class is one piece
+            end = i + 1 + (pattern[i + 1:i + 2] == "^")
+            end += pattern[end:end + 1] == "]"
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            end += 1
+            seq.append((1, i))
+        elif c == "(":
+            stack.append((seq, i))
+            seq, end = [], i + 1
+        elif c == ")" and stack:
+            inner = sum(n for n, _ in seq)
+            seq, start = stack.pop()
+            seq.append((inner + 1, start))
+            end = i + 1
+        elif c == "{" and seq and (m := _COUNT.match(pattern, i)) and (m.group(1) or m.group(2)):
+            n, start = seq.pop()
+            n *= max(int(m.group(1) or 0), 1)
+            seq.append((n, start))
+            worst = max(worst, (n, pattern[start:m.end()]))
+            end = m.end()
+        else:
+            seq.append((1, i))
+            end = i + 1
+        i = end
+    while stack:                                          # an unclosed group: compiling will say so
+        inner = sum(n for n, _ in seq)
+        seq, start = stack.pop()
+        seq.append((inner + 1, start))
+    return sum(n for n, _ in seq), worst[1]
+
+
+def _check_size(pattern):
+    pieces, worst = expanded_size(pattern)
+    if pieces > MAX_PIECES:
+        shown = worst if len(worst) <= 40 else worst[:37] + "..."
+        raise ValueError(f"pattern {_short(pattern)}: {shown!r} repeats its part so often that the pattern "
+                         f"counts out to about {pieces:,} pieces, more than {MAX_PIECES:,} (compiling it would "
+                         f"take gigabytes); use + or * instead of a large count")
+
+
 class Splitter:
     """Cuts text into chunks with `pattern`; the chunks always tile the text.
 
@@ -69,6 +129,7 @@ class Splitter:
     def __init__(self, pattern, name=None, keep_gaps=False):
         if not isinstance(pattern, str):
             raise ValueError(f"invalid pattern {pattern!r}: not a string")
+        _check_size(pattern)
         try:
             self.regex = regex.compile(pattern)
         except (regex.error, TypeError, ValueError, OverflowError) as e:
