@@ -17,6 +17,7 @@ import contextlib
 import errno
 import glob
 import json
+import math
 import os
 import re
 
@@ -36,10 +37,21 @@ VERSION = 1
 MODEL, OPTIMIZER, META, TOKENIZER = "model.safetensors", "optimizer.safetensors", "checkpoint.json", "tokenizer.bpe"
 
 def write_json(obj, path):
-    """JSON to ``path`` through a temporary name, fsync and rename."""
+    """JSON to ``path`` through a temporary name, fsync and rename. NaN and infinities, which JSON does
+    not have (Python would write a bare ``NaN``), are written as null."""
     with replacing(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
+        json.dump(_finite_or_null(obj), f, indent=1, allow_nan=False)
         f.write("\n")
+
+
+def _finite_or_null(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
 
 
 def _fsync_dir(folder):

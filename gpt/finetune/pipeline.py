@@ -100,6 +100,18 @@ def checked_and_locked(run):
     return checked
 
 
+def _check_answers_fit(train_enc, max_length):
+    """With --mask-prompt only answer tokens are targets: how many examples lose all of theirs to the
+    context (their first target sits at position prompt_len - 1); FinetuneError when every one does."""
+    cut = [prompt_len for _, prompt_len in train_enc if prompt_len - 1 >= max_length]
+    if cut and len(cut) == len(train_enc):
+        raise FinetuneError(f"--mask-prompt: every one of the {len(cut)} training examples loses every answer "
+                            f"token to the {max_length}-token context (the answers begin after prompts of up to "
+                            f"{max(cut)} tokens): they need a context of at least {max(cut)} tokens; use a "
+                            "base model with a longer context, shorter prompts, or leave out --mask-prompt")
+    return len(cut)
+
+
 def start_saving(a):
     """Make --out ready for this run's files: created, and with --overwrite the old run's files removed."""
     os.makedirs(a.out, exist_ok=True)
@@ -257,6 +269,9 @@ def run_instruct(a, log=print):
     L = model.cfg.context_length
     max_length = min(a.max_length or L, L)
     enc = [[data_instruct.encode_entry(e, tok) for e in part] for part in (train_e, val_e)]
+    if a.mask_prompt and _check_answers_fit(enc[0], max_length):
+        log(f"note: with --mask-prompt, {_check_answers_fit(enc[0], max_length)} of {len(enc[0])} training "
+            f"examples lose every answer token to the {max_length}-token context and teach nothing")
     too_long = sum(len(ids) + 1 > max_length for ids, _ in enc[0])
     if too_long:
         log(f"note: {too_long} of {len(enc[0])} training examples are longer than {max_length} tokens and are cut")
