@@ -269,9 +269,10 @@ def run_instruct(a, log=print):
     L = model.cfg.context_length
     max_length = min(a.max_length or L, L)
     enc = [[data_instruct.encode_entry(e, tok) for e in part] for part in (train_e, val_e)]
-    if a.mask_prompt and _check_answers_fit(enc[0], max_length):
-        log(f"note: with --mask-prompt, {_check_answers_fit(enc[0], max_length)} of {len(enc[0])} training "
-            f"examples lose every answer token to the {max_length}-token context and teach nothing")
+    cut = _check_answers_fit(enc[0], max_length) if a.mask_prompt else 0
+    if cut:
+        log(f"note: with --mask-prompt, {cut} of {len(enc[0])} training examples lose every answer token to "
+            f"the {max_length}-token context and teach nothing")
     too_long = sum(len(ids) + 1 > max_length for ids, _ in enc[0])
     if too_long:
         log(f"note: {too_long} of {len(enc[0])} training examples are longer than {max_length} tokens and are cut")
