@@ -182,8 +182,11 @@ def _check_tensors(cfg, weights):
         more = f" (and {len(extra) - 1} more)" if extra[1:] else ""
         raise ValueError(f"{where}: unexpected tensor {extra[0]}{more} for {what}")
     if cfg.tie_weights and "lm_head.weight" in have:
-        if have["lm_head.weight"] != need["model.embed_tokens.weight"] or \
-                not np.array_equal(weights.array("lm_head.weight"), weights.array("model.embed_tokens.weight")):
+        if have["lm_head.weight"] != need["model.embed_tokens.weight"]:
+            raise ValueError(f"{where}: config.json ties the output head to the embedding, but lm_head.weight "
+                             f"has shape {have['lm_head.weight']} and model.embed_tokens.weight "
+                             f"{need['model.embed_tokens.weight']}")
+        if not np.array_equal(weights.array("lm_head.weight"), weights.array("model.embed_tokens.weight")):
             raise ValueError(f"{where}: config.json ties the output head to the embedding, but lm_head.weight "
                              "differs from model.embed_tokens.weight; set tie_word_embeddings to false")
 
