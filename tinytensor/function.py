@@ -96,6 +96,9 @@ def _fitted(name, i, g, shape, dtype):
     shape is summed back to it)."""
     if g is None:
         return None
+    if isinstance(g, Tensor):
+        raise TypeError(f"{name}.backward: the gradient of argument {i} is a Tensor; return an array "
+                        "(its .data): backward works on arrays, as forward does")
     if not hasattr(g, "shape") or g.dtype != dtype:
         got = g.dtype if hasattr(g, "dtype") else type(g).__name__
         raise TypeError(f"{name}.backward: the gradient of argument {i} is {got}, the argument is {dtype} "
