@@ -20,3 +20,32 @@ def test_function_backward_returning_a_tensor_is_refused_at_once():
     x = tt.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(TypeError, match="Double.backward.*Tensor.*array"):
         Double.apply(x).sum().backward()
+
+
+# ----- fused ops given integers, an empty axis, no positions -----
+
+INTS = tt.tensor(np.arange(6).reshape(2, 3))
+FLOAT_OPS = {"layer_norm": lambda x: F.layer_norm(x), "rms_norm": lambda x: F.rms_norm(x),
+             "softmax": lambda x: F.softmax(x), "log_softmax": lambda x: F.log_softmax(x),
+             "gelu": lambda x: F.gelu(x), "silu": lambda x: F.silu(x),
+             "cross_entropy": lambda x: F.cross_entropy(x, np.array([0, 1])),
+             "scaled_dot_product_attention": lambda x: F.scaled_dot_product_attention(*[x.reshape(1, 1, 2, 3)] * 3)}
+
+
+@pytest.mark.parametrize("op", list(FLOAT_OPS))
+def test_fused_ops_refuse_integer_input_in_one_line(op):
+    with pytest.raises(TypeError, match=f"{op}: needs a floating-point tensor, got int64"):
+        FLOAT_OPS[op](INTS)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_over_an_empty_axis_says_so(op):
+    x = tt.tensor(np.zeros((3, 0), np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match=f"{op}: axis -1 has length 0"):
+        getattr(F, op)(x, axis=-1)
+
+
+def test_attention_with_no_positions_says_so():
+    q = tt.tensor(np.zeros((1, 2, 0, 4), np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match="scaled_dot_product_attention: .*no positions"):
+        F.scaled_dot_product_attention(q, q, q)

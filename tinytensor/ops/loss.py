@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import amp, backend, config, cuda_kernels, parallel, reference
 from ..tensor import Tensor
+from .common import floating
 
 # ----- the math, on a block of rows -----
 
@@ -57,6 +58,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    floating("cross_entropy", logits)
     (logits,) = amp.high("cross_entropy", logits)              # float32 inside tt.autocast
     xp = backend.xp_of(logits.data)
     t = _targets_array(targets, xp)

@@ -4,10 +4,13 @@ Their composed twins (exp, sum and division): ``reference.softmax`` and ``refere
 """
 from .. import amp, backend, config, reference
 from ..tensor import Tensor
+from .common import floating, nonempty_axis
 
 
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along ``axis``, computed stably by subtracting the max first."""
+    floating("softmax", x)
+    nonempty_axis("softmax", x, axis)
     (x,) = amp.high("softmax", x)                               # float32 inside tt.autocast
     if config.reference_ops:
         return reference.softmax(x, axis)
@@ -23,6 +26,8 @@ def softmax(x, axis=-1):
 
 def log_softmax(x, axis=-1):
     """x - log(sum(exp(x))) along ``axis``, computed stably."""
+    floating("log_softmax", x)
+    nonempty_axis("log_softmax", x, axis)
     (x,) = amp.high("log_softmax", x)                           # float32 inside tt.autocast
     if config.reference_ops:
         return reference.log_softmax(x, axis)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import backend, config, parallel, reference
 from ..tensor import Tensor
-from .common import same_device
+from .common import floating, same_device
 
 # ----- the math, elementwise (s keeps sigmoid(gate) for backward) -----
 
@@ -62,6 +62,7 @@ def _rows(a):
 
 def silu(x):
     """x sigmoid(x) (also called swish)."""
+    floating("silu", x)
     if config.reference_ops:
         return reference.silu(x)
     xp = backend.xp_of(x.data)
