@@ -100,6 +100,10 @@ def _windows(c, path):
             if isinstance(layer_types, list) else layer_types
         raise ValueError(f"{path}: layer_types holds {json.dumps(other)[:40]}; this loader runs "
                          "\"full_attention\" layers only")
+    layers = c.get("num_hidden_layers")
+    if layer_types is not None and isinstance(layers, int) and len(layer_types) != layers:
+        raise ValueError(f"{path}: layer_types has {len(layer_types)} entries for {layers} layers "
+                         "(num_hidden_layers); it needs one per layer")
 
 
 def config_from_hf(c, family, path):
@@ -212,7 +216,7 @@ def read_family(folder):
     files.check_regular(path, files.MAX_JSON, "config.json")
     c = read_json(path)
     family = c.get("model_type")
-    if family == "gpt2" or family in FAMILIES:
+    if isinstance(family, str) and (family == "gpt2" or family in FAMILIES):
         return family, c
     raise ValueError(f"{path}: model_type {json.dumps(family)[:40]} is not one this code runs "
                      "(gpt2, llama, qwen3)")

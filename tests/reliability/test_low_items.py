@@ -49,3 +49,31 @@ def test_attention_with_no_positions_says_so():
     q = tt.tensor(np.zeros((1, 2, 0, 4), np.float32), requires_grad=True)
     with pytest.raises(ValueError, match="scaled_dot_product_attention: .*no positions"):
         F.scaled_dot_product_attention(q, q, q)
+
+
+# ----- config.json oddities -----
+
+def _qwen3(tmp_path, change):
+    import json
+    import shutil
+    from pathlib import Path
+    folder = tmp_path / "q"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "families" / "qwen3_tied", folder)
+    c = json.loads((folder / "config.json").read_text())
+    change(c)
+    (folder / "config.json").write_text(json.dumps(c))
+    return folder
+
+
+def test_a_model_type_that_is_not_a_string_is_one_line(tmp_path):
+    import gpt
+    folder = _qwen3(tmp_path, lambda c: c.update(model_type=["qwen3"]))
+    with pytest.raises(ValueError, match=r'model_type \["qwen3"\] is not one this code runs'):
+        gpt.load_hf(folder)
+
+
+def test_layer_types_of_the_wrong_length_are_refused(tmp_path):
+    import gpt
+    folder = _qwen3(tmp_path, lambda c: c.update(layer_types=["full_attention"] * (c["num_hidden_layers"] - 1)))
+    with pytest.raises(ValueError, match="layer_types has .* entries for .* layers"):
+        gpt.load_hf(folder)
