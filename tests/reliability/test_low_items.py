@@ -77,3 +77,17 @@ def test_layer_types_of_the_wrong_length_are_refused(tmp_path):
     folder = _qwen3(tmp_path, lambda c: c.update(layer_types=["full_attention"] * (c["num_hidden_layers"] - 1)))
     with pytest.raises(ValueError, match="layer_types has .* entries for .* layers"):
         gpt.load_hf(folder)
+
+
+# ----- from_tiktoken's list of special tokens -----
+
+def test_from_tiktoken_refuses_a_special_token_named_twice(tmp_path):
+    import base64
+
+    import bpe
+    path = tmp_path / "tokenizer.model"
+    path.write_text("".join(f"{base64.b64encode(bytes([b])).decode()} {b}\n" for b in range(256)))
+    with pytest.raises(ValueError, match="'<|x|>' appears twice in special_tokens"):
+        bpe.from_tiktoken(path, pattern=bpe.GPT2_PATTERN, special_tokens=["<|x|>", "<|y|>", "<|x|>"])
+    tok = bpe.from_tiktoken(path, pattern=bpe.GPT2_PATTERN, special_tokens=["<|x|>", "<|y|>"])
+    assert tok.special_tokens == {"<|x|>": 256, "<|y|>": 257}
