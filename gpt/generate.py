@@ -10,6 +10,7 @@ the whole sequence again, at a fraction of the cost. Past the context length the
 last ``context_length`` tokens; then each step runs that whole window, with or without the cache.
 """
 import codecs
+import warnings
 
 import numpy as np
 
@@ -43,6 +44,35 @@ def _check(temperature, top_k, top_p, max_new_tokens):
         raise ValueError(f"generate: top_k must be a positive integer, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
+
+
+def encode_tail(encode, text, keep):
+    """(ids, cut): the last ``keep`` token ids of ``text`` (``encode(text)`` gives ids) and whether any
+    came before them. Only as much of the end of ``text`` as holds them is tokenized (a few times
+    ``keep`` characters, growing as needed), so a 14 MB line costs no more than its last tokens; the
+    first ids of a piece cut mid-word are dropped with the margin."""
+    size = 8 * (keep + 16)
+    while True:
+        piece = text[-size:] if size < len(text) else text
+        ids = encode(piece)
+        if piece is text or len(ids) >= keep + 16:
+            return ids[-keep:] if keep else [], len(ids) > keep or piece is not text
+        size *= 4
+
+
+def prompt_ids(encode, text, prefix, context_length):
+    """``prefix`` (a template's opening ids, such as Llama's <|begin_of_text|>) + the ids of ``text``,
+    fitted to ``context_length`` with room for one new token: a longer text keeps its end, never the
+    prefix, and a warning says how much was kept."""
+    room = context_length - 1 - len(prefix)
+    if room < 1:
+        raise ValueError(f"the prompt's fixed opening is {len(prefix)} tokens, the model's context "
+                         f"{context_length}: no room for the prompt")
+    ids, cut = encode_tail(encode, text, room)
+    if cut:
+        warnings.warn(f"the prompt is longer than the model's context ({context_length} tokens, one left to "
+                      f"generate): only its last {len(ids)} tokens are used", UserWarning, stacklevel=2)
+    return list(prefix) + list(ids)
 
 
 def check_logits(logits, step=None):
