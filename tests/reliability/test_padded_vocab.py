@@ -21,7 +21,7 @@ SAMPLING = dict(temperature=1.0, seed=0)
 
 def padded(vocab_size=300):
     tt.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=vocab_size, context_length=128, emb_dim=16, n_layers=1, n_heads=2,
+    model = GPT(GPTConfig(vocab_size=vocab_size, context_length=512, emb_dim=16, n_layers=1, n_heads=2,
                           tie_weights=False))
     model.out_head.weight.data[...] = 0.0
     return model
