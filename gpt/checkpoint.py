@@ -17,6 +17,7 @@ import contextlib
 import errno
 import glob
 import json
+import math
 import os
 import re
 
@@ -29,16 +30,28 @@ from tinytensor.atomic import replacing
 from . import files
 from .checkpoint_schema import SCHEMA, args_from, check_schema  # noqa: F401 (the table of checkpoint.json)
 from .families import build_model, config_from_dict
+from .step import NonFiniteError
 
 FORMAT = "tinytensor-gpt-checkpoint"
 VERSION = 1
 MODEL, OPTIMIZER, META, TOKENIZER = "model.safetensors", "optimizer.safetensors", "checkpoint.json", "tokenizer.bpe"
 
 def write_json(obj, path):
-    """JSON to ``path`` through a temporary name, fsync and rename."""
+    """JSON to ``path`` through a temporary name, fsync and rename. NaN and infinities, which JSON does
+    not have (Python would write a bare ``NaN``), are written as null."""
     with replacing(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
+        json.dump(_finite_or_null(obj), f, indent=1, allow_nan=False)
         f.write("\n")
+
+
+def _finite_or_null(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
 
 
 def _fsync_dir(folder):
@@ -81,18 +94,24 @@ def optimizer_state_from_arrays(arrays, meta):
 
 
 def save(folder, model, optimizer, meta):
-    """Write a checkpoint of ``model``, ``optimizer`` and ``meta`` (JSON-able dict holding "step")."""
-    os.makedirs(folder, exist_ok=True)
+    """Write a checkpoint of ``model``, ``optimizer`` and ``meta`` (JSON-able dict holding "step").
+
+    Weights or optimizer moments holding NaN or Inf are never written: ``NonFiniteError`` (gpt/step.py)
+    is raised before anything is touched, so the folder's previous (finite) checkpoint stays as it was."""
     step = int(meta["step"])
+    weights = model.state_dict()
+    arrays, opt_meta = optimizer_arrays(optimizer) if optimizer is not None else ({}, None)
+    check_finite(weights, step)
+    check_finite(arrays, step, "optimizer state")
+    os.makedirs(folder, exist_ok=True)
     staged = {}
     tag = {"format": FORMAT, "step": str(step)}
     writing = MODEL
     try:
         staged[MODEL] = os.path.join(folder, f"{MODEL}.step-{step}")
-        tt.save(model.state_dict(), staged[MODEL], metadata=tag)
+        tt.save(weights, staged[MODEL], metadata=tag)
         if optimizer is not None:
             writing = OPTIMIZER
-            arrays, opt_meta = optimizer_arrays(optimizer)
             staged[OPTIMIZER] = os.path.join(folder, f"{OPTIMIZER}.step-{step}")
             tt.save(arrays, staged[OPTIMIZER], metadata={**tag, **opt_meta})
         _fsync_dir(folder)
@@ -112,6 +131,15 @@ def save(folder, model, optimizer, meta):
         os.replace(path, os.path.join(folder, name))
     _fsync_dir(folder)
     _remove_strays(folder, step)
+
+
+def check_finite(arrays, step=None, what="weight"):
+    """Raise ``NonFiniteError`` naming the first of ``arrays`` ({name: array}) that holds NaN or Inf."""
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            value = "nan" if np.isnan(array).any() else "inf"
+            raise NonFiniteError(f"{what} {name!r}", value, step)
 
 
 def _remove_strays(folder, keep_step):

@@ -100,6 +100,10 @@ def _windows(c, path):
             if isinstance(layer_types, list) else layer_types
         raise ValueError(f"{path}: layer_types holds {json.dumps(other)[:40]}; this loader runs "
                          "\"full_attention\" layers only")
+    layers = c.get("num_hidden_layers")
+    if layer_types is not None and isinstance(layers, int) and len(layer_types) != layers:
+        raise ValueError(f"{path}: layer_types has {len(layer_types)} entries for {layers} layers "
+                         "(num_hidden_layers); it needs one per layer")
 
 
 def config_from_hf(c, family, path):
@@ -182,8 +186,11 @@ def _check_tensors(cfg, weights):
         more = f" (and {len(extra) - 1} more)" if extra[1:] else ""
         raise ValueError(f"{where}: unexpected tensor {extra[0]}{more} for {what}")
     if cfg.tie_weights and "lm_head.weight" in have:
-        if have["lm_head.weight"] != need["model.embed_tokens.weight"] or \
-                not np.array_equal(weights.array("lm_head.weight"), weights.array("model.embed_tokens.weight")):
+        if have["lm_head.weight"] != need["model.embed_tokens.weight"]:
+            raise ValueError(f"{where}: config.json ties the output head to the embedding, but lm_head.weight "
+                             f"has shape {have['lm_head.weight']} and model.embed_tokens.weight "
+                             f"{need['model.embed_tokens.weight']}")
+        if not np.array_equal(weights.array("lm_head.weight"), weights.array("model.embed_tokens.weight")):
             raise ValueError(f"{where}: config.json ties the output head to the embedding, but lm_head.weight "
                              "differs from model.embed_tokens.weight; set tie_word_embeddings to false")
 
@@ -209,7 +216,7 @@ def read_family(folder):
     files.check_regular(path, files.MAX_JSON, "config.json")
     c = read_json(path)
     family = c.get("model_type")
-    if family == "gpt2" or family in FAMILIES:
+    if isinstance(family, str) and (family == "gpt2" or family in FAMILIES):
         return family, c
     raise ValueError(f"{path}: model_type {json.dumps(family)[:40]} is not one this code runs "
                      "(gpt2, llama, qwen3)")

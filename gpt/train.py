@@ -269,6 +269,8 @@ class Run:
     last_loss: float = None          # the mean loss of the last step
     digests: dict = field(default_factory=dict)   # of the tokenizer and the token ids, checked when resuming
     scaler: tt.GradScaler = None     # loss scaling for --dtype float16 (disabled otherwise)
+    skipped: int = 0                 # float16 steps skipped in this session (inf/nan gradients), and how
+    skipped_in_a_row: int = 0        # many of the latest steps were
     log: MetricsLog = None           # metrics.csv: a row per step and per evaluation (set by ``train``)
     team: parallel_run.Team = parallel_run.ALONE  # the processes of mpiexec training it (gpt/parallel_run.py)
 
@@ -294,7 +296,11 @@ class Run:
     def save(self):
         extra, optimizer = self.team.checkpoint(self)      # under mpiexec: every rank calls it, rank 0 writes
         if self.team.leader:
-            ckpt.save(self.a.out, self.model, optimizer, {**self.meta(), **extra})
+            try:
+                ckpt.save(self.a.out, self.model, optimizer, {**self.meta(), **extra})
+            except NonFiniteError as e:       # the previous checkpoint is kept (checkpoint.save writes nothing)
+                raise RunFailed(f"{e}; stopped without saving it. The last good checkpoint (step "
+                                f"{self.saved_step}) is in {self.a.out}") from None
         self.saved_step = self.step
 
 
@@ -462,7 +468,7 @@ def sample_text(run, should_stop=None):
             raise _Abandoned
     try:
         out = generate(run.model, [prompt], max_new_tokens=a.sample_tokens, temperature=0.8, top_k=40, seed=a.seed,
-                       on_token=on_token)
+                       on_token=on_token, vocab_size=run.tok.n_vocab)
     except _Abandoned:
         return None
     return run.tok.decode(out[0].tolist())
@@ -541,6 +547,7 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
         seconds = time.perf_counter() - began
         result = run.team.mean(result)                   # the loss over every rank's rows
         run.step += 1
+        _count_skipped(run, result, bar)
         bar.update(run.step, loss=result.loss, tokens=run.tokens_per_step)
         run.last_loss = result.loss
         row = {"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": result.loss,
@@ -561,6 +568,21 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
 
 
 # ----- train -----
+
+SKIP_WARNING = 10       # warn after this many skipped float16 steps in a row (and each time as many again)
+
+
+def _count_skipped(run, result, bar):
+    """Count a float16 step the loss scaler skipped; warn on a run of them (the weights are not moving)."""
+    if not result.skipped:
+        run.skipped_in_a_row = 0
+        return
+    run.skipped += 1
+    run.skipped_in_a_row += 1
+    if run.team.leader and run.skipped_in_a_row % SKIP_WARNING == 0:
+        bar.write(f"warning: step {run.step}: {run.skipped_in_a_row} float16 steps in a row were skipped (inf or "
+                  f"nan gradients; the weights did not change); the loss scale is now {run.scaler.get_scale():g}")
+
 
 def train(a, resume=False, overwrite=False, given=(), stream=None, stop_at=None, on_step=None, on_eval=None):
     """Run (or resume) training as ``a`` (a TrainConfig) says; returns a summary dict.
@@ -613,11 +635,12 @@ def _train(a, team, resume, overwrite, given, stream, stop_at, on_step, on_eval)
     else:
         total = run.elapsed_before + wall
         session = f" ({format_seconds(wall)} in this session)" if run.resumed else ""
-        out.write(f"finished {run.step} steps in {format_seconds(total)}{session}; checkpoint in {a.out}\n")
+        skipped = f" ({run.skipped} skipped: inf or nan float16 gradients)" if run.skipped else ""
+        out.write(f"finished {run.step} steps{skipped} in {format_seconds(total)}{session}; checkpoint in {a.out}\n")
     out.write(f"  loss curve: {figure} (open it in a browser); every step: {os.path.join(a.out, METRICS)}\n")
     if status != "interrupted":
         prompt = shlex.quote(a.sample_prompt or "The")
         out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(a.out)} --prompt {prompt}\n")
     out.flush()
-    return {"status": status, "step": run.step, "wall_s": wall, "history": run.history, "loss": run.last_loss,
+    return {"status": status, "step": run.step, "skipped": run.skipped, "wall_s": wall, "history": run.history, "loss": run.last_loss,
             "out": a.out, "stopped_by": stop.reason, "exit_code": stop.exit_code if status == "interrupted" else 0}

@@ -110,7 +110,7 @@ def respond(model, tokenizer, entry, eos_id, max_new_tokens=32):
         prompt = prompt[-(model.cfg.context_length - 1):]
         room = 1
     out = generate(model, np.array([prompt], dtype=np.int64), max_new_tokens=min(max_new_tokens, room),
-                       temperature=0.0, eos_id=eos_id)
+                       temperature=0.0, eos_id=eos_id, vocab_size=tokenizer.n_vocab)
     new = [int(t) for t in np.asarray(out)[0, len(prompt):]]
     if eos_id in new:
         new = new[:new.index(eos_id)]

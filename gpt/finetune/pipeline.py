@@ -100,6 +100,18 @@ def checked_and_locked(run):
     return checked
 
 
+def _check_answers_fit(train_enc, max_length):
+    """With --mask-prompt only answer tokens are targets: how many examples lose all of theirs to the
+    context (their first target sits at position prompt_len - 1); FinetuneError when every one does."""
+    cut = [prompt_len for _, prompt_len in train_enc if prompt_len - 1 >= max_length]
+    if cut and len(cut) == len(train_enc):
+        raise FinetuneError(f"--mask-prompt: every one of the {len(cut)} training examples loses every answer "
+                            f"token to the {max_length}-token context (the answers begin after prompts of up to "
+                            f"{max(cut)} tokens): they need a context of at least {max(cut)} tokens; use a "
+                            "base model with a longer context, shorter prompts, or leave out --mask-prompt")
+    return len(cut)
+
+
 def start_saving(a):
     """Make --out ready for this run's files: created, and with --overwrite the old run's files removed."""
     os.makedirs(a.out, exist_ok=True)
@@ -118,6 +130,11 @@ def trained(fn, a, *args, **kw):
 def save_model(folder, model, tokenizer, meta):
     """Save weights + checkpoint.json (through gpt.checkpoint) and the tokenizer; merges LoRA first."""
     lora.merge_lora(model)
+    try:
+        ckpt.check_finite(model.state_dict())
+    except NonFiniteError as e:
+        raise RunFailed(f"{e}: the training diverged; stopped without saving the model to {folder} (a lower "
+                        "--lr may help)") from None
     os.makedirs(folder, exist_ok=True)
     ckpt.save(folder, model, None, {"step": int(meta.pop("step", 0)), "config": model.cfg.to_dict(), **meta})
     tokenizer.save(os.path.join(folder, ckpt.TOKENIZER))
@@ -257,6 +274,10 @@ def run_instruct(a, log=print, on_row=None):
     L = model.cfg.context_length
     max_length = min(a.max_length or L, L)
     enc = [[data_instruct.encode_entry(e, tok) for e in part] for part in (train_e, val_e)]
+    cut = _check_answers_fit(enc[0], max_length) if a.mask_prompt else 0
+    if cut:
+        log(f"note: with --mask-prompt, {cut} of {len(enc[0])} training examples lose every answer token to "
+            f"the {max_length}-token context and teach nothing")
     too_long = sum(len(ids) + 1 > max_length for ids, _ in enc[0])
     if too_long:
         log(f"note: {too_long} of {len(enc[0])} training examples are longer than {max_length} tokens and are cut")

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import backend, config, cuda_kernels, parallel, twins as reference
 from ..tensor import Tensor
+from .common import floating
 
 _C = math.sqrt(2.0 / math.pi)
 
@@ -75,6 +76,7 @@ def _rows(a):
 
 def gelu(x):
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    floating("gelu", x)
     if config.reference_ops:
         return reference.gelu(x)
     xp = backend.xp_of(x.data)

@@ -23,7 +23,7 @@ import numpy as np
 from .. import amp, backend, config, cuda_blas, cuda_kernels, flash_attention, parallel, twins as reference
 from ..schedule import attention_tiles
 from ..tensor import Tensor
-from .common import row_dots, same_device
+from .common import floating, row_dots, same_device
 from .dropout import dropout_mask
 from .masks import causal_bias, causal_mask  # noqa: F401  (causal_mask is F.causal_mask)
 
@@ -156,6 +156,10 @@ def _grad_keys_values(mm, pd, ds, g, qs, dk, dv):
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
     """q (B, H, T, D), k and v (B, H_kv, S, D) -> (B, H, T, D); H_kv = H (multi-head attention) or a
     divisor of H (grouped-query attention: each key/value head serves H / H_kv query heads)."""
+    floating("scaled_dot_product_attention", q, k, v)
+    if q.ndim >= 2 and (q.shape[-2] == 0 or k.shape[-2] == 0):
+        raise ValueError(f"scaled_dot_product_attention: no positions (q {tuple(q.shape)}, k {tuple(k.shape)}); "
+                         "attention needs at least one query and one key")
     if amp.is_active():                    # 16-bit in and out, softmax in float32 (amp.py)
         return amp.attention(scaled_dot_product_attention, q, k, v, causal, dropout_p, training,
                              native=flash_attention.takes_low_precision(dropout_p if training else 0.0))

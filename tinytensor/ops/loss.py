@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import amp, backend, config, cuda_kernels, parallel, twins as reference
 from ..tensor import Tensor
+from .common import floating
 
 # ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
@@ -88,6 +89,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    floating("cross_entropy", logits)
     (logits,) = amp.high("cross_entropy", logits)              # float32 inside tt.autocast
     xp = backend.xp_of(logits.data)
     t = _targets_array(targets, xp)

@@ -22,7 +22,7 @@ import numpy as np
 from .. import amp, backend, config, cuda_kernels, parallel, twins as reference
 from ..accumulate import Owned
 from ..tensor import Tensor
-from .common import as_tensor, row_dots, same_device
+from .common import as_tensor, floating, row_dots, same_device
 
 # ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
@@ -160,6 +160,7 @@ def _spread(xp, out, a, u, a2=None, u2=None):
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias, statistics over the last axis (population variance)."""
+    floating("layer_norm", x)
     x, weight, bias = amp.high("layer_norm", x, weight, bias)  # float32 inside tt.autocast
     xp = backend.xp_of(x.data)
     D = x.shape[-1]

@@ -20,7 +20,7 @@ import numpy as np
 from .. import amp, backend, config, parallel, twins as reference
 from ..accumulate import Owned
 from ..tensor import Tensor
-from .common import as_tensor, row_dots, same_device
+from .common import as_tensor, floating, row_dots, same_device
 
 # ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
@@ -87,6 +87,7 @@ def check_norm_weight(op, x, weight):
 def rms_norm(x, weight=None, eps=1e-6):
     """x / sqrt(mean(x^2) + eps) * weight, statistics over the last axis (PyTorch's F.rms_norm, with
     HF's Llama and Qwen default eps)."""
+    floating("rms_norm", x)
     x, weight = amp.high("rms_norm", x, weight)                   # float32 inside tt.autocast
     weight = check_norm_weight("rms_norm", x, weight)
     if config.reference_ops:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import amp, backend, config, twins as reference
 from ..tensor import Tensor
+from .common import floating, nonempty_axis
 
 # ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
@@ -44,6 +45,8 @@ def plain_log_softmax_backward(g, cache):
 
 def softmax(x, axis=-1):
     """exp(x) / sum(exp(x)) along ``axis``, computed stably by subtracting the max first."""
+    floating("softmax", x)
+    nonempty_axis("softmax", x, axis)
     (x,) = amp.high("softmax", x)                               # float32 inside tt.autocast
     if config.reference_ops:
         return reference.softmax(x, axis)
@@ -59,6 +62,8 @@ def softmax(x, axis=-1):
 
 def log_softmax(x, axis=-1):
     """x - log(sum(exp(x))) along ``axis``, computed stably."""
+    floating("log_softmax", x)
+    nonempty_axis("log_softmax", x, axis)
     (x,) = amp.high("log_softmax", x)                           # float32 inside tt.autocast
     if config.reference_ops:
         return reference.log_softmax(x, axis)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import backend, config, parallel, twins as reference
 from ..tensor import Tensor
-from .common import same_device
+from .common import floating, same_device
 
 # ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
@@ -80,6 +80,7 @@ def _rows(a):
 
 def silu(x):
     """x sigmoid(x) (also called swish)."""
+    floating("silu", x)
     if config.reference_ops:
         return reference.silu(x)
     xp = backend.xp_of(x.data)
