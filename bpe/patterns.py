@@ -4,10 +4,13 @@ BPE never merges across a chunk boundary, so the pattern decides what a token ca
 patterns a token never holds both a letter and a digit, and a space sticks to the word after it.
 The strings are the published ones and need the `regex` module (possessive quantifiers, \\p{L}).
 
-A `Splitter` applies a pattern and guarantees that the chunks tile the text: a tokenizer must never drop
+A `Splitter` applies a pattern and guarantees that the chunks tile the text in order (a pattern that
+matches backwards, `(?r)`, is refused): a tokenizer must never drop
 a character, so a pattern that skips part of a varied probe text is refused when it is loaded, and text
 that it skips later raises instead of vanishing. A pattern we do not ship may backtrack for ever on some
-texts: its matching gets a time bound (TIMEOUT seconds plus TIMEOUT_PER_CHAR per character).
+texts: its matching gets a time bound (TIMEOUT seconds plus TIMEOUT_PER_CHAR per character). One whose
+repetitions count out to more than MAX_PIECES pieces (``a{100000000}``) is refused before compiling,
+which would take gigabytes.
 """
 import regex
 
@@ -56,6 +59,64 @@ PROBE = (
 )
 
 
+MAX_PIECES = 100_000        # the most pieces a pattern may expand to (its repetitions counted out)
+
+_COUNT = regex.compile(r"\{(\d*)(?:,(\d*))?\}")
+_NAMED_ESCAPE = regex.compile(r"\\[pPNx]\{[^}]*\}|\\.", regex.DOTALL)
+
+
+def expanded_size(pattern):
+    """(pieces, the largest repetition) of ``pattern``: about how many pieces compiling it makes, each
+    ``x{n}`` or ``x{n,}`` counting n copies of x (nested ones multiply), and the text of the repetition
+    that costs most. A rough measure, made without compiling: memory while compiling grows with it."""
+    stack, seq, i, worst = [], [], 0, (0, "")
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            m = _NAMED_ESCAPE.match(pattern, i)
+            end = m.end() if m else len(pattern)
+            seq.append((1, i))
+        elif c == "[":                                    # a character class is one piece
+            end = i + 1 + (pattern[i + 1:i + 2] == "^")
+            end += pattern[end:end + 1] == "]"
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            end += 1
+            seq.append((1, i))
+        elif c == "(":
+            stack.append((seq, i))
+            seq, end = [], i + 1
+        elif c == ")" and stack:
+            inner = sum(n for n, _ in seq)
+            seq, start = stack.pop()
+            seq.append((inner + 1, start))
+            end = i + 1
+        elif c == "{" and seq and (m := _COUNT.match(pattern, i)) and (m.group(1) or m.group(2)):
+            n, start = seq.pop()
+            n *= max(int(m.group(1) or 0), 1)
+            seq.append((n, start))
+            worst = max(worst, (n, pattern[start:m.end()]))
+            end = m.end()
+        else:
+            seq.append((1, i))
+            end = i + 1
+        i = end
+    while stack:                                          # an unclosed group: compiling will say so
+        inner = sum(n for n, _ in seq)
+        seq, start = stack.pop()
+        seq.append((inner + 1, start))
+    return sum(n for n, _ in seq), worst[1]
+
+
+def _check_size(pattern):
+    pieces, worst = expanded_size(pattern)
+    if pieces > MAX_PIECES:
+        shown = worst if len(worst) <= 40 else worst[:37] + "..."
+        raise ValueError(f"pattern {_short(pattern)}: {shown!r} repeats its part so often that the pattern "
+                         f"counts out to about {pieces:,} pieces, more than {MAX_PIECES:,} (compiling it would "
+                         f"take gigabytes); use + or * instead of a large count")
+
+
 class Splitter:
     """Cuts text into chunks with `pattern`; the chunks always tile the text.
 
@@ -68,10 +129,14 @@ class Splitter:
     def __init__(self, pattern, name=None, keep_gaps=False):
         if not isinstance(pattern, str):
             raise ValueError(f"invalid pattern {pattern!r}: not a string")
+        _check_size(pattern)
         try:
             self.regex = regex.compile(pattern)
         except (regex.error, TypeError, ValueError, OverflowError) as e:
             raise ValueError(f"invalid pattern {pattern!r}: {e}") from None
+        if self.regex.flags & regex.REVERSE:
+            raise ValueError(f"pattern {_short(pattern)} matches backwards (the (?r) flag): its chunks would "
+                             f"put the text out of order; remove the flag")
         self.pattern, self.name, self.keep_gaps = pattern, name, keep_gaps
         self.timed = pattern not in TRUSTED
         self._findall = self._whole_matches if self.regex.groups else self.regex.findall
@@ -79,7 +144,7 @@ class Splitter:
             limit = TIMEOUT if self.timed else None
             try:
                 chunks = self._findall(PROBE, timeout=limit)
-                at = None if sum(map(len, chunks)) == len(PROBE) else self._first_skipped(PROBE, limit)
+                at = None if "".join(chunks) == PROBE else self._first_skipped(PROBE, limit)
             except TimeoutError:
                 raise ValueError(f"the pattern took more than {TIMEOUT:g} s on a {len(PROBE)}-character "
                                  f"probe text (catastrophic backtracking?); use a simpler pattern") from None
@@ -93,7 +158,7 @@ class Splitter:
         limit = TIMEOUT + TIMEOUT_PER_CHAR * len(text) if self.timed else None
         try:
             chunks = self._findall(text, timeout=limit)
-            if len("".join(chunks)) == len(text):            # matches never overlap: equal means tiled
+            if "".join(chunks) == text:                      # tiled, in order
                 return chunks
             if self.keep_gaps:
                 return self._with_gaps(text, limit)
@@ -115,14 +180,17 @@ class Splitter:
     def _first_skipped(self, text, timeout):
         pos = 0
         for m in self.regex.finditer(text, timeout=timeout):
-            if m.start() > pos:
+            if m.start() != pos:                     # a gap, or a match that goes back
                 return pos
-            pos = max(pos, m.end())
+            pos = m.end()
         return pos
 
     def _with_gaps(self, text, timeout):
         out, pos = [], 0
         for m in self.regex.finditer(text, timeout=timeout):
+            if m.start() < pos:
+                raise ValueError(f"{self._where()}the tokenizer's pattern went back to position {m.start()} "
+                                 f"after matching up to {pos}; its chunks must keep the text in order")
             if m.start() > pos:
                 out.append(text[pos:m.start()])
             if m.end() > m.start():

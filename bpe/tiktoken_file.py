@@ -38,6 +38,10 @@ def from_tiktoken(path, pattern, special_tokens=None):
     if special_tokens is None:
         special_tokens = {}
     elif not isinstance(special_tokens, dict):
+        special_tokens = list(special_tokens)
+        twice = next((name for k, name in enumerate(special_tokens) if name in special_tokens[:k]), None)
+        if twice is not None:                            # each name takes the next id: a repeat would shift them
+            raise ValueError(f"{twice!r} appears twice in special_tokens; every later id would move by one")
         first = max(vocab) + 1
         special_tokens = {name: first + k for k, name in enumerate(special_tokens)}
     try:

@@ -9,6 +9,9 @@ Part 1 builds z = x * y + x with x = 2, y = 3 and shows
 Part 2 traces one neuron, tanh(w . x + b), where the gradients are vectors: look at how `tanh` scales
 the gradient by 1 - tanh^2, how `sum` copies its scalar gradient to every element, and how `mul`
 then scales each copy by the matching x.
+The same graph as a page: runs/examples/02/graph.html (open it in a browser, no server needed) steps
+through backward node by node with the arrow keys, finite differences beside autograd's gradients;
+tinytensor.viz.show(z) serves it instead.
 Part 3 counts what the forward pass keeps alive (tt.graph_stats) before and after backward: backward
 frees the graph, so the saved arrays can be reclaimed; retain_graph=True keeps them.
 
@@ -34,7 +37,10 @@ def part1(out_dir):
     print("The graph (Graphviz DOT; #n numbers the tensors in the order the forward pass made them):")
     print(tt.to_dot(z))
     written = tt.draw(z, out_dir / "graph.png")
-    print(f"drawn to {written}\n")
+    print(f"drawn to {written}")
+    import tinytensor.viz as viz        # the same graph as a page, stepped through backward in a browser
+    page = viz.export(z, out_dir / "graph.html", fn=lambda: x * y + x)
+    print(f"as a page: open {page} in a browser (arrow keys step through backward)\n")
 
     print("The backward trace, in the order backward runs:")
     z.backward(trace=True)

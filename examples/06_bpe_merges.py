@@ -14,6 +14,8 @@ What to look at:
      per text, and a longer sequence fits in a model's context.
 
 Run:  python examples/06_bpe_merges.py [--quick]
+In a browser: python -m gpt viz, then its tokenizer page trains BPE on text you type and encodes
+it chunk by chunk, one merge at a time (add a run folder, e.g. runs/tiny, to use its tokenizer).
 """
 import argparse
 import collections
@@ -70,6 +72,7 @@ def main():
         print(f"vocab {vocab_size:5d}: {bytes_per_token(t, held_out):.2f} bytes per token")
     top = collections.Counter(t.encode_ordinary(held_out)).most_common(8)
     print("most used tokens at vocab 2000:", [token_text(t.token_bytes(i)) for i, _ in top])
+    print("\nIn a browser: python -m gpt viz  (the tokenizer page: merges with their counts, encoding step by step)")
 
 
 if __name__ == "__main__":

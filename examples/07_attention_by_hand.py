@@ -14,6 +14,8 @@ What to look at:
   4. Causality tested directly: change the last token's key and value, and outputs 0..T-2 do not move.
 
 Run:  python examples/07_attention_by_hand.py
+In a browser: python -m gpt viz runs/tiny (a trained run, or a Hugging Face folder): the model page
+shows the attention weights of every layer and head for a prompt you type, and the next-token probabilities.
 """
 import argparse
 import math
@@ -83,6 +85,7 @@ def main():
     moved = np.abs(changed.numpy() - fused.numpy()).max(axis=(0, 1, 3))
     for i in range(T):
         print(f"output {i}: max change {moved[i]:.2e}" + ("   <- the only one that may see the last token" if i == T - 1 else ""))
+    print("\nIn a browser: python -m gpt viz runs/tiny  (the model page: every layer's and head's attention on your prompt)")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ so they read as if m had been the max all along. After the last tile, output = a
 average as before, and m + log(l) (the log-sum-exp) is all the backward needs to rebuild any tile of the
 weights exactly. With a causal mask, tiles wholly above the diagonal are skipped.
 
-The engine does exactly this for long contexts on the CPU: read tinytensor/ops/attention_tiles.py beside
+The engine does exactly this for long contexts on the CPU: read tinytensor/schedule/attention_tiles.py beside
 this example (``forward_rows`` is the loop of part 1 on a tile of rows, ``backward_rows`` its backward).
 
 What to look at:
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a clon
 import tinytensor as tt  # noqa: E402
 import tinytensor.functional as F  # noqa: E402
 from tinytensor import reference  # noqa: E402
-from tinytensor.ops import attention_tiles  # noqa: E402
+from tinytensor.schedule import attention_tiles  # noqa: E402
 
 
 @contextlib.contextmanager

@@ -4,8 +4,8 @@ A checkpoint folder, a GPT-2 folder or a data file may come from anyone, so ever
 through here:
 
 * a file name found inside a file (checkpoint.json's "tokenizer", its "files" map) must be a plain
-  name of a file in that folder: no folder part, no "..", no absolute path, and no symbolic link that
-  leads out of the folder (``member``);
+  name of a file in that folder: no folder part, no "..", no absolute path, and (in a checkpoint folder)
+  no symbolic link that leads out of the folder (``member``);
 * what is read must be a regular file: a FIFO would hang the reader, ``/dev/zero`` would fill the
   memory (``check_regular``, ``read_bytes``: the file is opened without blocking and checked again
   through the open descriptor, so nothing swapped in between can hang it);
@@ -57,16 +57,18 @@ def check_regular(path, limit=None, what="the file", st=None):
     return st
 
 
-def member(folder, name, where, limit=None, what="the file"):
+def member(folder, name, where, limit=None, what="the file", links_out=False):
     """The path of the file called ``name`` in ``folder``, a name read from the untrusted file ``where``.
 
     It must be a plain name of a regular file of at most ``limit`` bytes; a symbolic link is followed
-    only when it stays inside ``folder``.
+    only when it stays inside ``folder``, or anywhere with ``links_out`` (a Hugging Face model folder,
+    whose cache keeps every file as a link into ``../../blobs/``: there every file, named in a file or
+    not, is followed alike).
     """
     plain_name(name, where)
     folder = os.fspath(folder)
     path = os.path.join(folder, name)
-    if os.path.islink(path):
+    if os.path.islink(path) and not links_out:
         inside, target = os.path.realpath(folder), os.path.realpath(path)
         if os.path.commonpath([inside, target]) != inside:
             raise ValueError(f"{where}: {name} is a link that leads out of {folder}")

@@ -19,7 +19,8 @@ axis) as it is, and records the op when some input requires grad. ``backward`` r
 forward argument (None where there is none; a lone gradient may be returned bare). The engine then
 checks each gradient against its input: the same dtype, and the input's shape, or a shape the input
 broadcasts to, which is summed back to the input's shape (as PyTorch does); anything else is an error
-naming the Function. ``tt.gradcheck`` tests a Function like any op.
+naming the Function. ``tt.gradcheck`` tests a Function like any op. Backward's in-place check (see
+``Tensor.data``) watches the inputs whose arrays ``forward`` saved, or saved a view of (``a.T``, ``a[1:]``).
 """
 import numpy as np
 
@@ -77,9 +78,17 @@ class Function:
                          for i, shape, dtype in specs)
         result = Tensor._make(out, tuple(inputs), backward, name)
         if result.requires_grad:        # version checks watch only what backward reads (see Tensor.data)
-            saved = {id(a) for a in ctx.saved_tensors}
-            result._saved = tuple(t for t in inputs + [result] if id(t.data) in saved)
+            saved = {id(_base(a)) for a in ctx.saved_tensors}          # a view is watched as its array
+            result._saved = tuple(t for t in inputs + [result] if id(_base(t.data)) in saved)
         return result
+
+
+def _base(array):
+    """The array that ``array`` looks into (itself when it owns its memory): a view saved for backward
+    (``a.T``, ``a.reshape(-1)``, ``a[1:]``) reads its input's values as the input itself would."""
+    while getattr(array, "base", None) is not None:
+        array = array.base
+    return array
 
 
 def _fitted(name, i, g, shape, dtype):
@@ -87,6 +96,9 @@ def _fitted(name, i, g, shape, dtype):
     shape is summed back to it)."""
     if g is None:
         return None
+    if isinstance(g, Tensor):
+        raise TypeError(f"{name}.backward: the gradient of argument {i} is a Tensor; return an array "
+                        "(its .data): backward works on arrays, as forward does")
     if not hasattr(g, "shape") or g.dtype != dtype:
         got = g.dtype if hasattr(g, "dtype") else type(g).__name__
         raise TypeError(f"{name}.backward: the gradient of argument {i} is {got}, the argument is {dtype} "

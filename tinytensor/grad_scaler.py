@@ -17,9 +17,11 @@ and the float32 gradients on the master weights are divided by it again before t
 Too large a scale overflows some gradient to inf: that step is skipped (the weights stay as they were)
 and the scale is lowered, so it settles just below overflow. bfloat16 has float32's range and needs no
 scaling: ``GradScaler(enabled=False)`` passes everything through, so one loop serves every precision.
-"""
-import math
 
+The scale stays within [MIN_SCALE, MAX_SCALE]: growth stops at the top, and an overflow at the bottom
+means that no step can succeed (the gradients are inf or nan however small the scale): ``update`` then
+raises FloatingPointError instead of lowering the scale towards 0.
+"""
 import numpy as np
 
 from . import amp, backend
@@ -27,11 +29,13 @@ from . import amp, backend
 
 class GradScaler:
     """Loss scaling with the skip-and-back-off rule above; ``state_dict()`` for checkpoints."""
+    MIN_SCALE = 2.0 ** -24      # float16's smallest subnormal: a gradient still inf below it never recovers
+    MAX_SCALE = 2.0 ** 32       # ~4e9: a loss of 1e4 times it stays far inside float32
 
     def __init__(self, init_scale=2.0 ** 16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000,
                  enabled=True):
-        if not (init_scale > 0 and math.isfinite(init_scale)):
-            raise ValueError(f"GradScaler: init_scale must be a positive finite number, got {init_scale}")
+        if not self.MIN_SCALE <= init_scale <= self.MAX_SCALE:
+            raise ValueError(f"GradScaler: init_scale must be in [2**-24, 2**32], got {init_scale}")
         if not growth_factor > 1.0 or not 0.0 < backoff_factor < 1.0:
             raise ValueError(f"GradScaler: need growth_factor > 1 and 0 < backoff_factor < 1, got "
                              f"{growth_factor} and {backoff_factor}")
@@ -101,12 +105,16 @@ class GradScaler:
         if not self._enabled:
             return
         if any(self._found_inf.values()):
-            self._scale *= self.backoff_factor
+            self._found_inf = {}
+            if self._scale <= self.MIN_SCALE:
+                raise FloatingPointError(f"GradScaler: the gradients are inf or nan even at the smallest loss "
+                                         f"scale ({self.MIN_SCALE:g}): no step can succeed (the model diverged?)")
+            self._scale = max(self._scale * self.backoff_factor, self.MIN_SCALE)
             self._good_steps = 0
         elif self._found_inf:
             self._good_steps += 1
             if self._good_steps >= self.growth_interval:
-                self._scale *= self.growth_factor
+                self._scale = min(self._scale * self.growth_factor, self.MAX_SCALE)
                 self._good_steps = 0
         self._found_inf = {}
 
@@ -117,7 +125,7 @@ class GradScaler:
 
     def load_state_dict(self, state):
         """Restore what ``state_dict`` gave; a ValueError naming the field when one is not usable."""
-        checks = {"scale": lambda v: type(v) in (int, float) and 0 < v < math.inf,
+        checks = {"scale": lambda v: type(v) in (int, float) and self.MIN_SCALE <= v <= self.MAX_SCALE,
                   "growth_factor": lambda v: type(v) in (int, float) and v > 1,
                   "backoff_factor": lambda v: type(v) in (int, float) and 0 < v < 1,
                   "growth_interval": lambda v: type(v) is int and v >= 1,
@@ -127,7 +135,8 @@ class GradScaler:
             raise ValueError("GradScaler state must be a dict of its fields")
         for name, ok in checks.items():
             if name in state and not ok(state[name]):
-                raise ValueError(f"GradScaler state: {name} = {state[name]!r} is not usable")
+                bounds = " (it must be in [2**-24, 2**32])" if name == "scale" else ""
+                raise ValueError(f"GradScaler state: {name} = {state[name]!r} is not usable{bounds}")
         self._scale = float(state.get("scale", self._scale))
         self.growth_factor = state.get("growth_factor", self.growth_factor)
         self.backoff_factor = state.get("backoff_factor", self.backoff_factor)

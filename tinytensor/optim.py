@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from . import backend, config, cuda_kernels, parallel, reference
+from . import backend, config, cuda_kernels, parallel, twins as reference
 
 
 def _groups(params_or_groups, defaults):

@@ -1,24 +1,40 @@
-"""The readable twins of the fused ops: read these first.
+"""The ladder each fused op climbs, three rungs: read them in this order.
 
-Each twin is the textbook formula written with tinytensor's elementary ops (exp, sum, matmul,
-indexing, ...), so its gradient comes from those ops' own backward and nothing here is hand-derived.
-The fused ops of the same name (``tinytensor.functional``: softmax.py, loss.py, activation.py, norm.py,
-attention.py, linear.py, embedding.py, and for Llama and Qwen rmsnorm.py, rope.py and swiglu.py in
-``tinytensor/ops``) compute the same numbers faster, each
-with a backward written by hand; ``adamw_update`` is the twin of the update in optim.py.
-tests/tinytensor/test_fused.py checks every pair against each other and both against float64 NumPy.
+1. The composed twin (``twins.py``, re-exported here: ``reference.softmax``, ``reference.layer_norm``, ...):
+   the textbook formula written with tinytensor's elementary ops (exp, sum, matmul, indexing, ...), so
+   its gradient comes from those ops' own backward and nothing is hand-derived.
+2. The plain rung (``PLAIN``, op name -> (forward, backward)): plain NumPy arrays in and out, the backward
+   written by hand straight from the formulas in the op's docstring. Each pair is defined at the top of
+   the op's own file (ops/softmax.py, ops/norm.py, ...)::
+
+       fwd, bwd = PLAIN["layer_norm"]
+       out, cache = fwd(x, w, b)          # NumPy arrays
+       dx, dw, db = bwd(dout, cache)      # one gradient per array input
+
+3. The fused op (``tinytensor.functional``: softmax.py, loss.py, activation.py, norm.py, attention.py,
+   linear.py, embedding.py, and for Llama and Qwen rmsnorm.py, rope.py and swiglu.py in ``tinytensor/ops``):
+   the same formulas applied in place, in blocks, over threads; this is what runs.
+``adamw_update`` is the twin of the update in optim.py. tests/tinytensor/test_fused.py checks every twin
+against its fused op, tests/tinytensor/test_plain_rung.py every plain pair against both.
 
 ``tt.use_reference_ops(True)``, or ``with tt.reference_ops(): ...``, makes every fused op and AdamW's
 step run its twin, so a whole GPT can be stepped through with ops a learner has read.
 """
 import contextlib
-import math
 
-from . import backend, config
-from .ops.dropout import dropout
-from .ops.masks import causal_mask
-from .ops.shape import concatenate
-from .tensor import Tensor
+from . import config
+from .ops.activation import plain_gelu, plain_gelu_backward
+from .ops.attention import plain_attention, plain_attention_backward
+from .ops.linear import plain_linear, plain_linear_backward
+from .ops.loss import plain_cross_entropy, plain_cross_entropy_backward
+from .ops.norm import plain_layer_norm, plain_layer_norm_backward
+from .ops.rmsnorm import plain_rms_norm, plain_rms_norm_backward
+from .ops.rope import plain_rope, plain_rope_backward
+from .ops.softmax import plain_log_softmax, plain_log_softmax_backward, plain_softmax, plain_softmax_backward
+from .ops.swiglu import plain_swiglu, plain_swiglu_backward
+from .twins import (GELU_C, adamw_update, cross_entropy, embedding, gelu, layer_norm, linear,  # noqa: F401
+                    log_softmax, repeat_kv, rms_norm, rope, rotate_half, scaled_dot_product_attention, silu,
+                    softmax, swiglu)
 
 # ----- the switch -----
 
@@ -40,131 +56,17 @@ def reference_ops(flag=True):
         use_reference_ops(before)
 
 
-# ----- the twins -----
+# ----- the plain rung: op name -> (forward, backward), each pair defined at the top of the op's file -----
 
-def softmax(x, axis=-1):
-    """exp(x) / sum(exp(x)) along ``axis``."""
-    shifted = x - x.max(axis=axis, keepdims=True).detach()    # a constant shift changes nothing, and exp
-    e = shifted.exp()                                           # of numbers <= 0 cannot overflow
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def log_softmax(x, axis=-1):
-    """x - log(sum(exp(x))) along ``axis``."""
-    shifted = x - x.max(axis=axis, keepdims=True).detach()
-    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
-
-
-def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
-    """-log softmax(logits)[target] per position; positions whose target is ``ignore_index`` add nothing."""
-    xp = backend.xp_of(logits.data)
-    C = logits.shape[-1]
-    t = xp.asarray(targets.data if isinstance(targets, Tensor) else targets).reshape(-1)   # (N,)
-    keep = t != ignore_index
-    logp = log_softmax(logits.reshape(-1, C))                               # (N, C)
-    losses = -logp[xp.arange(len(t)), xp.where(keep, t, 0)] * keep          # (N,): 0 where ignored
-    if reduction == "none":
-        return losses.reshape(logits.shape[:-1])
-    if reduction == "sum":
-        return losses.sum()
-    count = int(keep.sum())
-    if count == 0:
-        return losses.sum() + math.nan              # nothing to average: NaN (as in PyTorch), gradient 0
-    return losses.sum() / count
-
-
-GELU_C = math.sqrt(2.0 / math.pi)
-
-
-def gelu(x):
-    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh form GPT-2 uses."""
-    return 0.5 * x * (1 + (GELU_C * (x + 0.044715 * x ** 3)).tanh())
-
-
-def layer_norm(x, weight=None, bias=None, eps=1e-5):
-    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (population variance)."""
-    centered = x - x.mean(axis=-1, keepdims=True)
-    var = (centered * centered).mean(axis=-1, keepdims=True)
-    out = centered / (var + eps).sqrt()
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
-
-
-def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
-    """softmax(q k^T / sqrt(D) + mask) v, with dropout on the weights: q (B, H, T, D), k and v (B, H_kv, S, D).
-    With fewer key/value heads than query heads (grouped-query attention), each serves H / H_kv of them."""
-    if q.ndim >= 3 and 0 < k.shape[-3] < q.shape[-3]:
-        groups = q.shape[-3] // k.shape[-3]
-        k, v = repeat_kv(k, groups), repeat_kv(v, groups)
-    T, S, D = q.shape[-2], k.shape[-2], q.shape[-1]
-    scores = (q @ k.swapaxes(-1, -2)) / math.sqrt(D)                        # (B, H, T, S)
-    if causal:                                       # query i sees keys j <= i + (S - T)
-        scores = scores.masked_fill(causal_mask(T, S, backend.xp_of(q.data)), -math.inf)
-    weights = dropout(softmax(scores), dropout_p, training)
-    return weights @ v                                                       # (B, H, T, D)
-
-
-def repeat_kv(x, groups):
-    """(..., H_kv, S, D) -> (..., H_kv * groups, S, D): query head h reads key/value head h // groups.
-    Indexing copies; its backward adds each copy's gradient back into the head it came from."""
-    return x[..., [h // groups for h in range(x.shape[-3] * groups)], :, :]
-
-
-def linear(x, weight, bias=None):
-    """x W^T + b: x (..., in), weight (out, in), bias (out,)."""
-    out = x @ weight.T
-    return out + bias if bias is not None else out
-
-
-def embedding(ids, weight):
-    """Rows of ``weight`` picked by ``ids``: a lookup is indexing (its backward adds rows back up)."""
-    return weight[ids]
-
-
-def adamw_update(p, g, m, v, t, lr, betas, eps, weight_decay):
-    """One AdamW step of one parameter's arrays, in place, as the paper and PyTorch write it; t counts
-    steps from 1. p: the parameter, g: its gradient, m and v: the moments."""
-    b1, b2 = betas
-    p *= 1 - lr * weight_decay                      # decoupled weight decay
-    m[...] = b1 * m + (1 - b1) * g                  # first moment
-    v[...] = b2 * v + (1 - b2) * g * g              # second moment
-    m_hat = m / (1 - b1 ** t)                       # bias corrections: the moments start at 0
-    v_hat = v / (1 - b2 ** t)
-    p -= lr * m_hat / (backend.xp_of(v).sqrt(v_hat) + eps)
-
-
-# ----- the twins of the Llama / Qwen ops (rmsnorm.py, rope.py, swiglu.py) -----
-
-def rms_norm(x, weight=None, eps=1e-6):
-    """x / sqrt(mean(x^2) + eps) * weight over the last axis: layer norm without centring or bias."""
-    out = x / ((x * x).mean(axis=-1, keepdims=True) + eps).sqrt()
-    return out * weight if weight is not None else out
-
-
-def rotate_half(x):
-    """[x1, x2] -> [-x2, x1] on the halves of the last axis: each pair (x1_i, x2_i) turned a quarter."""
-    h = x.shape[-1] // 2
-    return concatenate([-x[..., h:], x[..., :h]], axis=-1)
-
-
-def rope(x, cos, sin):
-    """x cos + rotate_half(x) sin, with the half tables (..., D/2) repeated over both halves (HF's layout)."""
-    xp = backend.xp_of(x.data)
-    cos, sin = (Tensor._plain(xp.concatenate([t, t], axis=-1)) for t in (cos, sin))
-    return x * cos + rotate_half(x) * sin
-
-
-def silu(x):
-    """x sigmoid(x)."""
-    return x * x.sigmoid()
-
-
-def swiglu(gate, up=None):
-    """silu(gate) up; with one input, its last axis holds [gate, up]."""
-    if up is None:
-        h = gate.shape[-1] // 2
-        gate, up = gate[..., :h], gate[..., h:]
-    return silu(gate) * up
+PLAIN = {
+    "softmax": (plain_softmax, plain_softmax_backward),
+    "log_softmax": (plain_log_softmax, plain_log_softmax_backward),
+    "cross_entropy": (plain_cross_entropy, plain_cross_entropy_backward),
+    "gelu": (plain_gelu, plain_gelu_backward),
+    "layer_norm": (plain_layer_norm, plain_layer_norm_backward),
+    "linear": (plain_linear, plain_linear_backward),
+    "scaled_dot_product_attention": (plain_attention, plain_attention_backward),
+    "rms_norm": (plain_rms_norm, plain_rms_norm_backward),
+    "rope": (plain_rope, plain_rope_backward),
+    "swiglu": (plain_swiglu, plain_swiglu_backward),
+}

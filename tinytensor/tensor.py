@@ -218,18 +218,7 @@ class Tensor:
         self._retain = True
         return self
 
-    def to(self, device_or_dtype):
-        """A copy on another device ("cpu"/"cuda") or with another dtype; differentiable."""
-        from .ops.elementwise import astype, to_device
-        try:
-            dtype = np.dtype(device_or_dtype) if not str(device_or_dtype).startswith(("cpu", "cuda")) else None
-        except TypeError:
-            dtype = None
-        return astype(self, dtype) if dtype is not None else to_device(self, device_or_dtype)
-
-    def astype(self, dtype):
-        from .ops.elementwise import astype
-        return astype(self, np.dtype(dtype))
+    # to() and astype() are ops: ops/methods.py attaches them (tensor.py imports no op)
 
     def float(self):
         return self.astype(np.float32)
@@ -326,9 +315,11 @@ class RemovableHandle:
         self._hooks.pop(self._id, None)
 
 
+_trace_printers = []   # trace.py puts its TracePrinter here: trace reads the graph, tensor imports no trace
+
+
 def _trace_printer():
-    from .trace import TracePrinter
-    return TracePrinter()
+    return _trace_printers[0]()
 
 
 def _leaf_done(leaf, g, printer):

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from . import backend
-from .tensor import _freed
+from .tensor import Tensor, _freed, _trace_printers
 
 _settings = []      # stack of dicts pushed by trace(): file, names, max_values
 
@@ -152,7 +152,6 @@ class trace(contextlib.ContextDecorator):
         self.settings = {"file": file, "names": names, "max_values": max_values}
 
     def __enter__(self):
-        from .tensor import Tensor
         _settings.append(self.settings)
         self._previous = Tensor.__dict__["backward"]
         previous = self._previous
@@ -164,10 +163,12 @@ class trace(contextlib.ContextDecorator):
         return self
 
     def __exit__(self, *exc):
-        from .tensor import Tensor
         Tensor.backward = self._previous
         for i in range(len(_settings) - 1, -1, -1):     # by identity: settings may hold tensors
             if _settings[i] is self.settings:
                 del _settings[i]
                 break
         return False
+
+
+_trace_printers.append(TracePrinter)     # what backward(trace=True) prints with

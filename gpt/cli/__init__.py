@@ -15,6 +15,7 @@ gradient became NaN exits 1, and so does an unexpected error (one line too; ``--
 TINYTENSOR_DEBUG=1 shows its traceback). A training run stopped by Ctrl-C, SIGTERM, SIGHUP or a closed
 output pipe saves first and exits 130, 143, 129 or 141 (gpt/training/stopping.py).
 """
+from ..viz.cli import add_parser as add_viz_parser
 from . import chat, finetune, sample, train
 from .args import Parser, add_debug_flag
 from .report import run_command
@@ -29,6 +30,7 @@ def build_parser():
     sample.add_parser(sub)
     chat.add_parser(sub)
     finetune.register(sub)          # finetune, classify, make-data (gpt/cli/finetune.py)
+    add_viz_parser(sub)             # viz: the pages of finished runs and models (gpt/viz/)
     return parser
 
 

@@ -11,11 +11,12 @@ DEBUG_HELP = ("on an unexpected error, show the full traceback instead of one li
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors end by pointing to --help (under mpiexec said by rank 0 alone)."""
+    """An ArgumentParser whose errors end by pointing to --help (under mpiexec, with the rank, ending the job)."""
 
     def error(self, message):
-        from ..training.run_folder import mpi_rank
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n" if mpi_rank() == 0 else None)
+        from ..training.parallel import end_job
+        end_job(f"{self.prog}: {message} (see --help)", 2)      # under mpiexec -n N: says it, ends every rank
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def add_debug_flag(parser, top=False):

@@ -72,6 +72,8 @@ def cmd_chat(ns):
             answer(model, tok, instruction.strip(), (input_text or "").strip(), **sampling)
         except KeyboardInterrupt:                   # Ctrl-C stops this answer, not the chat
             print("\n(stopped)")
+        except ValueError as e:                     # too long for the context: say so, then the next one
+            print(f"error: {e}", file=sys.stderr, flush=True)
         if input_text is None:
             break
     return 0

@@ -11,9 +11,10 @@ Also runnable on its own: ``python -m gpt.finetune ...`` takes the same commands
 import argparse
 import sys
 
+from ..finetune import make_data
+from ..viz.cli import add_viz_flag, finish as finish_viz, live_page
 from .args import Parser, add_debug_flag, nonneg_int, number, positive_int, positive_number
 from .report import run_command
-from ..finetune import make_data
 
 
 def _common(p, epochs, lr, batch_size, modes, default_mode):
@@ -42,6 +43,7 @@ def _common(p, epochs, lr, batch_size, modes, default_mode):
                    help="LoRA alpha; scale = alpha / rank (default: 16.0)")
     p.add_argument("--max-length", type=positive_int, default=None,
                    help="cut sequences to this many tokens (default: the model's context length)")
+    add_viz_flag(p)
     add_debug_flag(p)
 
 
@@ -119,7 +121,11 @@ def _cmd_finetune_classify(a):
     from ..finetune.pipeline import run_classify
     from ..finetune.settings import ClassifySettings
     heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
-    run_classify(ClassifySettings.from_flags(a), _say)
+    page = live_page(a, a.out, _say)           # --viz: the live page (gpt/viz), else None
+    try:
+        run_classify(ClassifySettings.from_flags(a), _say, on_row=page and page.on_row)
+    finally:
+        finish_viz(page, a.out, _say)
     return 0
 
 
@@ -129,7 +135,11 @@ def _cmd_finetune_instruct(a):
     from ..finetune.pipeline import run_instruct
     from ..finetune.settings import InstructSettings
     heap.tune()
-    run_instruct(InstructSettings.from_flags(a), _say)
+    page = live_page(a, a.out, _say)
+    try:
+        run_instruct(InstructSettings.from_flags(a), _say, on_row=page and page.on_row)
+    finally:
+        finish_viz(page, a.out, _say)
     return 0
 
 

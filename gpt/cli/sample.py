@@ -34,7 +34,7 @@ def cmd_sample(ns):
     import bpe
 
     from ..generation.chat import classifier_hint
-    from ..generation.generate import TextStreamer, generate
+    from ..generation.generate import TextStreamer, generate, prompt_ids
     from ..generation.printable import PrintableStream
     from ..training import checkpoint as ckpt
     if ns.device not in ("cpu", "cuda"):
@@ -68,16 +68,14 @@ def cmd_sample(ns):
                 raise TrainingError("this tokenizer has no <|endoftext|> token: pass --prompt")
             ids = start
         else:
-            ids = prefix + tok.encode(text, allowed_special="all")
+            ids = prompt_ids(lambda t: tok.encode(t, allowed_special="all"), text, prefix, model.cfg.context_length)
             if len(ids) == len(prefix):
                 raise TrainingError("the prompt is empty: pass --prompt with some text")
-        if len(ids) >= model.cfg.context_length:
-            ids = ids[-(model.cfg.context_length - 1):]
         encoded.append(ids)
     stops = stops if stops is not None else [eot] if eot is not None else []
     eos = None if ns.no_eos_stop or not stops else stops
     kw = dict(max_new_tokens=ns.max_new_tokens, temperature=ns.temperature, top_k=ns.top_k, top_p=ns.top_p,
-              eos_id=eos, seed=ns.seed, use_cache=not ns.no_cache)
+              eos_id=eos, seed=ns.seed, use_cache=not ns.no_cache, vocab_size=tok.n_vocab)
     out = PrintableStream(sys.stdout)           # text as text, control characters escaped (gpt/generation/printable.py)
     if len(encoded) == 1:                       # one prompt: print tokens as they come
         shown = [] if encoded[0] == start else encoded[0][len(prefix):]

@@ -5,6 +5,7 @@ import argparse
 from ..errors import TrainingError
 from ..models import ARCHS, config_class
 from ..training.settings import TrainSettings
+from ..viz.cli import add_viz_flag, finish as finish_viz, live_page
 from .args import add_debug_flag, boolean, nonneg_int, number, positive_int, positive_number
 
 PRESETS = tuple(dict.fromkeys(name for arch in ARCHS for name in config_class(arch).PRESETS))
@@ -86,6 +87,7 @@ def add_parser(sub):
     g.add_argument("--reference-ops", action="store_true",
                    help="run on the readable twin ops (tt.use_reference_ops(True)) instead of the fused ones: "
                         "slower, the same numbers to rounding (default: off)")
+    add_viz_flag(g)
     add_debug_flag(p)
     p.set_defaults(func=cmd_train)
     return p
@@ -104,5 +106,11 @@ def cmd_train(ns):
             raise TrainingError("--reference-ops: this tinytensor has no reference ops (tt.use_reference_ops)")
         use(True)
     heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
-    result = train(TrainSettings(**given), resume=ns.resume, overwrite=ns.overwrite, given=tuple(given))
+    out = given.get("out", TrainSettings.out)
+    page = live_page(ns, out)                  # --viz: the live page (gpt/viz), else None and nothing imported
+    hooks = {"on_step": page.on_step, "on_eval": page.on_eval} if page else {}
+    try:
+        result = train(TrainSettings(**given), resume=ns.resume, overwrite=ns.overwrite, given=tuple(given), **hooks)
+    finally:
+        finish_viz(page, out)
     return result["exit_code"]

@@ -16,7 +16,7 @@ a fixed seed, so the validation share at the end of the text is a mix of both so
 last modules of the alphabet, and joined with the end-of-text token.
 
 Gathering the docstrings parses several hundred files (seconds), so the corpus is cached
-(``gpt/cache.py``) under a key made of the Python version and the names and sizes of the files it was
+(``gpt/data/cache.py``) under a key made of the Python version and the names and sizes of the files it was
 built from, and checked against the digest of its text in its file name when read back. One Python
 version always gives the same text.
 """

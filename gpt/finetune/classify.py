@@ -93,6 +93,10 @@ def predict(model, tokenizer, texts, labels, max_length, pad_id, batch_size=16):
     for start in range(0, len(seqs), batch_size):
         ids, lengths = data_classify.collate(seqs[start:start + batch_size], pad_id)
         probs = F.softmax(class_logits(model, ids, lengths), axis=-1).numpy()
+        if not np.isfinite(probs).all():
+            row = start + int(np.flatnonzero(~np.isfinite(probs).all(axis=-1))[0])
+            raise ValueError(f"classify: the model's probabilities hold NaN or inf (text {row + 1}): its weights "
+                             "are probably damaged (a NaN or inf in the checkpoint?); no label can be chosen")
         out += [(labels[int(p.argmax())], p.tolist()) for p in probs]
     return out
 

@@ -45,7 +45,7 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
     the columns of ``gpt.training.metrics.INSTRUCT_COLUMNS`` ("tokens": positions run, padding included).
 
     ``max_seconds`` stops early (after the step that crosses it), so a run fits a time budget; the
-    learning-rate schedule (warmup, then cosine to lr / 10: gpt/schedule.py) then runs on whichever is
+    learning-rate schedule (warmup, then cosine to lr / 10: gpt/training/schedule.py) then runs on whichever is
     further along, steps or time. Each step is ``gpt.training.step.train_step``: a NaN or Inf loss or gradient
     raises NonFiniteError before it reaches the weights.
     """
@@ -110,7 +110,7 @@ def respond(model, tokenizer, entry, eos_id, max_new_tokens=32):
         prompt = prompt[-(model.cfg.context_length - 1):]
         room = 1
     out = generate(model, np.array([prompt], dtype=np.int64), max_new_tokens=min(max_new_tokens, room),
-                       temperature=0.0, eos_id=eos_id)
+                       temperature=0.0, eos_id=eos_id, vocab_size=tokenizer.n_vocab)
     new = [int(t) for t in np.asarray(out)[0, len(prompt):]]
     if eos_id in new:
         new = new[:new.index(eos_id)]

@@ -50,7 +50,7 @@ def load_base(init):
     elif os.path.isfile(os.path.join(init, "model.safetensors")) or \
             os.path.isfile(os.path.join(init, "model.safetensors.index.json")):
         from ..weights.hf import load_hf
-        model = load_hf(init)                       # GPT-2, Llama 3 or Qwen3 (gpt/hf.py)
+        model = load_hf(init)                       # GPT-2, Llama 3 or Qwen3 (gpt/weights/hf.py)
         what = f"{dict(gpt2='GPT-2', llama='Llama', qwen3='Qwen3')[model.cfg.ARCH]} weights from {init}"
     else:
         raise FinetuneError(f"--init {init} holds neither checkpoint.json nor model.safetensors")
@@ -88,6 +88,18 @@ def checked_and_locked(run):
     return checked
 
 
+def _check_answers_fit(train_enc, max_length):
+    """With --mask-prompt only answer tokens are targets: how many examples lose all of theirs to the
+    context (their first target sits at position prompt_len - 1); FinetuneError when every one does."""
+    cut = [prompt_len for _, prompt_len in train_enc if prompt_len - 1 >= max_length]
+    if cut and len(cut) == len(train_enc):
+        raise FinetuneError(f"--mask-prompt: every one of the {len(cut)} training examples loses every answer "
+                            f"token to the {max_length}-token context (the answers begin after prompts of up to "
+                            f"{max(cut)} tokens): they need a context of at least {max(cut)} tokens; use a "
+                            "base model with a longer context, shorter prompts, or leave out --mask-prompt")
+    return len(cut)
+
+
 def start_saving(settings):
     """Make --out ready for this run's files: created, and with --overwrite the old run's files removed."""
     os.makedirs(settings.out, exist_ok=True)
@@ -106,6 +118,11 @@ def trained(fn, settings, *args, **kw):
 def save_model(folder, model, tokenizer, meta):
     """Save weights + checkpoint.json (through gpt/training/checkpoint.py) and the tokenizer; merges LoRA first."""
     lora.merge_lora(model)
+    try:
+        ckpt.check_finite(model.state_dict())
+    except NonFiniteError as e:
+        raise RunFailed(f"{e}: the training diverged; stopped without saving the model to {folder} (a lower "
+                        "--lr may help)") from None
     os.makedirs(folder, exist_ok=True)
     ckpt.save(folder, model, None, {"step": int(meta.pop("step", 0)), "config": model.cfg.to_dict(), **meta})
     tokenizer.save(os.path.join(folder, ckpt.TOKENIZER))
@@ -152,8 +169,13 @@ def _check_split(path, what, n, train, val, test):
                             "every part needs at least one: use more data")
 
 
+def _also(first, then):
+    """``first(row)``, then ``then(row)`` when given (``--viz``: the live page sees every row too)."""
+    return first if then is None else (lambda row: (first(row), then(row)))
+
+
 @checked_and_locked
-def run_classify(settings, log=print):
+def run_classify(settings, log=print, on_row=None):
     """``settings``: a ClassifySettings (gpt/finetune/settings.py). Returns the metrics dict."""
     if settings.download:
         if os.path.exists(settings.data):
@@ -191,7 +213,7 @@ def run_classify(settings, log=print):
     steps_log = MetricsRows(CLASSIFY_COLUMNS)
     history = trained(classify.train, settings, model, *enc, pad_id=tok.eot_id, epochs=settings.epochs, lr=settings.lr,
                       batch_size=settings.batch_size, weight_decay=settings.weight_decay, seed=settings.seed,
-                      log=log, on_row=steps_log.add)
+                      log=log, on_row=_also(steps_log.add, on_row))
     last = history[-1] if history else {}
     metrics = {"task": "classify", "data": os.path.abspath(settings.data), "init": os.path.abspath(settings.init),
                "train": settings.train,
@@ -225,7 +247,7 @@ def run_predict(folder, texts):
 
 # ----- instruction fine-tuning -----
 @checked_and_locked
-def run_instruct(settings, log=print):
+def run_instruct(settings, log=print, on_row=None):
     """``settings``: an InstructSettings (gpt/finetune/settings.py). Returns the metrics dict."""
     if not os.path.isfile(settings.data):
         raise FinetuneError(f"--data {settings.data}: no such file (make an offline one with `python -m gpt make-data "
@@ -242,6 +264,10 @@ def run_instruct(settings, log=print):
     L = model.cfg.context_length
     max_length = min(settings.max_length or L, L)
     enc = [[data_instruct.encode_entry(e, tok) for e in part] for part in (train_e, val_e)]
+    cut = _check_answers_fit(enc[0], max_length) if settings.mask_prompt else 0
+    if cut:
+        log(f"note: with --mask-prompt, {cut} of {len(enc[0])} training examples lose every answer token to "
+            f"the {max_length}-token context and teach nothing")
     too_long = sum(len(ids) + 1 > max_length for ids, _ in enc[0])
     if too_long:
         log(f"note: {too_long} of {len(enc[0])} training examples are longer than {max_length} tokens and are cut")
@@ -257,9 +283,11 @@ def run_instruct(settings, log=print):
     max_seconds = settings.max_minutes * 60 if settings.max_minutes else None
     steps_log = MetricsRows(INSTRUCT_COLUMNS)
     result = trained(instruct.train, settings, model, enc[0], enc[1], tok.eot_id, epochs=settings.epochs,
-                     lr=settings.lr, batch_size=settings.batch_size, weight_decay=settings.weight_decay,
-                     seed=settings.seed, max_length=max_length,
-                     mask_prompt=settings.mask_prompt, max_seconds=max_seconds, log=log, on_row=steps_log.add)
+                     lr=settings.lr,
+                     batch_size=settings.batch_size, weight_decay=settings.weight_decay, seed=settings.seed,
+                     max_length=max_length,
+                     mask_prompt=settings.mask_prompt, max_seconds=max_seconds, log=log, on_row=_also(steps_log.add,
+                                                                                                      on_row))
     lora.merge_lora(model)
     log(f"answering {len(test_e)} held-out prompts ...")
     t1 = time.perf_counter()

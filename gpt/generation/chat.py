@@ -50,10 +50,13 @@ def answer(model, tok, instruction, input_text="", stream=None, **sampling):
     """Generate the answer to one instruction, writing it to ``stream`` (default: standard output) as it
     comes, control characters escaped; returns its text as generated."""
     from ..finetune.data_instruct import format_prompt
-    from .generate import TextStreamer, generate
+    from .generate import TextStreamer, encode_tail, generate
     stream = PrintableStream(stream if stream is not None else sys.stdout)
-    ids = tok.encode_ordinary(format_prompt({"instruction": instruction, "input": input_text}))
-    ids = ids[-(model.cfg.context_length - 1):]
+    L = model.cfg.context_length
+    ids, cut = encode_tail(tok.encode_ordinary, format_prompt({"instruction": instruction, "input": input_text}), L - 1)
+    if cut:                                       # cutting its start would cut the template's header
+        raise ValueError(f"the instruction and its input, in the prompt's template, do not fit the model's context "
+                         f"of {L} tokens (one is left to answer with): shorten them")
     eot = tok.eot_id
     streamer = TextStreamer(tok, [], stream)
     new = []
@@ -62,6 +65,6 @@ def answer(model, tok, instruction, input_text="", stream=None, **sampling):
         if int(column[0]) != eot:
             new.append(int(column[0]))
             streamer(column)
-    generate(model, [ids], eos_id=eot, on_token=on_token, **sampling)
+    generate(model, [ids], eos_id=eot, on_token=on_token, vocab_size=tok.n_vocab, **sampling)
     streamer.finish()
     return tok.decode(new)

@@ -128,7 +128,7 @@ def reply(model, fmt, messages, max_new_tokens=256, on_text=None, **sampling):
             if on_text is not None:
                 on_text(text.decode(fmt.tok.decode_bytes([token])))
     generate(model, [prompt], max_new_tokens=min(max_new_tokens, room), eos_id=fmt.stop_ids, on_token=take,
-             **sampling)
+             vocab_size=fmt.tok.n_vocab, **sampling)
     rest = text.decode(b"", final=True)                     # a character the answer ended in the middle of
     if rest and on_text is not None:
         on_text(rest)

@@ -10,6 +10,7 @@ the whole sequence again, at a fraction of the cost. Past the context length the
 last ``context_length`` tokens; then each step runs that whole window, with or without the cache.
 """
 import codecs
+import warnings
 
 import numpy as np
 
@@ -43,6 +44,35 @@ def _check(temperature, top_k, top_p, max_new_tokens):
         raise ValueError(f"generate: top_k must be a positive integer, got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
+
+
+def encode_tail(encode, text, keep):
+    """(ids, cut): the last ``keep`` token ids of ``text`` (``encode(text)`` gives ids) and whether any
+    came before them. Only as much of the end of ``text`` as holds them is tokenized (a few times
+    ``keep`` characters, growing as needed), so a 14 MB line costs no more than its last tokens; the
+    first ids of a piece cut mid-word are dropped with the margin."""
+    size = 8 * (keep + 16)
+    while True:
+        piece = text[-size:] if size < len(text) else text
+        ids = encode(piece)
+        if piece is text or len(ids) >= keep + 16:
+            return ids[-keep:] if keep else [], len(ids) > keep or piece is not text
+        size *= 4
+
+
+def prompt_ids(encode, text, prefix, context_length):
+    """``prefix`` (a template's opening ids, such as Llama's <|begin_of_text|>) + the ids of ``text``,
+    fitted to ``context_length`` with room for one new token: a longer text keeps its end, never the
+    prefix, and a warning says how much was kept."""
+    room = context_length - 1 - len(prefix)
+    if room < 1:
+        raise ValueError(f"the prompt's fixed opening is {len(prefix)} tokens, the model's context "
+                         f"{context_length}: no room for the prompt")
+    ids, cut = encode_tail(encode, text, room)
+    if cut:
+        warnings.warn(f"the prompt is longer than the model's context ({context_length} tokens, one left to "
+                      f"generate): only its last {len(ids)} tokens are used", UserWarning, stacklevel=2)
+    return list(prefix) + list(ids)
 
 
 def check_logits(logits, step=None):
@@ -89,15 +119,20 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
 
 
 def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=None, eos_id=None, seed=None,
-             use_cache=True, on_token=None):
+             use_cache=True, on_token=None, vocab_size=None):
     """Continue each prompt in ``ids`` (B, T) by up to ``max_new_tokens`` tokens; returns int64 (B, T + n).
 
     temperature 0 is greedy; ``seed`` gives a private random stream (None: the library's, see
     ``tt.manual_seed``). With ``eos_id`` (an id, or several: Llama 3 and Qwen3 end a turn with one of
     a few) a row that produced it keeps producing it, and generation stops when every row has.
-    ``on_token(new_ids)`` is called with each new column (B,) as it comes.
+    ``on_token(new_ids)`` is called with each new column (B,) as it comes. ``vocab_size`` (the tokenizer's
+    ``n_vocab``): only ids below it are chosen, for a model whose embedding table is padded past its
+    tokenizer's ids (Qwen3: 151,936 rows for 151,669 ids); None: any row of the model's.
     """
     _check(temperature, top_k, top_p, max_new_tokens)
+    if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer))
+                                   or vocab_size < 1):
+        raise ValueError(f"generate: vocab_size must be a positive integer (the tokenizer's n_vocab), got {vocab_size!r}")
     prompt = _as_ids(ids)
     ctx = model.cfg.context_length
     rng = np.random.default_rng(seed) if seed is not None else None
@@ -121,6 +156,9 @@ def generate(model, ids, max_new_tokens=50, temperature=0.0, top_k=None, top_p=N
                             cache = None
                     logits = model(window, cache=cache)
                 last = backend.to_numpy(logits.data[:, -1, :])
+                if vocab_size is not None and vocab_size < last.shape[-1]:
+                    last = last.copy()
+                    last[:, vocab_size:] = -np.inf            # padded rows: no token of the tokenizer's
                 check_logits(last, step)
                 nxt = sample_next(last, temperature, top_k, top_p, rng)
                 if stops is not None:

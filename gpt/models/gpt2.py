@@ -81,7 +81,7 @@ class Block(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    """What every family's model shares (GPT here, Llama and Qwen3 in gpt/llama.py): ids checked against
+    """What every family's model shares (GPT here, Llama and Qwen3 in gpt/models/llama.py): ids checked against
     the config, logits = out_head(features(ids)), and the KV cache generation uses. A subclass sets
     ``cfg``, ``tok_emb`` and ``out_head`` and defines ``features(ids, cache=None)``."""
 

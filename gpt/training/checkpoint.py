@@ -17,6 +17,7 @@ import contextlib
 import errno
 import glob
 import json
+import math
 import os
 import re
 
@@ -30,16 +31,28 @@ from .. import files
 from ..errors import TrainingError
 from .checkpoint_schema import SCHEMA, args_from, check_schema  # noqa: F401 (the table of checkpoint.json)
 from ..models import build_model, config_from_dict
+from .step import NonFiniteError
 
 FORMAT = "tinytensor-gpt-checkpoint"
 VERSION = 1
 MODEL, OPTIMIZER, META, TOKENIZER = "model.safetensors", "optimizer.safetensors", "checkpoint.json", "tokenizer.bpe"
 
 def write_json(obj, path):
-    """JSON to ``path`` through a temporary name, fsync and rename."""
+    """JSON to ``path`` through a temporary name, fsync and rename. NaN and infinities, which JSON does
+    not have (Python would write a bare ``NaN``), are written as null."""
     with replacing(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
+        json.dump(_finite_or_null(obj), f, indent=1, allow_nan=False)
         f.write("\n")
+
+
+def _finite_or_null(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
 
 
 def _fsync_dir(folder):
@@ -82,18 +95,24 @@ def optimizer_state_from_arrays(arrays, meta):
 
 
 def save(folder, model, optimizer, meta):
-    """Write a checkpoint of ``model``, ``optimizer`` and ``meta`` (JSON-able dict holding "step")."""
-    os.makedirs(folder, exist_ok=True)
+    """Write a checkpoint of ``model``, ``optimizer`` and ``meta`` (JSON-able dict holding "step").
+
+    Weights or optimizer moments holding NaN or Inf are never written: ``NonFiniteError`` (gpt/training/step.py)
+    is raised before anything is touched, so the folder's previous (finite) checkpoint stays as it was."""
     step = int(meta["step"])
+    weights = model.state_dict()
+    arrays, opt_meta = optimizer_arrays(optimizer) if optimizer is not None else ({}, None)
+    check_finite(weights, step)
+    check_finite(arrays, step, "optimizer state")
+    os.makedirs(folder, exist_ok=True)
     staged = {}
     tag = {"format": FORMAT, "step": str(step)}
     writing = MODEL
     try:
         staged[MODEL] = os.path.join(folder, f"{MODEL}.step-{step}")
-        tt.save(model.state_dict(), staged[MODEL], metadata=tag)
+        tt.save(weights, staged[MODEL], metadata=tag)
         if optimizer is not None:
             writing = OPTIMIZER
-            arrays, opt_meta = optimizer_arrays(optimizer)
             staged[OPTIMIZER] = os.path.join(folder, f"{OPTIMIZER}.step-{step}")
             tt.save(arrays, staged[OPTIMIZER], metadata={**tag, **opt_meta})
         _fsync_dir(folder)
@@ -113,6 +132,15 @@ def save(folder, model, optimizer, meta):
         os.replace(path, os.path.join(folder, name))
     _fsync_dir(folder)
     _remove_strays(folder, step)
+
+
+def check_finite(arrays, step=None, what="weight"):
+    """Raise ``NonFiniteError`` naming the first of ``arrays`` ({name: array}) that holds NaN or Inf."""
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype.kind in "fc" and not np.isfinite(array).all():
+            value = "nan" if np.isnan(array).any() else "inf"
+            raise NonFiniteError(f"{what} {name!r}", value, step)
 
 
 def _remove_strays(folder, keep_step):
@@ -200,7 +228,7 @@ def _check_files(folder, meta):
 def param_shapes(cfg, classes=None):
     """{name: shape} of every parameter of ``GPT(cfg)`` (of a classifier with ``classes`` outputs when
     given), computed without building the model. Names as in ``model.named_parameters()``. A Llama or
-    Qwen3 config gives its model's (gpt/llama.py)."""
+    Qwen3 config gives its model's (gpt/models/llama.py)."""
     if cfg.ARCH != "gpt2":
         from ..models.llama import param_shapes as llama_shapes
         return llama_shapes(cfg, classes)

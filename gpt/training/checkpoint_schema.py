@@ -19,7 +19,7 @@ SCHEMA = (
     ("version",                   "count",   "always", "the format version"),
     ("step",                      "count",   "always", "optimizer steps taken"),
     ("config",                    "object",  "always", "the model config's fields (checked by its from_dict)"),
-    ("config.arch",               "text",    "",       "gpt2 (also when absent), llama or qwen3 (gpt/families.py)"),
+    ("config.arch",               "text",    "",       "gpt2 (also when absent), llama or qwen3 (gpt/models/)"),
     ("files",                     "object",  "",       "name -> its staged copy while a save is under way"),
     ("files.*",                   "name",    "",       "a plain file name in the folder"),
     ("tokenizer",                 "name",    "",       "the tokenizer file, a plain name in the folder"),

@@ -208,9 +208,7 @@ def join(device="cpu"):
         return None
     try:
         dist.init("nccl" if device != "cpu" else "mpi")
-    except RuntimeError as e:                       # no mpi4py, no CuPy or GPU: the same on every rank
-        if run_folder.mpi_rank() != 0:
-            raise SystemExit(TrainingError.exit_code) from None       # rank 0 says it
+    except RuntimeError as e:                       # no mpi4py, no CuPy or GPU: this rank says it (end_job)
         raise TrainingError(f"--device {device} under mpiexec: {e}" if device != "cpu" else str(e)) from None
     if dist.world_size() == 1:
         return None
@@ -227,12 +225,17 @@ def end_job(message, status):
     several processes, make sure the whole job ends. Rank 0 still preparing releases the waiting ranks
     and returns, to end as one process would; otherwise this rank's one-line error ends every process now
     (``dist.abort``), ranks other than 0 a second later, so that when every rank fails alike rank 0's line
-    is the one shown. Does nothing in a process of its own."""
-    if not dist.is_initialized() or dist.world_size() < 2:
+    is the one shown. Before MPI has started here, the same through mpiexec itself (other ranks may be
+    waiting in MPI's start-up for this one). Does nothing in a process of its own."""
+    if not dist.is_initialized():
+        if run_folder.mpi_size() < 2:
+            return
+        rank = run_folder.mpi_rank()
+    elif dist.world_size() < 2 or (_team is not None and _team.release(status)):
         return
-    if _team is not None and _team.release(status):
-        return
-    if dist.rank() != 0:
+    else:
+        rank = dist.rank()
+    if rank != 0:
         time.sleep(1.0)
     dist.abort(message, status)
 

@@ -94,6 +94,8 @@ class Run:
     last_loss: float = None          # the mean loss of the last step
     digests: dict = field(default_factory=dict)   # of the tokenizer and the token ids, checked when resuming
     scaler: tt.GradScaler = None     # loss scaling for --dtype float16 (disabled otherwise)
+    skipped: int = 0                 # float16 steps skipped in this session (inf/nan gradients), and how
+    skipped_in_a_row: int = 0        # many of the latest steps were
     log: MetricsLog = None           # metrics.csv: a row per step and per evaluation (set by ``train``)
 
     @property
@@ -143,7 +145,11 @@ class Run:
 
     def save(self, extra=None, optimizer=None):
         """Write the checkpoint of the run as it is now (``extra``: more checkpoint.json fields)."""
-        ckpt.save(self.settings.out, self.model, optimizer or self.optimizer, {**self.meta(), **(extra or {})})
+        try:
+            ckpt.save(self.settings.out, self.model, optimizer or self.optimizer, {**self.meta(), **(extra or {})})
+        except NonFiniteError as e:       # the previous checkpoint is kept (checkpoint.save writes nothing)
+            raise RunFailed(f"{e}; stopped without saving it. The last good checkpoint (step "
+                            f"{self.saved_step}) is in {self.settings.out}") from None
         self.saved_step = self.step
 
 
@@ -169,7 +175,7 @@ def prepare(settings, meta=None, overwrite=False, say=print):
         raise TrainingError(f"the model's vocabulary ({cfg.vocab_size}) is smaller than the tokenizer's "
                             f"({tok.n_vocab})")
 
-    ids = encode_cached(text, tok)                # cached in the cache folder (gpt/cache.py)
+    ids = encode_cached(text, tok)                # cached in the cache folder (gpt/data/cache.py)
     digests = data_digests(tok, ids, meta["data"] if meta is not None else None)
     train_set, val_set, sampler = _datasets(settings, ids, cfg.context_length)
     max_steps = settings.max_steps
@@ -298,7 +304,7 @@ def sample_text(run, should_stop=None):
     try:
         out = generate(run.model, [prompt], max_new_tokens=settings.sample_tokens, temperature=0.8, top_k=40,
                        seed=settings.seed,
-                       on_token=on_token)
+                       on_token=on_token, vocab_size=run.tok.n_vocab)
     except _Abandoned:
         return None
     return run.tok.decode(out[0].tolist())
@@ -329,7 +335,7 @@ def evaluate_run(run, show=print, stop=None):
         run.log.write(kind="eval", step=run.step, tokens=entry["tokens"], train_loss=tr, val_loss=va,
                       elapsed_s=entry["elapsed"])
         plot(run)
-    return entry
+    return dict(entry, sample=sample)          # the sample for on_eval (the history keeps the numbers)
 
 
 def plot(run):
@@ -346,8 +352,9 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
 
     ``bar``: a ProgressBar (its ``write`` shows evaluation lines). ``stop``: a StopFlag. ``stop_at``:
     request a stop once this step is done. ``on_step(row)`` after every step, with the step, tokens
-    seen, train loss, learning rate, gradient norm and elapsed seconds; ``on_eval(entry)`` after every
-    evaluation. Returns "done", or "interrupted" after saving the step it stopped at.
+    seen, train loss, learning rate, gradient norm, elapsed seconds and tokens/s; ``on_eval(entry)`` after
+    every evaluation (its losses and sample). Returns "done", or "interrupted" after saving the step it
+    stopped at.
     """
     s = run.settings
 
@@ -369,14 +376,15 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
         result = run.take_step(batches)
         seconds = time.perf_counter() - began
         run.step += 1
+        _count_skipped(run, result, bar)
         bar.update(run.step, loss=result.loss, tokens=run.tokens_per_step)
         run.last_loss = result.loss
         row = {"step": run.step, "tokens": run.step * run.tokens_per_step, "train_loss": result.loss,
-               "lr": result.lr, "grad_norm": result.grad_norm, "elapsed": run.elapsed()}
+               "lr": result.lr, "grad_norm": result.grad_norm, "elapsed": run.elapsed(),
+               "tokens_per_s": round(run.tokens_per_step / max(seconds, 1e-9))}
         if run.log is not None:
             run.log.write(kind="train", step=run.step, tokens=row["tokens"], train_loss=result.loss, lr=result.lr,
-                          tokens_per_s=round(run.tokens_per_step / max(seconds, 1e-9)),
-                          elapsed_s=round(row["elapsed"], 2))
+                          tokens_per_s=row["tokens_per_s"], elapsed_s=round(row["elapsed"], 2))
         if on_step is not None:
             on_step(row)
         if run.step % s.eval_every == 0 or run.step == run.max_steps:
@@ -386,6 +394,21 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
         if stop_at is not None and run.step >= stop_at:
             stop.request("stop_at", 130)
     return "done"
+
+
+SKIP_WARNING = 10       # warn after this many skipped float16 steps in a row (and each time as many again)
+
+
+def _count_skipped(run, result, bar):
+    """Count a float16 step the loss scaler skipped; warn on a run of them (the weights are not moving)."""
+    if not result.skipped:
+        run.skipped_in_a_row = 0
+        return
+    run.skipped += 1
+    run.skipped_in_a_row += 1
+    if run.skipped_in_a_row % SKIP_WARNING == 0:     # (ranks 1..N-1 of mpiexec write to nowhere)
+        bar.write(f"warning: step {run.step}: {run.skipped_in_a_row} float16 steps in a row were skipped (inf or "
+                  f"nan gradients; the weights did not change); the loss scale is now {run.scaler.get_scale():g}")
 
 
 # ----- train -----
@@ -434,8 +457,8 @@ def train(settings, resume=False, overwrite=False, given=(), stream=None, stop_a
                 bar.close()
         wall = time.perf_counter() - run.started
         _closing_lines(out, run, status, wall)
-        return {"status": status, "step": run.step, "wall_s": wall, "history": run.history, "loss": run.last_loss,
-                "out": settings.out, "stopped_by": stop.reason,
+        return {"status": status, "step": run.step, "skipped": run.skipped, "wall_s": wall, "history": run.history,
+                "loss": run.last_loss, "out": settings.out, "stopped_by": stop.reason,
                 "exit_code": stop.exit_code if status == "interrupted" else 0}
 
 
@@ -449,7 +472,9 @@ def _closing_lines(out, run, status, wall):
     else:
         total = run.elapsed_before + wall
         session = f" ({format_seconds(wall)} in this session)" if run.resumed else ""
-        out.write(f"finished {run.step} steps in {format_seconds(total)}{session}; checkpoint in {settings.out}\n")
+        skipped = f" ({run.skipped} skipped: inf or nan float16 gradients)" if run.skipped else ""
+        out.write(f"finished {run.step} steps{skipped} in {format_seconds(total)}{session}; checkpoint in "
+                  f"{settings.out}\n")
     out.write(f"  loss curve: {figure} (open it in a browser); every step: {os.path.join(settings.out, METRICS)}\n")
     if status != "interrupted":
         prompt = shlex.quote(settings.sample_prompt or "The")

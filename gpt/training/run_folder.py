@@ -156,12 +156,10 @@ def _launcher_number(names, default):
 
 
 def one_process_only(what, error):
-    """Refuse ``what`` under mpiexec with several processes: rank 0 raises ``error`` (a UserError class)
-    saying so, the other ranks end quietly with its status. Nothing of MPI is started for this."""
+    """Refuse ``what`` under mpiexec with several processes: every rank raises ``error`` (a UserError class)
+    saying so, and the first to report it ends the job (``end_job``). Nothing of MPI is started for this."""
     if mpi_size() < 2:
         return
-    if mpi_rank() != 0:
-        raise SystemExit(error.exit_code)
     raise error(f"{what} runs on one process: start it without mpiexec (python -m gpt train is the command "
                 "that trains on several)")
 

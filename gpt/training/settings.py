@@ -22,7 +22,7 @@ class TrainSettings:
     """Every setting of a pretraining run (stored in checkpoint.json under "args"); ``gpt.TrainConfig``."""
     data: str = None                 # a UTF-8 text file; None: the CPython help topics
     out: str = "runs/tiny"
-    arch: str = "gpt2"               # the model family: gpt2, llama or qwen3 (gpt/families.py)
+    arch: str = "gpt2"               # the model family: gpt2, llama or qwen3 (gpt/models/__init__.py)
     preset: str = "tiny"             # a preset of that family
     tokenizer: str = None            # a bpe tokenizer file, a tokenizer.json, or a folder with GPT-2's files
     vocab_size: int = None           # for a tokenizer trained here; None: the preset's

@@ -11,7 +11,8 @@ batches to ``train_step``, which does the rest the same way for all three:
 A loss or gradient norm that is NaN or Inf stops the step before the optimizer applies it
 (``NonFiniteError``): the weights stay those of the last good step, and nothing broken gets saved.
 With a ``tt.GradScaler`` (float16 training) the losses are scaled before backward and the gradients
-unscaled before clipping; an inf or nan gradient then only skips the step and lowers the scale.
+unscaled before clipping; an inf or nan gradient then only skips the step and lowers the scale (and
+raises NonFiniteError when the scale is already at its smallest: no step can succeed).
 """
 import math
 from contextlib import contextmanager, nullcontext
@@ -77,7 +78,11 @@ def train_step(optimizer, loss_fn, micro_batches, lr, grad_clip=1.0, step=None, 
     norm = optim.clip_grad_norm(params, grad_clip if grad_clip else float("inf"))
     if scaler is not None and scaler.found_inf(optimizer):
         optimizer.zero_grad()                           # float16 overflow: skip, and lower the scale
-        scaler.update()
+        try:
+            scaler.update()
+        except FloatingPointError:                      # already at the smallest scale: no step can succeed
+            raise NonFiniteError("float16 gradients", f"inf or nan at every loss scale down to "
+                                 f"{scaler.get_scale():g}", step) from None
         return StepResult(total / n, float(norm), lr, skipped=True)
     if not math.isfinite(norm):
         optimizer.zero_grad()

@@ -35,12 +35,13 @@ import numpy as np
 from tinytensor import serialize
 
 from .. import files
-from ..training.checkpoint import out_of_memory, param_shapes
-from ..models.gpt2_config import GPTConfig, _GPT2_SIZES
 from ..models.gpt2 import GPT
+from ..models.gpt2_config import GPTConfig, _GPT2_SIZES
+from ..training.checkpoint import out_of_memory, param_shapes
+from . import safetensors_files as hf_files
 
 _IGNORED = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
-_HEADS = {emb: heads for emb, _, heads in _GPT2_SIZES.values()}
+_PUBLISHED = {(emb, layers): heads for emb, layers, heads in _GPT2_SIZES.values()}   # heads of OpenAI's sizes
 
 # config.json of a GPT-2 in Hugging Face's layout. Honoured: the sizes (checked against the tensors),
 # layer_norm_epsilon (GPTConfig.norm_eps), tie_word_embeddings (false needs lm_head.weight).
@@ -91,18 +92,21 @@ def _mapped(path):
     """{name without "transformer.": array} as copy-on-write memory maps of the file (no data read yet)."""
     header, start = serialize.read_header(path)
     source = np.memmap(path, dtype=np.uint8, mode="c")
-    out = {}
+    out, full = {}, {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
         short = name[len("transformer."):] if name.startswith("transformer.") else name
         if _IGNORED.match(short):
             continue
+        if short in full:
+            first, second = sorted((full[short], name), key=len, reverse=True)
+            raise ValueError(f"{path}: holds both {first} and {second}, one tensor under two names; keep one")
+        full[short] = name
+        hf_files.check_float(path, name, info)
         begin, end = info["data_offsets"]
         array = serialize.tensor_from_bytes(source[start + begin:start + end], info)
-        if array.dtype != np.float32:
-            array = array.astype(np.float32)          # e.g. float16 files: this tensor is copied
-        out[short] = array
+        out[short] = hf_files.as_float32(array, path, name)          # e.g. float16 files: this tensor is copied
     return out
 
 
@@ -121,7 +125,7 @@ def read_json(config_path):
 
 def read_config(config_path, honoured=HONOURED, only=ONLY, harmless=HARMLESS, c=None):
     """config.json (or its dict ``c``, already read) as a dict whose every field is honoured, harmless or
-    refused (``HONOURED``, ``ONLY``, ``HARMLESS``: GPT-2's by default; gpt/hf.py passes Llama's and Qwen3's)."""
+    refused (``HONOURED``, ``ONLY``, ``HARMLESS``: GPT-2's by default; gpt/weights/hf.py passes Llama's and Qwen3's)."""
     c = read_json(config_path) if c is None else c
     for key, value in c.items():
         if key in honoured or key in harmless:
@@ -156,8 +160,14 @@ def _config_from(arrays, config_path, path):
     V, E = arrays["wte.weight"].shape
     P = arrays["wpe.weight"].shape[0]
     n_layers = _layer_count(arrays, path)
-    n_heads = _HEADS.get(E, max(1, E // 64))
-    eps, tied = 1e-5, "lm_head.weight" not in arrays or np.array_equal(arrays["lm_head.weight"], arrays["wte.weight"])
+    n_heads = _PUBLISHED.get((E, n_layers))
+    if not config_path and n_heads is None:
+        raise ValueError(f"{path}: no config.json beside it, and emb_dim {E} with {n_layers} layers is none of "
+                         "OpenAI's GPT-2 sizes, so the number of attention heads is unknown; put the model's "
+                         "config.json beside it")
+    head = arrays.get("lm_head.weight")
+    same = head is None or (head.shape == arrays["wte.weight"].shape and np.array_equal(head, arrays["wte.weight"]))
+    eps, tied = 1e-5, same
     if config_path:
         c = read_config(config_path)
         V, P = c.get("vocab_size", V), c.get("n_positions", c.get("n_ctx", P))
@@ -166,10 +176,16 @@ def _config_from(arrays, config_path, path):
         if c.get("n_inner") is not None and c["n_inner"] != 4 * E:
             raise ValueError(f"{config_path}: n_inner = {c['n_inner']!r} is not supported (this GPT's MLP is "
                              "4 * n_embd wide)")
-        if c.get("tie_word_embeddings", True) is False:
-            tied = False
-        elif not isinstance(c.get("tie_word_embeddings", True), bool):
+        tie = c.get("tie_word_embeddings", same)          # not given: tied when lm_head is absent or the same
+        if not isinstance(tie, bool):
             raise ValueError(f"{config_path}: tie_word_embeddings must be true or false")
+        if tie and not same:
+            if head.shape != arrays["wte.weight"].shape:
+                raise ValueError(f"{path}: config.json ties the output head to the embedding, but lm_head.weight "
+                                 f"has shape {head.shape} and wte.weight {arrays['wte.weight'].shape}")
+            raise ValueError(f"{path}: config.json ties the output head to the embedding, but lm_head.weight "
+                             "differs from wte.weight; set tie_word_embeddings to false")
+        tied = tie
     try:
         return GPTConfig(vocab_size=V, context_length=P, emb_dim=E, n_layers=n_layers, n_heads=n_heads,
                          drop_rate=0.0, qkv_bias=True, tie_weights=tied, norm_eps=eps)
@@ -223,8 +239,10 @@ def _mapping(cfg):
 def load_gpt2(path, device="cpu"):
     """A GPT holding the weights of a Hugging Face GPT-2 checkpoint (a folder or its model.safetensors).
 
-    The config comes from ``config.json`` beside the file when present, else from the tensor shapes.
-    A missing or mis-shaped tensor raises ValueError naming it.
+    The config comes from ``config.json`` beside the file when present, else from the tensor shapes for
+    OpenAI's published sizes only (the head count is never guessed). Checked as strictly as ``load_hf``
+    checks a Llama or Qwen3: a missing, mis-shaped, integer or twice-named tensor, an F64 value beyond
+    float32, or a head that config.json ties but that differs, raises ValueError naming it.
     """
     weights, config_path = _files(path)
     arrays = _mapped(weights)

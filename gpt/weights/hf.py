@@ -5,7 +5,7 @@ Where to get them (where there is internet): the folders of https://huggingface.
 ``huggingface-cli download Qwen/Qwen3-0.6B --local-dir qwen3-0.6b``. A folder holds config.json,
 model.safetensors (or model.safetensors.index.json and its shards) and tokenizer.json;
 ``python -m gpt sample --hf qwen3-0.6b --prompt "..."`` then runs it. GPT-2 folders go to
-gpt/pretrained.py (``load_gpt2``).
+gpt/weights/gpt2.py (``load_gpt2``).
 
 Llama 3 and Qwen3 name their tensors (model_type "llama" or "qwen3" in config.json):
 
@@ -102,6 +102,10 @@ def _windows(c, path):
             if isinstance(layer_types, list) else layer_types
         raise ValueError(f"{path}: layer_types holds {json.dumps(other)[:40]}; this loader runs "
                          "\"full_attention\" layers only")
+    layers = c.get("num_hidden_layers")
+    if layer_types is not None and isinstance(layers, int) and len(layer_types) != layers:
+        raise ValueError(f"{path}: layer_types has {len(layer_types)} entries for {layers} layers "
+                         "(num_hidden_layers); it needs one per layer")
 
 
 def config_from_hf(c, family, path):
@@ -184,8 +188,11 @@ def _check_tensors(cfg, weights):
         more = f" (and {len(extra) - 1} more)" if extra[1:] else ""
         raise ValueError(f"{where}: unexpected tensor {extra[0]}{more} for {what}")
     if cfg.tie_weights and "lm_head.weight" in have:
-        if have["lm_head.weight"] != need["model.embed_tokens.weight"] or \
-                not np.array_equal(weights.array("lm_head.weight"), weights.array("model.embed_tokens.weight")):
+        if have["lm_head.weight"] != need["model.embed_tokens.weight"]:
+            raise ValueError(f"{where}: config.json ties the output head to the embedding, but lm_head.weight "
+                             f"has shape {have['lm_head.weight']} and model.embed_tokens.weight "
+                             f"{need['model.embed_tokens.weight']}")
+        if not np.array_equal(weights.array("lm_head.weight"), weights.array("model.embed_tokens.weight")):
             raise ValueError(f"{where}: config.json ties the output head to the embedding, but lm_head.weight "
                              "differs from model.embed_tokens.weight; set tie_word_embeddings to false")
 
@@ -206,12 +213,12 @@ def read_family(folder):
     path = os.path.join(folder, "config.json")
     if not os.path.lexists(path):
         if os.path.lexists(os.path.join(folder, SINGLE)):
-            return "gpt2", None                # GPT-2 folders may come without one (gpt/pretrained.py)
+            return "gpt2", None                # GPT-2 folders may come without one (gpt/weights/gpt2.py)
         raise FileNotFoundError(f"{folder} holds no config.json (a Llama or Qwen3 folder needs it)")
     files.check_regular(path, files.MAX_JSON, "config.json")
     c = read_json(path)
     family = c.get("model_type")
-    if family == "gpt2" or family in FAMILIES:
+    if isinstance(family, str) and (family == "gpt2" or family in FAMILIES):
         return family, c
     raise ValueError(f"{path}: model_type {json.dumps(family)[:40]} is not one this code runs "
                      "(gpt2, llama, qwen3)")

@@ -23,6 +23,28 @@ SINGLE, INDEX = "model.safetensors", "model.safetensors.index.json"
 _FLOATS = ("F32", "BF16", "F16", "F64")
 
 
+def check_float(path, name, info):
+    """Refuse tensor ``name`` of ``path`` (its safetensors header entry ``info``) unless it is floating point:
+    an integer or boolean weight would be cast in silence (every loader of a model folder calls this)."""
+    if info["dtype"] not in _FLOATS:
+        raise ValueError(f"{path}: tensor {name} is {info['dtype']}; model weights must be floating point "
+                         f"({', '.join(_FLOATS)})")
+
+
+def as_float32(array, path, name):
+    """``array`` as float32 (itself when it is); an F64 value beyond float32's range is refused, not made inf."""
+    if array.dtype == np.float32:
+        return array
+    with np.errstate(over="ignore"):
+        out = array.astype(np.float32)
+    if array.dtype == np.float64 and not np.isfinite(out).all():
+        lost = np.isinf(out) & np.isfinite(array)
+        if lost.any():
+            raise ValueError(f"{path}: tensor {name} holds {array[lost].flat[0]:g} (F64), beyond float32's range "
+                             "(about 3.4e38): it would become inf")
+    return out
+
+
 class WeightFiles:
     """The tensors of ``folder``: ``shapes`` ({name: shape}) known at once, ``array(name)`` read on demand."""
 
@@ -57,9 +79,7 @@ class WeightFiles:
             if name in self._where:
                 raise ValueError(f"{path}: tensor {name} is also in {self._where[name][0]}")
             info = header[name]
-            if info["dtype"] not in _FLOATS:
-                raise ValueError(f"{path}: tensor {name} is {info['dtype']}; model weights must be floating point "
-                                 f"({', '.join(_FLOATS)})")
+            check_float(path, name, info)
             self._where[name] = (path, info, start)
 
     def _read_index(self, index):
@@ -75,8 +95,9 @@ class WeightFiles:
         by_shard = {}
         for name, shard in weight_map.items():
             by_shard.setdefault(shard, []).append(name)
-        paths = {shard: files.member(self.folder, shard, index, what="a weight shard")    # plain names, in the
-                 for shard in by_shard}                                                  # folder: all, first
+        paths = {shard: files.member(self.folder, shard, index, what="a weight shard", links_out=True)
+                 for shard in by_shard}          # plain names in the folder, all checked first; links followed
+        #                                          as for config.json (the hub cache links into ../../blobs/)
         for shard, names in by_shard.items():
             self._add(paths[shard], only=names)
 
@@ -87,5 +108,4 @@ class WeightFiles:
         if path not in self._maps:
             self._maps[path] = np.memmap(path, dtype=np.uint8, mode="c")
         source = self._maps[path]
-        array = serialize.tensor_from_bytes(source[start + begin:start + end], info)
-        return array if array.dtype == np.float32 else array.astype(np.float32)
+        return as_float32(serialize.tensor_from_bytes(source[start + begin:start + end], info), path, name)

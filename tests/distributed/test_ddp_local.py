@@ -7,7 +7,7 @@ import tinytensor as tt
 import tinytensor.distributed as dist
 import tinytensor.functional as F
 from tinytensor import nn
-from tinytensor.nn.ddp import assign_buckets
+from tinytensor.distributed.ddp import assign_buckets
 
 
 pytestmark = pytest.mark.usefixtures("alone")       # a world of one (conftest.py)

@@ -1,4 +1,4 @@
-"""Attention in tiles (tinytensor/ops/attention_tiles.py) and grouped-query attention, against the twin.
+"""Attention in tiles (tinytensor/schedule/attention_tiles.py) and grouped-query attention, against the twin.
 
 The tiles are made tiny here (a few rows and keys) so that small shapes cross many tile edges: T not a
 multiple of the tile, S > T (a KV cache), causal and not, several query heads per key/value head, and
@@ -16,7 +16,8 @@ import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import config
 from tinytensor import reference as R
-from tinytensor.ops import attention, attention_tiles
+from tinytensor.ops import attention
+from tinytensor.schedule import attention_tiles
 
 
 @pytest.fixture

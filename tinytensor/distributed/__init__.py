@@ -22,6 +22,7 @@ import numpy as np
 
 from ..backend import device_of, require_cuda, xp_of
 from ..tensor import Tensor
+from . import launcher
 
 OPS = ("sum", "avg", "max", "min")
 # what mpiexec/mpirun/srun put in each process's environment (MPICH and Intel MPI, Open MPI, MVAPICH)
@@ -300,13 +301,19 @@ def abort(message, exit_code=1):
     """Print ``message`` as this rank's one-line error on stderr and end every rank of the job now.
 
     Use it where one rank alone finds it cannot go on (a ``sys.exit`` on one rank would leave the others
-    waiting in their next collective). In a world of one it raises SystemExit(exit_code).
+    waiting in their next collective). It works before ``init()`` too: a rank started by mpiexec that fails
+    before MPI starts ends the job through its launcher (``launcher.end_job``), so no rank waits in MPI's
+    start-up for it. In a world of one it raises SystemExit(exit_code).
     """
-    world = _current()
-    where = f"rank {world.rank} of {world.size}: " if world.size > 1 else ""
+    if _world is None and launched_by_mpi() and launcher.launched_size() > 1:     # MPI not started here
+        rank, size, end = launcher.launched_rank(), launcher.launched_size(), launcher.end_job
+    else:
+        world = _current()
+        rank, size, end = world.rank, world.size, (world.gpu or world.host).abort
+    where = f"rank {rank} of {size}: " if size > 1 else ""
     sys.stderr.write(f"error: {where}{message}\n")       # one write: the line arrives whole or not at all
     sys.stderr.flush()
-    (world.gpu or world.host).abort(exit_code)
+    end(exit_code)
 
 
 def _stop_everyone_on_uncaught_exceptions():
@@ -324,4 +331,6 @@ __all__ = ["init", "is_initialized", "rank", "world_size", "local_rank", "get_ba
            "broadcast", "all_gather", "reduce_scatter", "abort", "launched_by_mpi", "Work", "OPS",
            "ZeroRedundancyOptimizer"]
 
-from .zero import ZeroRedundancyOptimizer  # noqa: E402  (it uses the collectives above)
+from . import zero  # noqa: E402  (it uses the collectives above, handed over here)
+zero.COLLECTIVES = sys.modules[__name__]
+ZeroRedundancyOptimizer = zero.ZeroRedundancyOptimizer

@@ -7,13 +7,34 @@ Its composed twin: ``reference.gelu``. With c = sqrt(2/pi), u = c (x + 0.044715 
 
 Forward keeps h = (1 + t) / 2 for backward; as 1 - t^2 = (1 + t)(1 - t) = 4 h (1 - h), the derivative is
     d/dx    = h (1 + 2 x (1 - h) c (1 + 3 * 0.044715 x^2))                 (9 passes, not 11)
+
+The plain rung, at the top of this file: ``plain_gelu`` and ``plain_gelu_backward``
+(``reference.PLAIN["gelu"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import math
 
-from .. import backend, config, cuda_kernels, parallel, reference
+import numpy as np
+
+from .. import backend, config, cuda_kernels, parallel, twins as reference
 from ..tensor import Tensor
+from .common import floating
 
 _C = math.sqrt(2.0 / math.pi)
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
+
+
+def plain_gelu(x):
+    """gelu(x) = 0.5 x (1 + t), t = tanh(c (x + 0.044715 x^3))."""
+    t = np.tanh(_C * (x + 0.044715 * x ** 3))
+    return 0.5 * x * (1 + t), (x, t)
+
+
+def plain_gelu_backward(g, cache):
+    """d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)."""
+    x, t = cache
+    return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _C * (1 + 3 * 0.044715 * x * x)),)
+
 
 # ----- the math, in place on a block (h keeps (1 + tanh(u)) / 2 for backward) -----
 
@@ -55,6 +76,7 @@ def _rows(a):
 
 def gelu(x):
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    floating("gelu", x)
     if config.reference_ops:
         return reference.gelu(x)
     xp = backend.xp_of(x.data)

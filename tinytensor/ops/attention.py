@@ -3,7 +3,7 @@
 Its composed twin: ``reference.scaled_dot_product_attention``. Read top-down: the math (each step of
 forward and backward on one block of queries), the op, then the schedule that applies the math: groups
 of heads on threads, causal query blocks that skip the keys they cannot see, and on a GPU fused kernels
-and strided products. Long contexts on the CPU take the tiled path instead (attention_tiles.py: the
+and strided products. Long contexts on the CPU take the tiled path instead (schedule/attention_tiles.py: the
 same math a tile at a time, no (T, S) array held), except with dropout, whose keep-mask is drawn over
 the whole (T, S) as the twin draws it.
 
@@ -11,17 +11,51 @@ Grouped-query attention: k and v may have fewer heads than q (H_kv dividing H); 
 key/value head h // (H / H_kv). The schedules see every array as (..., H_kv, G, T, D), the G query heads
 of a group side by side over one key/value head (G = 1 for k and v, broadcast in the products), so
 nothing is copied per group; dk and dv sum what the group's heads send back.
+
+The plain rung, at the top of this file: ``plain_attention`` and ``plain_attention_backward``
+(``reference.PLAIN["scaled_dot_product_attention"]``): NumPy in and out, the backward written by hand from
+these formulas.
 """
 import math
 
 import numpy as np
 
-from .. import amp, backend, config, cuda_blas, cuda_kernels, flash_attention, parallel, reference
-from . import attention_tiles
+from .. import amp, backend, config, cuda_blas, cuda_kernels, flash_attention, parallel, twins as reference
+from ..schedule import attention_tiles
 from ..tensor import Tensor
-from .common import row_dots, same_device
+from .common import floating, row_dots, same_device
 from .dropout import dropout_mask
 from .masks import causal_bias, causal_mask  # noqa: F401  (causal_mask is F.causal_mask)
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
+
+
+def plain_attention(q, k, v, causal=True):
+    """out = softmax(q k^T / sqrt(D) + mask) v: q (..., H, T, D), k and v (..., H_kv, S, D), with H a
+    multiple of H_kv (each key/value head serves G = H / H_kv query heads); query i sees keys j <= i + S - T."""
+    G = q.shape[-3] // k.shape[-3]
+    k, v = np.repeat(k, G, axis=-3), np.repeat(v, G, axis=-3)                # (..., H, S, D)
+    T, S = q.shape[-2], k.shape[-2]
+    s = q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[-1])                       # (..., H, T, S)
+    if causal:
+        s = np.where(np.triu(np.ones((T, S), dtype=bool), S - T + 1), -np.inf, s)
+    p = np.exp(s - s.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    return p @ v, (q, k, v, p, G)
+
+
+def plain_attention_backward(g, cache):
+    """dv = p^T g, dp = g v^T, ds = p (dp - rowsum(dp p)), dq = ds k / sqrt(D), dk = ds^T q / sqrt(D);
+    dk and dv summed over the G query heads that read each key/value head."""
+    q, k, v, p, G = cache
+    scale = 1 / math.sqrt(q.shape[-1])
+    dv = p.swapaxes(-1, -2) @ g
+    dp = g @ v.swapaxes(-1, -2)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    dq, dk = ds @ k * scale, ds.swapaxes(-1, -2) @ q * scale
+    heads = k.shape[:-3] + (k.shape[-3] // G, G) + k.shape[-2:]               # (..., H_kv, G, S, D)
+    return dq, dk.reshape(heads).sum(axis=-3), dv.reshape(heads).sum(axis=-3)
+
 
 # ----- the math: one block of query rows against the keys it sees -----
 #
@@ -122,6 +156,10 @@ def _grad_keys_values(mm, pd, ds, g, qs, dk, dv):
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True):
     """q (B, H, T, D), k and v (B, H_kv, S, D) -> (B, H, T, D); H_kv = H (multi-head attention) or a
     divisor of H (grouped-query attention: each key/value head serves H / H_kv query heads)."""
+    floating("scaled_dot_product_attention", q, k, v)
+    if q.ndim >= 2 and (q.shape[-2] == 0 or k.shape[-2] == 0):
+        raise ValueError(f"scaled_dot_product_attention: no positions (q {tuple(q.shape)}, k {tuple(k.shape)}); "
+                         "attention needs at least one query and one key")
     if amp.is_active():                    # 16-bit in and out, softmax in float32 (amp.py)
         return amp.attention(scaled_dot_product_attention, q, k, v, causal, dropout_p, training,
                              native=flash_attention.takes_low_precision(dropout_p if training else 0.0))

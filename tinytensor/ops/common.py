@@ -74,3 +74,19 @@ def broadcast_shape(a, b, op):
         return np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
+def floating(op, *tensors):
+    """Refuse an input that is not floating point (None is skipped): a fused op would give zeros or a raw
+    NumPy casting error on integers."""
+    for t in tensors:
+        if t is not None and hasattr(t, "dtype") and t.dtype.kind != "f":
+            raise TypeError(f"{op}: needs a floating-point tensor, got {t.dtype}; convert it first "
+                            "(x.astype(np.float32))")
+
+
+def nonempty_axis(op, x, axis):
+    """Refuse normalising over an axis of length 0 (there is nothing to normalise)."""
+    if x.ndim and -x.ndim <= axis < x.ndim and x.shape[axis] == 0:
+        raise ValueError(f"{op}: axis {axis} has length 0 (input of shape {tuple(x.shape)}); there is nothing "
+                         "to normalise over")

@@ -4,7 +4,7 @@ Its composed twin: ``reference.embedding`` (indexing, whose backward is np.add.a
 """
 import numpy as np
 
-from .. import backend, config, cuda_kernels, reference
+from .. import backend, config, cuda_kernels, twins as reference
 from ..tensor import Tensor
 
 

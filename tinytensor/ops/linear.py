@@ -2,13 +2,31 @@
 
 Its composed twin: ``reference.linear`` (a matmul and an add). Batch axes are folded into rows, so x is
 (N, in); the schedule at the bottom shares the rows (or the two backward products) over the threads.
+
+The plain rung, at the top of this file: ``plain_linear`` and ``plain_linear_backward``
+(``reference.PLAIN["linear"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 from functools import partial
 
 import numpy as np
 
-from .. import amp, backend, config, parallel, reference
+from .. import amp, backend, config, parallel, twins as reference
 from ..tensor import Tensor
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
+
+
+def plain_linear(x, w, b):
+    """y = x W^T + b: x (..., in), W (out, in), b (out,)."""
+    return x @ w.T + b, (x, w)
+
+
+def plain_linear_backward(g, cache):
+    """dx = g W; dW = g^T x and db = 1^T g over all rows (batch axes folded into rows)."""
+    x, w = cache
+    g2, x2 = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+    return g @ w, g2.T @ x2, g2.sum(axis=0)
+
 
 # ----- the math, on a block of rows x (N, in), W (out, in), b (out,) -----
 

@@ -9,11 +9,43 @@ logits x (N, C), with target t_i, m_i = max_j x_ij and lse_i = log sum_j exp(x_i
 with sum_e_i = sum_j exp(x_ij - m_i) = exp(lse_i). Both are taken from the shifted values: lse - x_t would
 round log C away beside a large max (float32 logits of 1e4). No (N, C) array is made in the forward; the
 backward recomputes the softmax.
+
+The plain rung, at the top of this file: ``plain_cross_entropy`` and ``plain_cross_entropy_backward``
+(``reference.PLAIN["cross_entropy"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import numpy as np
 
-from .. import amp, backend, config, cuda_kernels, parallel, reference
+from .. import amp, backend, config, cuda_kernels, parallel, twins as reference
 from ..tensor import Tensor
+from .common import floating
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
+
+
+def plain_cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    """loss_i = lse_i - (x_it - m_i) per row of x = logits (N, C) or (B, T, C), then "mean" over the rows
+    kept (target not ``ignore_index``), "sum", or "none" (one loss per row)."""
+    C = logits.shape[-1]
+    x, t = logits.reshape(-1, C), np.asarray(targets).reshape(-1)              # (N, C), (N,)
+    keep = t != ignore_index
+    t = np.where(keep, t, 0)
+    m = x.max(axis=1, keepdims=True)                                            # (N, 1)
+    lse = np.log(np.exp(x - m).sum(axis=1))                                     # (N,)
+    losses = (lse - (x[np.arange(len(t)), t] - m[:, 0])) * keep
+    count = int(keep.sum())
+    out = {"none": losses.reshape(logits.shape[:-1]), "sum": losses.sum(),
+           "mean": losses.sum() / x.dtype.type(count) if count else x.dtype.type(np.nan)}[reduction]
+    return out, (x, m, lse, t, keep, count, reduction, logits.shape)
+
+
+def plain_cross_entropy_backward(g, cache):
+    """d loss_i / d x_ij = softmax_ij - [j == t_i], times row i's share of g (g / count for "mean")."""
+    x, m, lse, t, keep, count, reduction, shape = cache
+    scale = keep * (g.reshape(-1) if reduction == "none" else g / max(count, 1) if reduction == "mean" else g)
+    dx = np.exp(x - m - lse[:, None])                                           # softmax (N, C)
+    dx[np.arange(len(t)), t] -= 1
+    return ((dx * scale[:, None]).reshape(shape),)
+
 
 # ----- the math, on a block of rows -----
 
@@ -57,6 +89,7 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    floating("cross_entropy", logits)
     (logits,) = amp.high("cross_entropy", logits)              # float32 inside tt.autocast
     xp = backend.xp_of(logits.data)
     t = _targets_array(targets, xp)

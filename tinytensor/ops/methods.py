@@ -1,6 +1,8 @@
 """Attach the ops to Tensor as operators and methods, the way PyTorch users expect them."""
 import operator
 
+import numpy as np
+
 from ..tensor import Tensor
 from . import elementwise as E, index, matmul, reduce as R, shape as S
 from .common import as_tensor
@@ -51,6 +53,24 @@ Tensor.squeeze = S.squeeze
 Tensor.flatten = S.flatten
 Tensor.split = S.split
 Tensor.T = property(lambda self: S.transpose(self))
+
+
+def _to(self, device_or_dtype):
+    """A copy on another device ("cpu"/"cuda") or with another dtype; differentiable."""
+    try:
+        dtype = np.dtype(device_or_dtype) if not str(device_or_dtype).startswith(("cpu", "cuda")) else None
+    except TypeError:
+        dtype = None
+    return E.astype(self, dtype) if dtype is not None else E.to_device(self, device_or_dtype)
+
+
+def _astype(self, dtype):
+    """A copy with another dtype; differentiable (the gradient is cast back)."""
+    return E.astype(self, np.dtype(dtype))
+
+
+Tensor.to = _to
+Tensor.astype = _astype
 
 
 def _softmax(self, axis=-1):

@@ -13,13 +13,36 @@ PyTorch does: var = mean(x^2) - mean^2 from one read of x, and only mean and rst
 subtraction loses float digits when a row's mean is large against its spread, so when any row has
 mean^2 > var (or is not finite) the op runs from xc = x - mean instead (``_forward_rows``, ``_backward_rows``:
 exact far from 0, one more array written and kept).
+
+The plain rung, at the top of this file: ``plain_layer_norm`` and ``plain_layer_norm_backward``
+(``reference.PLAIN["layer_norm"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import numpy as np
 
-from .. import amp, backend, config, cuda_kernels, parallel, reference
+from .. import amp, backend, config, cuda_kernels, parallel, twins as reference
 from ..accumulate import Owned
 from ..tensor import Tensor
-from .common import as_tensor, row_dots, same_device
+from .common import as_tensor, floating, row_dots, same_device
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
+
+
+def plain_layer_norm(x, w, b, eps=1e-5):
+    """out = xhat w + b with xhat = (x - mean) rstd, rstd = 1 / sqrt(var + eps), over the last axis."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    rstd = 1 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)
+    xhat = xc * rstd
+    return xhat * w + b, (xhat, rstd, w)
+
+
+def plain_layer_norm_backward(g, cache):
+    """dx = rstd (gh - mean(gh) - xhat mean(gh xhat)), gh = g w; dw = sum g xhat, db = sum g (over rows)."""
+    xhat, rstd, w = cache
+    gh = g * w
+    dx = rstd * (gh - gh.mean(axis=-1, keepdims=True) - xhat * (gh * xhat).mean(axis=-1, keepdims=True))
+    rows = tuple(range(g.ndim - 1))
+    return dx, (g * xhat).sum(axis=rows), g.sum(axis=rows)
+
 
 # ----- the math, on rows (N, D), from x (rows whose mean is not large against their spread) -----
 
@@ -137,6 +160,7 @@ def _spread(xp, out, a, u, a2=None, u2=None):
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) * weight + bias, statistics over the last axis (population variance)."""
+    floating("layer_norm", x)
     x, weight, bias = amp.high("layer_norm", x, weight, bias)  # float32 inside tt.autocast
     xp = backend.xp_of(x.data)
     D = x.shape[-1]

@@ -11,11 +11,34 @@ and xhat = x rstd:
     dw  = sum over rows of g xhat = rstd^T (g x)
 
 Qwen3's q/k norm is this op over each head's vector: x (B, T, H, D) with a weight of shape (D,).
+
+The plain rung, at the top of this file: ``plain_rms_norm`` and ``plain_rms_norm_backward``
+(``reference.PLAIN["rms_norm"]``): NumPy in and out, the backward written by hand from the formulas.
 """
-from .. import amp, backend, config, parallel, reference
+import numpy as np
+
+from .. import amp, backend, config, parallel, twins as reference
 from ..accumulate import Owned
 from ..tensor import Tensor
-from .common import as_tensor, row_dots, same_device
+from .common import as_tensor, floating, row_dots, same_device
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
+
+
+def plain_rms_norm(x, w, eps=1e-6):
+    """out = xhat w with xhat = x rstd, rstd = 1 / sqrt(mean(x^2) + eps), over the last axis."""
+    rstd = 1 / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps)
+    xhat = x * rstd
+    return xhat * w, (xhat, rstd, w)
+
+
+def plain_rms_norm_backward(g, cache):
+    """dx = rstd (gh - xhat mean(gh xhat)), gh = g w; dw = sum over rows of g xhat."""
+    xhat, rstd, w = cache
+    gh = g * w
+    dx = rstd * (gh - xhat * (gh * xhat).mean(axis=-1, keepdims=True))
+    return dx, (g * xhat).sum(axis=tuple(range(g.ndim - 1)))
+
 
 # ----- the math, on rows (N, D) -----
 
@@ -64,6 +87,7 @@ def check_norm_weight(op, x, weight):
 def rms_norm(x, weight=None, eps=1e-6):
     """x / sqrt(mean(x^2) + eps) * weight, statistics over the last axis (PyTorch's F.rms_norm, with
     HF's Llama and Qwen default eps)."""
+    floating("rms_norm", x)
     x, weight = amp.high("rms_norm", x, weight)                   # float32 inside tt.autocast
     weight = check_norm_weight("rms_norm", x, weight)
     if config.reference_ops:

@@ -14,12 +14,15 @@ rotation by minus the angle:  dx1 = g1 c + g2 s,  dx2 = g2 c - g1 s.  So backwar
 The angles (``rope_tables``): pair i at position p turns by p * inv_freq_i with inv_freq_i =
 theta^(-2i/D): the first pairs turn fast (they tell near positions apart), the last ones slowly.
 Llama 3 stretches the slow ones (``llama3_frequencies``) so a model trained on 8k tokens reads 128k.
+
+The plain rung, at the top of this file: ``plain_rope`` and ``plain_rope_backward``
+(``reference.PLAIN["rope"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import math
 
 import numpy as np
 
-from .. import backend, config, reference
+from .. import backend, config, twins as reference
 from ..tensor import Tensor
 
 # ----- the angles -----
@@ -59,6 +62,24 @@ def rope_tables(head_dim, positions, theta=10000.0, scaling=None, dtype=np.float
     angles = np.outer(pos, rope_frequencies(head_dim, theta, scaling))     # (T, D/2)
     xp = backend.xp_for(device)
     return xp.asarray(np.cos(angles).astype(dtype)), xp.asarray(np.sin(angles).astype(dtype))
+
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
+
+
+def plain_rope(x, cos, sin):
+    """out1 = x1 c - x2 s, out2 = x2 c + x1 s on the halves x1, x2 of the last axis; cos, sin (..., D/2)."""
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1), (cos, sin)
+
+
+def plain_rope_backward(g, cache):
+    """The rotation's transpose: dx1 = g1 c + g2 s, dx2 = g2 c - g1 s (the tables are constants)."""
+    cos, sin = cache
+    h = g.shape[-1] // 2
+    g1, g2 = g[..., :h], g[..., h:]
+    return (np.concatenate([g1 * cos + g2 * sin, g2 * cos - g1 * sin], axis=-1),)
 
 
 # ----- the math: a rotation, on half views -----

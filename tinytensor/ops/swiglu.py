@@ -8,14 +8,32 @@ Their composed twins: ``reference.silu`` and ``reference.swiglu``. With s = sigm
 GPT-2's MLP is proj(gelu(fc(x))); Llama's is proj(silu(gate(x)) * up(x)): a second projection "up"
 decides, feature by feature, how much of the activated "gate" passes. ``swiglu(h)`` with one tensor
 takes gate and up as the two halves of h's last axis, so a model can make both with one matrix product.
+
+The plain rung, at the top of this file: ``plain_swiglu`` and ``plain_swiglu_backward``
+(``reference.PLAIN["swiglu"]``): NumPy in and out, the backward written by hand from the formulas.
 """
 import contextlib
 
 import numpy as np
 
-from .. import backend, config, parallel, reference
+from .. import backend, config, parallel, twins as reference
 from ..tensor import Tensor
-from .common import same_device
+from .common import floating, same_device
+
+# ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
+
+
+def plain_swiglu(gate, up):
+    """swiglu(gate, up) = silu(gate) up = gate s up, with s = sigmoid(gate) = 1 / (1 + e^-gate)."""
+    s = 1 / (1 + np.exp(-gate))
+    return gate * s * up, (gate, up, s)
+
+
+def plain_swiglu_backward(g, cache):
+    """d/dgate = up s (1 + gate (1 - s)),  d/dup = silu(gate) = gate s."""
+    gate, up, s = cache
+    return g * up * s * (1 + gate * (1 - s)), g * gate * s
+
 
 # ----- the math, elementwise (s keeps sigmoid(gate) for backward) -----
 
@@ -62,6 +80,7 @@ def _rows(a):
 
 def silu(x):
     """x sigmoid(x) (also called swish)."""
+    floating("silu", x)
     if config.reference_ops:
         return reference.silu(x)
     xp = backend.xp_of(x.data)

@@ -128,7 +128,7 @@ def test_bad_numbers_are_refused_naming_the_flag(tmp_path, base, capsys, flag, v
 
 @pytest.mark.parametrize("task", ["classify", "instruct"])
 def test_a_diverging_fine_tune_stops_saving_nothing(tmp_path, base, capsys, task):
-    """The loss guard of pretraining (gpt/step.py) guards fine-tuning too: exit 1, no NaN model saved."""
+    """The loss guard of pretraining (gpt/training/step.py) guards fine-tuning too: exit 1, no NaN model saved."""
     out = tmp_path / "nan"
     if task == "classify":
         rc = _classify(tmp_path, base, out, "--lr", "1e30", "--train", "all")
@@ -185,8 +185,8 @@ def test_fine_tuning_tunes_the_heap_and_has_a_last_resort(tmp_path, base, capsys
 
 @pytest.mark.parametrize("task", ["classify", "instruct"])
 def test_each_fine_tuning_s_settings_are_one_dataclass_with_the_command_line_s_defaults(task):
-    """The flags build the run's settings once (gpt/finetune/settings.py): every flag is a field, and a field
-    left out on the command line has the dataclass's own default."""
+    """The flags build the run's settings once (gpt/finetune/settings.py): every flag is a field (but --viz and
+    --debug, which show the run rather than set it), and a field left out has the dataclass's own default."""
     import dataclasses
 
     from gpt.cli import build_parser
@@ -195,5 +195,5 @@ def test_each_fine_tuning_s_settings_are_one_dataclass_with_the_command_line_s_d
     ns = build_parser().parse_args(["finetune", task, "--data", "d", "--init", "i", "--out", "o"])
     assert cls.from_flags(ns) == cls(data="d", init="i", out="o")
     flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["finetune"]._subparsers
-             ._group_actions[0].choices[task]._actions} - {"help", "debug"}
+             ._group_actions[0].choices[task]._actions} - {"help", "debug", "viz"}
     assert flags == {f.name for f in dataclasses.fields(cls)}

@@ -116,7 +116,7 @@ def test_exact_match_report():
 
 
 def test_lr_schedule_is_the_shared_one():
-    """Instruction tuning warms up, then follows pretraining's cosine down to lr / 10 (gpt/schedule.py)."""
+    """Instruction tuning warms up, then follows pretraining's cosine down to lr / 10 (gpt/training/schedule.py)."""
     from gpt.training.schedule import lr_at
     assert instruct.lr_at is lr_at
     assert lr_at(0, 100, 1.0, warmup=10) == pytest.approx(0.1)

@@ -153,8 +153,9 @@ def test_sample_cli_with_a_nan_weight_is_one_line(tmp_path, capsys):
     from gpt.training import checkpoint as ckpt
     from gpt.__main__ import main
     model = small_model(vocab_size=300)
-    model.blocks[0].mlp.fc.weight.data[0, 0] = np.nan
     ckpt.save(tmp_path, model, None, {"step": 1, "config": model.cfg.to_dict()})
+    model.blocks[0].mlp.fc.weight.data[0, 0] = np.nan        # a file damaged after saving (saving refuses NaN)
+    tt.save(model.state_dict(), str(tmp_path / ckpt.MODEL), metadata={"format": ckpt.FORMAT, "step": "1"})
     import bpe
     bpe.train("hello world, hello there " * 20, 260, special_tokens=("<|endoftext|>",)).save(tmp_path / "tokenizer.bpe")
     capsys.readouterr()

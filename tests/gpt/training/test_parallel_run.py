@@ -202,7 +202,8 @@ def test_rank_zero_failing_while_preparing_lets_the_others_end_quietly(monkeypat
 
 
 @pytest.mark.parametrize("rank", [0, 1])
-def test_fine_tuning_under_mpiexec_is_refused_by_rank_zero_alone(monkeypatch, tmp_path, rank):
+def test_fine_tuning_under_mpiexec_is_refused_by_every_rank(monkeypatch, tmp_path, rank):
+    # each rank says it (the first to report it ends the job: end_job); none ends quietly
     from types import SimpleNamespace
 
     from gpt.errors import FinetuneError
@@ -210,18 +211,14 @@ def test_fine_tuning_under_mpiexec_is_refused_by_rank_zero_alone(monkeypatch, tm
     monkeypatch.setenv("PMI_SIZE", "2")
     monkeypatch.setenv("PMI_RANK", str(rank))
     a = SimpleNamespace(out=str(tmp_path / "out"), init=str(tmp_path / "base"), data="x.tsv", download=False)
-    if rank == 0:
+    for run in (pipeline.run_classify, pipeline.run_instruct):
         with pytest.raises(FinetuneError, match="fine-tuning runs on one process: start it without mpiexec"):
-            pipeline.run_classify(a)
-    else:
-        with pytest.raises(SystemExit) as ended:                  # quietly, with the same status
-            pipeline.run_instruct(a)
-        assert ended.value.code == 2
+            run(a)
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("rank", [0, 1])
-def test_a_job_that_cannot_start_mpi_or_nccl_says_so_once(monkeypatch, rank):
+def test_a_job_that_cannot_start_mpi_or_nccl_is_said_by_every_rank(monkeypatch, rank):
     import tinytensor.distributed as dist
     chosen = []
 
@@ -231,12 +228,8 @@ def test_a_job_that_cannot_start_mpi_or_nccl_says_so_once(monkeypatch, rank):
     monkeypatch.setattr(dist, "launched_by_mpi", lambda: True)
     monkeypatch.setattr(dist, "init", init)
     monkeypatch.setenv("PMI_RANK", str(rank))
-    if rank == 0:
-        with pytest.raises(TrainingError, match="--device cuda under mpiexec: device 'cuda' needs CuPy"):
-            parallel_run.join("cuda")
-    else:
-        with pytest.raises(SystemExit):
-            parallel_run.join("cuda")
+    with pytest.raises(TrainingError, match="--device cuda under mpiexec: device 'cuda' needs CuPy"):
+        parallel_run.join("cuda")
     assert chosen == ["nccl"]                                    # a GPU run joins NCCL, one GPU per rank
 
 
@@ -245,13 +238,31 @@ def test_without_mpiexec_a_process_is_alone(alone_world):
 
 
 @pytest.mark.parametrize("rank", ["0", "1"])
-def test_a_bad_flag_under_mpiexec_is_said_by_rank_zero_alone(monkeypatch, capsys, rank):
+def test_a_bad_flag_under_mpiexec_ends_the_job_from_any_rank(monkeypatch, capsys, rank):
     from gpt.cli import build_parser
+    ended_job = []
     monkeypatch.setenv("PMI_RANK", rank)
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setattr(parallel_run, "end_job", lambda message, status: ended_job.append((message, status)))
     with pytest.raises(SystemExit) as ended:
         build_parser().parse_args(["train", "--bogus"])
     assert ended.value.code == 2
-    assert ("unrecognized arguments: --bogus" in capsys.readouterr().err) == (rank == "0")
+    assert ended_job == [("python -m gpt: unrecognized arguments: --bogus (see --help)", 2)]
+
+
+def test_an_error_before_mpi_starts_ends_the_job_through_the_launcher(monkeypatch, capsys):
+    # no rank waits in MPI's start-up for one that failed before it (issue 26, 2)
+    import tinytensor.distributed as dist
+    from tinytensor.distributed import launcher
+    monkeypatch.setattr(dist, "_world", None)
+    monkeypatch.setenv("PMI_RANK", "1")
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setattr(parallel_run.time, "sleep", lambda s: None)
+    monkeypatch.setattr(launcher, "end_job", lambda status: (_ for _ in ()).throw(SystemExit(status)))
+    with pytest.raises(SystemExit) as ended:
+        run_command(_fail(TrainingError("no GPU here")))
+    assert ended.value.code == 2
+    assert capsys.readouterr().err == "error: rank 1 of 2: no GPU here\n"
 
 
 def test_zero_is_refused_with_float16_loss_scaling():

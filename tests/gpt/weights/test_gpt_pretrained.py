@@ -69,10 +69,15 @@ def test_save_then_load_round_trip_and_file_layout(tmp_path):
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def test_config_inferred_from_shapes_without_config_json(tmp_path):
+def test_config_inferred_from_shapes_without_config_json(tmp_path, monkeypatch):
     tt.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=50, context_length=8, emb_dim=128, n_layers=3, n_heads=2, tie_weights=True))
-    loaded = load_gpt2(_hf_files(tmp_path / "hf", model, with_config=False))
+    folder = _hf_files(tmp_path / "hf", model, with_config=False)
+    with pytest.raises(ValueError, match="number of attention heads is unknown"):     # never guessed
+        load_gpt2(folder)
+    from gpt.weights import gpt2 as pretrained
+    monkeypatch.setitem(pretrained._PUBLISHED, (128, 3), 2)     # as if OpenAI had published this size
+    loaded = load_gpt2(folder)
     c = loaded.cfg
     assert (c.vocab_size, c.context_length, c.emb_dim, c.n_layers, c.n_heads) == (50, 8, 128, 3, 2)
     ids = np.arange(8).reshape(1, 8)

@@ -1,6 +1,6 @@
 """Attention in tiles on the CPU (FlashAttention-2's idea): no (T, S) array is ever held.
 
-``scaled_dot_product_attention`` (attention.py) takes this path for long contexts; the math is the same
+``scaled_dot_product_attention`` (ops/attention.py) takes this path for long contexts; the math is the same
 as there (and as its twin, ``reference.scaled_dot_product_attention``), only its order differs, and
 examples/12 walks through it one row at a time. Read top-down: the math on one tile of query rows, then
 the schedule (which tiles, which jobs on which thread).
@@ -23,8 +23,8 @@ import math
 import numpy as np
 
 from .. import config, parallel
-from .common import row_dots
-from .masks import causal_bias
+from ..ops.common import row_dots
+from ..ops.masks import causal_bias
 
 # ----- the math: one tile of query rows of one head against the keys it sees -----
 

@@ -43,7 +43,7 @@ import numpy as np
 from .. import distributed as dist
 from ..backend import device_of, to_numpy, xp_of
 from ..tensor import queue_final_callback
-from .module import Module
+from ..nn.module import Module
 
 MB = 1 << 20
 
