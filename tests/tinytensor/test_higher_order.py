@@ -239,6 +239,17 @@ def test_create_graph_accumulates_into_dot_grad_like_backward():
     assert isinstance(x.grad, tt.Tensor) and x.grad.item() == 4.0 + 12.0
 
 
+@pytest.mark.parametrize("name", ["SGD", "AdamW"])
+def test_an_optimizer_steps_after_backward_with_create_graph(name):
+    w, plain = leaf([1.0, -2.0]), leaf([1.0, -2.0])
+    opt, ref = (getattr(tt.optim, name)([p], lr=0.1) for p in (w, plain))
+    (w * w * w).sum().backward(create_graph=True)
+    (plain * plain * plain).sum().backward()
+    opt.step()
+    ref.step()
+    assert np.array_equal(w.data, plain.data)
+
+
 def test_the_graph_is_freed_after_use():
     x = leaf(np.ones(1000))
     h = (x * 2).exp()
