@@ -72,7 +72,8 @@ class Tensor:
     """An n-dimensional array that can record how it was computed, for automatic gradients.
 
     Build one with ``tt.tensor(data, requires_grad=...)``. ``.data`` is the backing NumPy (or CuPy)
-    array; ``.grad`` holds the gradient after ``backward()``. Treat ``.grad`` as read-only: a backward
+    array; ``.grad`` holds the gradient after ``backward()`` (a Tensor with a graph of its own after
+    ``backward(create_graph=True)``). Treat ``.grad`` as read-only: a backward
     pass may hand the same array to several tensors, so assign a new array rather than editing it.
     """
 
