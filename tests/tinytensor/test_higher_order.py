@@ -303,3 +303,16 @@ def test_trace_prints_a_create_graph_pass():
     with tt.trace(file=open(__import__("os").devnull, "w")):
         (x ** 3).backward(create_graph=True)
     assert x.grad.item() == 12.0
+
+
+def test_second_derivative_through_autocast_casts():
+    rng = np.random.default_rng(6)
+    x, w = (tt.tensor(rng.standard_normal(s), requires_grad=True) for s in ((3, 4), (5, 4)))
+
+    def curvature(low):
+        with tt.autocast(dtype="float16", enabled=low):
+            loss = (F.linear(x, w).astype("float32") ** 2).sum()
+        (g,) = tt.grad(loss, w, create_graph=True)
+        return tt.grad((g * g).sum(), x)[0].numpy()
+    low, full = curvature(True), curvature(False)
+    assert np.abs(low - full).max() <= 1e-2 * np.abs(full).max()      # float16's precision, no more
