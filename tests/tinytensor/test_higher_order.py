@@ -120,6 +120,24 @@ def test_jvp_matches_a_finite_difference_along_the_tangent(x, data):
     assert np.allclose(jv.numpy(), numeric, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("name", ["layer_norm", "cross_entropy", "attention", "linear", "embedding"])
+def test_jvp_through_fused_ops_matches_a_finite_difference(name):
+    rng = np.random.default_rng(7)
+    fn, shapes = {"layer_norm": (lambda x: F.layer_norm(x), [(3, 5)]),
+                  "cross_entropy": (lambda x: F.cross_entropy(x, np.array([1, 2, 0]), reduction="none"), [(3, 5)]),
+                  "attention": (F.scaled_dot_product_attention, [(1, 2, 4, 3)] * 3),
+                  "linear": (F.linear, [(3, 5), (4, 5), (4,)]),
+                  "embedding": (lambda w: F.embedding(np.array([0, 2, 2]), w), [(3, 4)])}[name]
+    xs = [leaf(rng.standard_normal(s)) for s in shapes]
+    vs = [tt.tensor(rng.standard_normal(s), dtype="float64") for s in shapes]
+    _, jv = tt.jvp(fn, xs, vs)
+    eps = 1e-6
+    with tt.no_grad():
+        numeric = (fn(*[x + eps * v for x, v in zip(xs, vs)]).numpy()
+                   - fn(*[x - eps * v for x, v in zip(xs, vs)]).numpy()) / (2 * eps)
+    assert np.allclose(jv.numpy(), numeric, rtol=1e-6, atol=1e-8)
+
+
 def test_jvp_of_two_inputs_adds_both_directions():
     a, b = leaf([1.0, 2.0]), leaf([3.0, -1.0])
     va, vb = tt.tensor([1.0, 0.5], dtype="float64"), tt.tensor([-2.0, 1.0], dtype="float64")
