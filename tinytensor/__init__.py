@@ -12,7 +12,8 @@ from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import methods as _methods  # noqa: F401  (attaches operators to Tensor)
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
 from .random import manual_seed
-from .gradcheck import GradcheckError, gradcheck
+from .autograd import grad, jvp
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .anomaly import AnomalyError, detect_anomaly
 from .function import Function, FunctionCtx
 from .serialize import load, save

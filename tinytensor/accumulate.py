@@ -174,3 +174,18 @@ class GradientSums:
         else:                               # a shape or dtype that in-place addition would change
             have = writable(have + g)
         self._grads[key] = have
+
+
+class TensorSums:
+    """The sums of a ``create_graph`` pass: gradients are Tensors, added by the add op so that each sum is
+    recorded too (none of the tricks above: they write into arrays)."""
+
+    def __init__(self, root, grad):
+        self._grads = {id(root): grad}
+
+    def pop(self, tensor):
+        return self._grads.pop(id(tensor), None)
+
+    def add(self, tensor, g):
+        have = self._grads.get(id(tensor))
+        self._grads[id(tensor)] = g if have is None else have + g

@@ -137,7 +137,7 @@ def cast(x, dtype):
 
     def backward(g):  # d cast(x)/dx = 1: only the dtype changes back (float32 for a master weight)
         return (g.astype(source),)
-    return Tensor._make(x.data.astype(dtype), (x,), backward, "autocast_cast")
+    return Tensor._make(x.data.astype(dtype), (x,), backward, "autocast_cast", vjp=backward)
 
 
 def low(op, *tensors):

@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from . import backend, config, cuda_kernels, parallel, twins as reference
+from .tensor import Tensor
 
 
 def _groups(params_or_groups, defaults):
@@ -37,6 +38,8 @@ class Optimizer:
         i = 0
         for group in self.param_groups:
             for p in group["params"]:
+                if isinstance(p.grad, Tensor):      # left by backward(create_graph=True): step by its values
+                    p.grad = p.grad.data
                 yield i, group, p
                 i += 1
 

@@ -10,6 +10,7 @@ Beside it: ``accumulate.py`` (how the gradients from several uses of a tensor ar
 thread), ``function.py`` (``tt.Function``, the public way to add an op; ops inside the package call
 ``Tensor._make`` directly).
 """
+import contextlib
 import itertools
 import operator
 import threading
@@ -17,7 +18,7 @@ import threading
 import numpy as np
 
 from . import backend, versions
-from .accumulate import GradientSums, SliceGrad, dense, writable  # noqa: F401 (SliceGrad: for the ops)
+from .accumulate import GradientSums, SliceGrad, TensorSums, dense, writable  # noqa: F401 (SliceGrad: for the ops)
 from .grad_mode import _mode, enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
 _hooks = []            # callables run on every new op result: (tensor, op_name, parents) -> None
@@ -71,13 +72,16 @@ class Tensor:
     """An n-dimensional array that can record how it was computed, for automatic gradients.
 
     Build one with ``tt.tensor(data, requires_grad=...)``. ``.data`` is the backing NumPy (or CuPy)
-    array; ``.grad`` holds the gradient after ``backward()``. Treat ``.grad`` as read-only: a backward
+    array; ``.grad`` holds the gradient after ``backward()`` (a Tensor with a graph of its own after
+    ``backward(create_graph=True)``). Treat ``.grad`` as read-only: a backward
     pass may hand the same array to several tensors, so assign a new array rather than editing it.
     """
 
     __array_ufunc__ = None     # make NumPy hand `np_array * tensor` to Tensor.__rmul__
     _changed_at = 0            # tick of the last change through the Tensor API (0: none since creation)
     _saved = None              # an op node's tensors its backward reads (None: all inputs and the result)
+    _vjp = None                # a primitive op's backward written in Tensor ops (what create_graph=True runs)
+    _twin = None               # a fused op's forward again, by its composed twin in reference.py (idem)
     _post_accumulate_grad_hooks = None
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
@@ -123,8 +127,12 @@ class Tensor:
                              doc="Whether backward() computes a gradient for this tensor (floating point only).")
 
     @classmethod
-    def _make(cls, data, parents, backward, op):
-        """Wrap an op's result; remember the inputs and the backward only when a gradient is needed."""
+    def _make(cls, data, parents, backward, op, vjp=None, twin=None):
+        """Wrap an op's result; remember the inputs and the backward only when a gradient is needed.
+
+        ``backward`` works on arrays. For ``backward(create_graph=True)`` a primitive op also gives ``vjp``,
+        its backward in Tensor ops (``backward`` itself where that already takes a Tensor), and a fused op
+        gives ``twin``, a call of its composed twin on the same inputs, whose graph is then differentiated."""
         out = cls.__new__(cls)
         if isinstance(data, np.generic):    # NumPy turns 0-d results into scalars; keep .data an array
             data = np.asarray(data)
@@ -132,6 +140,8 @@ class Tensor:
         out._requires_grad = _mode.enabled and any(p._requires_grad for p in parents)
         if out._requires_grad:
             out._parents, out._backward, out._made_at = parents, backward, versions.tick()
+            if vjp is not None or twin is not None:
+                out._vjp, out._twin = vjp, twin
         else:
             out._parents, out._backward = (), None
         for hook in _hooks:
@@ -230,46 +240,65 @@ class Tensor:
         self.grad = None
 
     # ----- backpropagation -----
-    def backward(self, grad=None, retain_graph=False, trace=False):
+    def backward(self, grad=None, retain_graph=None, trace=False, create_graph=False):
         """Backpropagate from this tensor: add d(self)/d(leaf) into every leaf's ``.grad``.
 
         ``grad`` is the gradient of some final scalar with respect to this tensor; it may be left out
         only when this tensor holds one element. The graph is freed afterwards unless
         ``retain_graph=True``. ``trace=True`` prints each step as it runs (see ``tinytensor.trace``).
         Callables queued with ``queue_final_callback`` during the pass run once it has ended.
+
+        ``create_graph=True`` records the pass itself: each op's backward runs in Tensor ops, so every
+        ``.grad`` it writes is a Tensor with a graph of its own, differentiable again (second derivatives,
+        to any order; see also ``tt.grad``). ``retain_graph`` then defaults to True, as in PyTorch.
         """
+        retain_graph = create_graph if retain_graph is None else retain_graph
         outer, _pass.callbacks = getattr(_pass, "callbacks", None), []
         callbacks = _pass.callbacks
         try:
-            self._backward_pass(grad, retain_graph, trace)
+            self._backward_pass(grad, retain_graph, trace, create_graph)
         finally:
             _pass.callbacks = outer         # a pass that raised drops what it queued
         for fn in callbacks:
             fn()
 
-    def _backward_pass(self, grad, retain_graph, trace):
-        """The pass itself: the topological walk and the chain rule."""
+    def _backward_pass(self, grad, retain_graph, trace, create_graph=False, capture=None, stop=()):
+        """The pass itself: the topological walk and the chain rule.
+
+        With ``create_graph`` the gradients are Tensors and each step is recorded (``_graph_step``).
+        ``capture`` (``tt.grad``) maps the ids of the tensors whose gradients are wanted to None, filled in
+        there instead of any ``.grad``; the walk does not go past the tensors whose ids are in ``stop``."""
         printer = _trace_printer() if trace else None
-        grads = GradientSums(self, self._seed_gradient(grad))
-        for node in reversed(topological_order(self)):      # every use of a tensor before the tensor
-            g = grads.pop(node)                             # dL/d(node), all its uses summed
-            if g is None:
-                continue
-            if node.is_leaf or node._retain:
-                node.grad = writable(g if node.grad is None else node.grad + g)
-            if node.is_leaf:
-                _leaf_done(node, g, printer)                # its trace line and post-accumulate-grad hooks
-                continue
-            if versions.last_change > node._made_at:       # some tensor changed since this op ran
-                versions.check_unchanged(node)
-            input_grads = node._backward(g)                 # the chain rule: dL/d(input) from dL/d(node)
-            if _backward_hooks or printer:
-                input_grads = _instrument(node, g, input_grads, printer)
-            for parent, pg in zip(node._parents, input_grads):
-                if pg is not None and parent.requires_grad:
-                    grads.add(parent, pg)
-            if not retain_graph:
-                node._backward, node._parents = _freed, ()
+        seed = self._seed_gradient(grad)
+        if create_graph:
+            grads = TensorSums(self, grad if isinstance(grad, Tensor) else Tensor._plain(seed))
+        else:
+            grads = GradientSums(self, seed)
+        with enable_grad() if create_graph else contextlib.nullcontext():
+            for node in reversed(topological_order(self, stop)):    # every use of a tensor before the tensor
+                g = grads.pop(node)                             # dL/d(node), all its uses summed
+                if g is None:
+                    continue
+                if capture is not None:
+                    if id(node) in capture:
+                        capture[id(node)] = g
+                elif node.is_leaf or node._retain:
+                    node.grad = writable(g if node.grad is None else node.grad + g)
+                if node.is_leaf or (stop and id(node) in stop):
+                    if capture is None:
+                        _leaf_done(node, g, printer)            # its trace line and post-accumulate-grad hooks
+                    continue
+                if versions.last_change > node._made_at:       # some tensor changed since this op ran
+                    versions.check_unchanged(node)
+                # the chain rule: dL/d(input) from dL/d(node)
+                input_grads = _graph_step(node, g) if create_graph else node._backward(g)
+                if _backward_hooks or printer:
+                    input_grads = _instrument(node, g, input_grads, printer)
+                for parent, pg in zip(node._parents, input_grads):
+                    if pg is not None and parent.requires_grad:
+                        grads.add(parent, pg)
+                if not retain_graph:
+                    node._backward, node._parents, node._vjp, node._twin = _freed, (), None, None
 
     def _seed_gradient(self, grad):
         """The gradient backward() starts from: ones for a one-element tensor, else the given one, checked."""
@@ -325,17 +354,34 @@ def _trace_printer():
 def _leaf_done(leaf, g, printer):
     """A leaf's ``.grad`` is complete for this pass: print it when tracing, run its hooks."""
     if printer:
-        printer.leaf(leaf, g)
+        printer.leaf(leaf, g.data if isinstance(g, Tensor) else g)
     for hook in tuple((leaf._post_accumulate_grad_hooks or {}).values()):
         hook(leaf)
 
 
 def _instrument(node, g, input_grads, printer):
     """Show one backward step to the instruments (anomaly checks, profilers, the trace), as plain arrays."""
-    input_grads = tuple(dense(pg) for pg in input_grads)
+    arrays = tuple(pg.data if isinstance(pg, Tensor) else dense(pg) for pg in input_grads)
     for hook in _backward_hooks + ([printer.step] if printer else []):
-        hook(node, g, input_grads)
-    return input_grads
+        hook(node, g.data if isinstance(g, Tensor) else g, arrays)
+    return input_grads if isinstance(g, Tensor) else arrays
+
+
+def _graph_step(node, g):
+    """One step of a ``create_graph`` pass: ``node``'s backward in Tensor ops, so that it is recorded. A
+    fused op's forward runs again as its composed twin, whose graph a nested pass differentiates."""
+    if node._backward is _freed:
+        _freed(g)
+    if node._vjp is not None:
+        return node._vjp(g)
+    if node._twin is None:
+        raise RuntimeError(f"backward(create_graph=True): '{node._op}' has no backward in Tensor ops (a "
+                           "tt.Function's works on arrays, as do GPU kernels and attention with dropout), so "
+                           "its gradient cannot be differentiated again")
+    got = dict.fromkeys(map(id, node._parents))
+    node._twin()._backward_pass(g, True, False, True, got, stop=frozenset(got))
+    firsts = {id(p): i for i, p in reversed(list(enumerate(node._parents)))}   # an input used twice: once
+    return tuple(got[id(p)] if firsts[id(p)] == i else None for i, p in enumerate(node._parents))
 
 
 def queue_final_callback(fn):
@@ -348,8 +394,9 @@ def queue_final_callback(fn):
     callbacks.append(fn)
 
 
-def topological_order(root):
-    """Every tensor that ``root`` depends on (needing grad), inputs before outputs; no recursion.
+def topological_order(root, stop=()):
+    """Every tensor that ``root`` depends on (needing grad), inputs before outputs; no recursion. The
+    inputs of the tensors whose ids are in ``stop`` are left out (unless reached another way).
 
     A depth-first walk with an explicit stack: a node is written out only after all its inputs. A node's
     leaf inputs (parameters) go on the stack below its other inputs, so they are written out right before
@@ -368,6 +415,8 @@ def topological_order(root):
             continue
         visited.add(id(node))
         stack.append((node, True))
+        if stop and id(node) in stop:
+            continue
         for leaves in (True, False):
             for parent in node._parents:
                 if parent.requires_grad and id(parent) not in visited and (parent._backward is None) == leaves:

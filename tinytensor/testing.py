@@ -1,7 +1,9 @@
 """Hypothesis strategies for property-testing tinytensor ops, yours included.
 
 The project's own tests use these; they are small on purpose, because ``tt.gradcheck`` runs the op twice
-per input element. Shapes include 0-d tensors and axes of size 1; ``broadcastable_shapes`` gives shapes of
+per input element (``tt.gradcheck(fn, x, fast=True)`` runs it twice per random direction instead, so it
+takes large shapes too). ``tt.gradgradcheck`` checks second derivatives the same way, and ``tangents``
+draws the directions for ``tt.jvp``. Shapes include 0-d tensors and axes of size 1; ``broadcastable_shapes`` gives shapes of
 different ranks that broadcast together; ``arrays``/``tensors`` draw values inside an op's domain and,
 where the op has a kink, away from it.
 
@@ -31,6 +33,16 @@ Property-testing your own op::
         b = data.draw(ttst.tensors(shapes[1], domain="positive"))
         assert tt.gradcheck(lambda a, b: a / b, a, b)
 
+    def softplus_composed(x):              # the same op from tinytensor's ops: differentiable to any order
+        return (1 + x.exp()).log()
+
+    @given(ttst.tensors(ttst.shapes(max_size=8)), ttst.data())
+    def test_softplus_second_derivative_and_jvp(x, data):
+        assert tt.gradgradcheck(softplus_composed, x)
+        (v,) = data.draw(ttst.tangents(x))
+        out, jv = tt.jvp(softplus_composed, x, v)           # J v: here sigmoid(x) v
+        assert np.allclose(jv.numpy(), v.numpy() / (1 + np.exp(-x.numpy())))
+
 All strategies default to float64, which is what ``tt.gradcheck`` works in.
 """
 import math
@@ -41,7 +53,7 @@ from hypothesis.extra import numpy as hnp
 
 from .tensor import Tensor
 
-__all__ = ["DOMAINS", "shapes", "broadcastable_shapes", "arrays", "tensors", "ids", "data"]
+__all__ = ["DOMAINS", "shapes", "broadcastable_shapes", "arrays", "tensors", "ids", "tangents", "data"]
 
 data = st.data     # re-exported so a test needs only this module for ``data.draw(...)``
 
@@ -177,3 +189,10 @@ def ids(draw, shape=None, num=5):
     if not isinstance(shape, tuple):
         shape = draw(shape)
     return draw(hnp.arrays(np.int64, shape, elements=st.integers(0, num - 1)))
+
+
+@st.composite
+def tangents(draw, *like, domain="real"):
+    """One tangent per tensor of ``like``, a tuple of plain tensors (no grad) of the same shapes and dtypes:
+    the directions ``tt.jvp(fn, inputs, tangents)`` differentiates along."""
+    return tuple(Tensor(draw(arrays(t.shape, dtype=t.dtype, domain=domain)), dtype=t.dtype) for t in like)

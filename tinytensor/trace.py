@@ -156,8 +156,8 @@ class trace(contextlib.ContextDecorator):
         self._previous = Tensor.__dict__["backward"]
         previous = self._previous
 
-        def backward(tensor, grad=None, retain_graph=False, trace=True):
-            return previous(tensor, grad, retain_graph=retain_graph, trace=trace)
+        def backward(tensor, grad=None, retain_graph=None, trace=True, create_graph=False):
+            return previous(tensor, grad, retain_graph=retain_graph, trace=trace, create_graph=create_graph)
         backward.__doc__ = previous.__doc__
         Tensor.backward = backward
         return self

@@ -28,6 +28,9 @@ KEY_LINES = {
     "10_finetune_classifier.py": "after fine-tuning",
     "11_instruction_tuning.py": "exact match on 4 held-out prompts:",
     "12_attention_in_tiles.py": "tiled forward and backward equal the fused op: True",
+    "13_newton_second_derivative.py": "the second derivative from autograd equals the analytic one: True",
+    "14_hessian_vector_product.py": "Look: they agree: True",
+    "15_gradient_penalty.py": "Look: the double backward is right: True",
 }
 
 

@@ -87,7 +87,7 @@ def test_the_module_docstring_example_runs():
     namespace = {}
     exec("\n".join(lines), namespace)
     tests = [v for k, v in namespace.items() if k.startswith("test_")]
-    assert len(tests) == 2
+    assert len(tests) == 3
     for test in tests:
         test()
     assert tt.gradcheck(namespace["softplus"], tt.tensor([-1.0, 0.0, 2.0], dtype=np.float64, requires_grad=True))

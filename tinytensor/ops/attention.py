@@ -190,7 +190,8 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     def backward(g):
         grads = schedule.backward(grouped(g, kv_heads, groups))
         return tuple(grad.reshape(x.shape) for grad, x in zip(grads, (q, k, v)))
-    return Tensor._make(out, (q, k, v), backward, "scaled_dot_product_attention")
+    twin = (lambda: reference.scaled_dot_product_attention(q, k, v, causal)) if not dropout_p else None
+    return Tensor._make(out, (q, k, v), backward, "scaled_dot_product_attention", twin=twin)
 
 
 def _check(q, k, v, causal):

@@ -18,7 +18,7 @@ def dropout(x, p=0.5, training=True):
 
     def backward(g):  # kept elements pass g through with the same scale
         return (g * mask,)
-    return Tensor._make(x.data * mask, (x,), backward, "dropout")
+    return Tensor._make(x.data * mask, (x,), backward, "dropout", vjp=backward)
 
 
 def dropout_mask(shape, p, dtype, device):

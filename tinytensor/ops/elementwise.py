@@ -22,7 +22,7 @@ def add(a, b):
 
     def backward(g):  # d(a+b)/da = 1, d(a+b)/db = 1
         return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
-    return Tensor._make(a.data + b.data, (a, b), backward, "add")
+    return Tensor._make(a.data + b.data, (a, b), backward, "add", vjp=backward)
 
 
 def sub(a, b):
@@ -30,7 +30,7 @@ def sub(a, b):
 
     def backward(g):  # d(a-b)/da = 1, d(a-b)/db = -1
         return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
-    return Tensor._make(a.data - b.data, (a, b), backward, "sub")
+    return Tensor._make(a.data - b.data, (a, b), backward, "sub", vjp=backward)
 
 
 def mul(a, b):
@@ -39,7 +39,10 @@ def mul(a, b):
     def backward(g):  # d(ab)/da = b, d(ab)/db = a
         return (unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
                 unbroadcast(g * a.data, b.shape) if b.requires_grad else None)
-    return Tensor._make(a.data * b.data, (a, b), backward, "mul")
+
+    def vjp(g):  # the same in Tensor ops (what create_graph=True records)
+        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+    return Tensor._make(a.data * b.data, (a, b), backward, "mul", vjp)
 
 
 def div(a, b):
@@ -51,7 +54,10 @@ def div(a, b):
         ga = unbroadcast(g / b.data, a.shape) if a.requires_grad else None
         gb = unbroadcast(-g * a.data / (b.data * b.data), b.shape) if b.requires_grad else None
         return ga, gb
-    return Tensor._make(a.data / b.data, (a, b), backward, "div")
+
+    def vjp(g):
+        return unbroadcast(g / b, a.shape), unbroadcast(-g * a / (b * b), b.shape)
+    return Tensor._make(a.data / b.data, (a, b), backward, "div", vjp)
 
 
 def pow(a, b):
@@ -67,13 +73,18 @@ def pow(a, b):
             with np.errstate(divide="ignore", invalid="ignore"):
                 gb = unbroadcast(g * out * xp.log(xp.where(a.data > 0, a.data, 1)), b.shape)
         return ga, gb
-    return Tensor._make(out, (a, b), backward, "pow")
+
+    def vjp(g):
+        ga = unbroadcast(g * b * a ** (b - 1), a.shape)
+        gb = unbroadcast(g * a ** b * log(where(a > 0, a, 1)), b.shape) if b.requires_grad else None
+        return ga, gb
+    return Tensor._make(out, (a, b), backward, "pow", vjp)
 
 
 def neg(x):
     def backward(g):  # d(-x)/dx = -1
         return (-g,)
-    return Tensor._make(-x.data, (x,), backward, "neg")
+    return Tensor._make(-x.data, (x,), backward, "neg", vjp=backward)
 
 
 def exp(x):
@@ -81,13 +92,13 @@ def exp(x):
 
     def backward(g):  # d/dx e^x = e^x
         return (g * out,)
-    return Tensor._make(out, (x,), backward, "exp")
+    return Tensor._make(out, (x,), backward, "exp", vjp=lambda g: (g * exp(x),))
 
 
 def log(x):
     def backward(g):  # d/dx log(x) = 1/x
         return (g / x.data,)
-    return Tensor._make(backend.xp_of(x.data).log(x.data), (x,), backward, "log")
+    return Tensor._make(backend.xp_of(x.data).log(x.data), (x,), backward, "log", vjp=lambda g: (g / x,))
 
 
 def tanh(x):
@@ -95,7 +106,11 @@ def tanh(x):
 
     def backward(g):  # d/dx tanh(x) = 1 - tanh(x)^2
         return (g * (1 - out * out),)
-    return Tensor._make(out, (x,), backward, "tanh")
+
+    def vjp(g):
+        y = tanh(x)
+        return (g * (1 - y * y),)
+    return Tensor._make(out, (x,), backward, "tanh", vjp)
 
 
 def sqrt(x):
@@ -103,7 +118,7 @@ def sqrt(x):
 
     def backward(g):  # d/dx sqrt(x) = 1 / (2 sqrt(x))
         return (g / (2 * out),)
-    return Tensor._make(out, (x,), backward, "sqrt")
+    return Tensor._make(out, (x,), backward, "sqrt", vjp=lambda g: (g / (2 * sqrt(x)),))
 
 
 def relu(x):
@@ -112,7 +127,7 @@ def relu(x):
 
     def backward(g):  # d/dx relu(x) = 1 if x > 0 else 0
         return (g * (x.data > 0),)
-    return Tensor._make(out, (x,), backward, "relu")
+    return Tensor._make(out, (x,), backward, "relu", vjp=backward)     # (x > 0: a constant)
 
 
 def sigmoid(x):
@@ -123,7 +138,11 @@ def sigmoid(x):
 
     def backward(g):  # d/dx sigmoid(x) = s (1 - s)
         return (g * out * (1 - out),)
-    return Tensor._make(out, (x,), backward, "sigmoid")
+
+    def vjp(g):
+        s = sigmoid(x)
+        return (g * s * (1 - s),)
+    return Tensor._make(out, (x,), backward, "sigmoid", vjp)
 
 
 def abs(x):
@@ -132,7 +151,7 @@ def abs(x):
 
     def backward(g):  # d/dx |x| = sign(x)
         return (g * xp.sign(x.data),)
-    return Tensor._make(xp.abs(x.data), (x,), backward, "abs")
+    return Tensor._make(xp.abs(x.data), (x,), backward, "abs", vjp=backward)   # (sign(x): a constant)
 
 
 def astype(x, dtype):
@@ -143,7 +162,7 @@ def astype(x, dtype):
 
     def backward(g):
         return (g.astype(x.dtype),)
-    return Tensor._make(x.data.astype(dtype), (x,), backward, "astype")
+    return Tensor._make(x.data.astype(dtype), (x,), backward, "astype", vjp=backward)
 
 
 def to_device(x, device):
@@ -154,7 +173,7 @@ def to_device(x, device):
 
     def backward(g):
         return (backend.to_device(g, x.device),)
-    return Tensor._make(backend.to_device(x.data, device), (x,), backward, "to")
+    return Tensor._make(backend.to_device(x.data, device), (x,), backward, "to", vjp=lambda g: (g.to(x.device),))
 
 
 def compare(a, b, op):
@@ -180,7 +199,10 @@ def where(cond, a, b):
         zero = xp.zeros((), dtype=g.dtype)
         return (unbroadcast(xp.where(cond_data, g, zero), a.shape) if a.requires_grad else None,
                 unbroadcast(xp.where(cond_data, zero, g), b.shape) if b.requires_grad else None)
-    return Tensor._make(out, (a, b), backward, "where")
+
+    def vjp(g):
+        return unbroadcast(where(cond_data, g, 0), a.shape), unbroadcast(where(cond_data, 0, g), b.shape)
+    return Tensor._make(out, (a, b), backward, "where", vjp)
 
 
 def masked_fill(x, mask, value):
@@ -197,5 +219,5 @@ def masked_fill(x, mask, value):
 
     def backward(g):  # filled positions are constants: no gradient
         return (xp.where(mask_data, xp.zeros((), dtype=g.dtype), g),)
-    return Tensor._make(out, (x,), backward, "masked_fill")
+    return Tensor._make(out, (x,), backward, "masked_fill", vjp=lambda g: (masked_fill(g, mask_data, 0),))
 

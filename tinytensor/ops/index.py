@@ -39,7 +39,21 @@ def getitem(x, index):
     def backward(g):  # scatter g back to where each element came from; repeats accumulate
         if not advanced:        # one region: the engine adds it into x's gradient (laid out like x) directly
             return (SliceGrad(x.data, index, g),)
-        grad = xp.zeros(x.shape, dtype=g.dtype)
-        cuda_kernels.scatter_add(xp, grad, index, g) if xp is not np else np.add.at(grad, index, g)
-        return (grad,)
-    return Tensor._make(out, (x,), backward, "getitem")
+        return (_scatter_add(xp, x.shape, index, g),)
+    return Tensor._make(out, (x,), backward, "getitem", vjp=lambda g: (scatter(g, index, x.shape),))
+
+
+def _scatter_add(xp, shape, index, g):
+    """Zeros of ``shape`` with ``g`` added in at ``index`` (a repeated index adds twice)."""
+    grad = xp.zeros(shape, dtype=g.dtype)
+    cuda_kernels.scatter_add(xp, grad, index, g) if xp is not np else np.add.at(grad, index, g)
+    return grad
+
+
+def scatter(g, index, shape):
+    """``getitem``'s backward as an op (for ``create_graph=True``): zeros of ``shape`` with ``g`` added in at
+    ``index``; its own backward is ``getitem`` again."""
+    def backward(gg):  # each element of g went to one place: read it back from there
+        return (gg[index],)
+    out = _scatter_add(backend.xp_of(g.data), shape, index, g.data)
+    return Tensor._make(out, (g,), backward, "scatter", vjp=backward)

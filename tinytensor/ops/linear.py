@@ -84,7 +84,8 @@ def linear(x, weight, bias=None):
         dx, dw, db = _backward(g.reshape(-1, out_f), x2, w, b, *want)
         grads = (dx.reshape(x.shape) if dx is not None else None, dw)
         return grads + (db,) if bias is not None else grads
-    return Tensor._make(y.reshape(x.shape[:-1] + (out_f,)), parents, backward, "linear")
+    return Tensor._make(y.reshape(x.shape[:-1] + (out_f,)), parents, backward, "linear",
+                        twin=lambda: reference.linear(x, weight, bias))
 
 
 # ----- the schedule: rows, or the two backward products, shared over the threads -----

@@ -128,7 +128,8 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
         grad = xp.empty_like(x)                          # the softmax recomputed, block by block
         _in_row_blocks(_softmax_minus_onehot, x, m, sum_e, safe_t, scale.astype(x.dtype, copy=False), grad)
         return (grad.reshape(logits.shape),)
-    return Tensor._make(out, (logits,), backward, "cross_entropy")
+    return Tensor._make(out, (logits,), backward, "cross_entropy",
+                        twin=lambda: reference.cross_entropy(logits, targets, ignore_index, reduction))
 
 
 # ----- the schedule: cache-sized row blocks shared over the threads -----

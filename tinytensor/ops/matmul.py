@@ -45,4 +45,13 @@ def matmul(a, b):
                 gb = unbroadcast(xp.swapaxes(A, -1, -2) @ G, B.shape)
             gb = gb.reshape(b.shape)
         return ga, gb
-    return Tensor._make(out, (a, b), backward, "matmul")
+
+    def vjp(g):  # the same in Tensor ops (what create_graph=True records)
+        A = a if a.ndim > 1 else a.reshape(1, -1)
+        B = b if b.ndim > 1 else b.reshape(-1, 1)
+        G = g.unsqueeze(-1) if b.ndim == 1 else g
+        G = G.unsqueeze(-2) if a.ndim == 1 else G
+        ga = unbroadcast(G @ B.swapaxes(-1, -2), A.shape).reshape(a.shape) if a.requires_grad else None
+        gb = unbroadcast(A.swapaxes(-1, -2) @ G, B.shape).reshape(b.shape) if b.requires_grad else None
+        return ga, gb
+    return Tensor._make(out, (a, b), backward, "matmul", vjp)

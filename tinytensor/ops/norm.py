@@ -194,7 +194,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
         want_b = bias is not None and bias.requires_grad
         dw, db = parallel.on_one_thread(lambda: _backward(rows(g), rows(d), saved, rows(gx), w, want_w, want_b))
         return (Owned(gx),) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
-    return Tensor._make(out, parents, backward, "layer_norm")
+    return Tensor._make(out, parents, backward, "layer_norm", twin=lambda: reference.layer_norm(x, weight, bias, eps))
 
 
 # ----- the schedule: on one thread (split, its short NumPy calls queue for the GIL), with BLAS held to one

@@ -3,6 +3,7 @@ import builtins
 
 from .. import backend
 from ..tensor import Tensor
+from .shape import broadcast_to
 
 
 def _axes(x, axis):
@@ -35,7 +36,10 @@ def sum(x, axis=None, keepdims=False):
 
     def backward(g):  # every input element contributes once: copy g back over the summed axes
         return (xp.broadcast_to(_expand(g, x, axes, keepdims), x.shape),)
-    return Tensor._make(x.data.sum(axis=axes, keepdims=keepdims), (x,), backward, "sum")
+
+    def vjp(g):  # the same in Tensor ops (what create_graph=True records)
+        return (broadcast_to(_expand(g, x, axes, keepdims), x.shape),)
+    return Tensor._make(x.data.sum(axis=axes, keepdims=keepdims), (x,), backward, "sum", vjp)
 
 
 def mean(x, axis=None, keepdims=False):
@@ -47,7 +51,10 @@ def mean(x, axis=None, keepdims=False):
 
     def backward(g):  # d mean / dx_i = 1 / n
         return (xp.broadcast_to(_expand(g, x, axes, keepdims) / count, x.shape).astype(x.dtype, copy=False),)
-    return Tensor._make(x.data.mean(axis=axes, keepdims=keepdims), (x,), backward, "mean")
+
+    def vjp(g):
+        return (broadcast_to(_expand(g, x, axes, keepdims) / count, x.shape),)
+    return Tensor._make(x.data.mean(axis=axes, keepdims=keepdims), (x,), backward, "mean", vjp)
 
 
 def _extreme(x, axis, keepdims, name):
@@ -57,12 +64,16 @@ def _extreme(x, axis, keepdims, name):
     reduce = x.data.max if name == "max" else x.data.min
     out = reduce(axis=axes, keepdims=keepdims)
 
-    def backward(g):  # ties share the gradient equally (PyTorch's amax/amin and full max() convention)
-        kept = _expand(out, x, axes, keepdims)
-        hit = (x.data == kept)
-        share = hit / hit.sum(axis=axes, keepdims=True)
-        return ((share * _expand(g, x, axes, keepdims)).astype(x.dtype, copy=False),)
-    return Tensor._make(out, (x,), backward, name)
+    def share():  # ties share the gradient equally (PyTorch's amax/amin and full max() convention)
+        hit = (x.data == _expand(out, x, axes, keepdims))
+        return hit / hit.sum(axis=axes, keepdims=True)
+
+    def backward(g):
+        return ((share() * _expand(g, x, axes, keepdims)).astype(x.dtype, copy=False),)
+
+    def vjp(g):  # (the share: a constant)
+        return (_expand(g, x, axes, keepdims) * share().astype(x.dtype),)
+    return Tensor._make(out, (x,), backward, name, vjp)
 
 
 def max(x, axis=None, keepdims=False):
@@ -86,4 +97,7 @@ def var(x, axis=None, keepdims=False):
 
     def backward(g):  # d var / dx_i = 2 (x_i - mean) / n
         return ((2.0 / count) * centered * _expand(g, x, axes, keepdims)).astype(x.dtype, copy=False),
-    return Tensor._make(out, (x,), backward, "var")
+
+    def vjp(g):
+        return (2.0 / count) * (x - x.mean(axis=axes, keepdims=True)) * _expand(g, x, axes, keepdims),
+    return Tensor._make(out, (x,), backward, "var", vjp)

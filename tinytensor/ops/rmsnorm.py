@@ -110,5 +110,6 @@ def rms_norm(x, weight=None, eps=1e-6):
             return (gx,)
         dw = rstd @ (g * d) if weight.requires_grad else None           # sum over rows of g xhat
         return gx, dw
-    return Tensor._make(out.reshape(x.shape), parents, backward, "rms_norm")
+    return Tensor._make(out.reshape(x.shape), parents, backward, "rms_norm",
+                        twin=lambda: reference.rms_norm(x, weight, eps))
 

@@ -136,5 +136,5 @@ def rope(x, cos, sin):
         gx = xp.empty(d.shape, dtype=d.dtype)
         _rotate(g[..., :h], g[..., h:], c, -s, gx[..., :h], gx[..., h:])
         return (gx,)
-    return Tensor._make(out, (x,), backward, "rope")
+    return Tensor._make(out, (x,), backward, "rope", twin=lambda: reference.rope(x, c, s))
 

@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from .common import unbroadcast
 
 
 def reshape(x, *shape):
@@ -16,7 +17,7 @@ def reshape(x, *shape):
 
     def backward(g):  # reshaping back undoes it
         return (g.reshape(x.shape),)
-    return Tensor._make(out, (x,), backward, "reshape")
+    return Tensor._make(out, (x,), backward, "reshape", vjp=backward)
 
 
 def transpose(x, *axes):
@@ -32,7 +33,16 @@ def transpose(x, *axes):
 
     def backward(g):  # apply the inverse permutation
         return (g.transpose(inverse),)
-    return Tensor._make(x.data.transpose(axes), (x,), backward, "transpose")
+    return Tensor._make(x.data.transpose(axes), (x,), backward, "transpose", vjp=backward)
+
+
+def broadcast_to(x, shape):
+    """``x`` repeated along new leading axes and axes of size 1, as NumPy broadcasts it to ``shape``."""
+    xp = backend.xp_of(x.data)
+
+    def backward(g):  # every copy sends its gradient back: summed
+        return (unbroadcast(g, x.shape),)
+    return Tensor._make(xp.broadcast_to(x.data, shape), (x,), backward, "broadcast_to", vjp=backward)
 
 
 def swapaxes(x, a, b):
@@ -97,7 +107,10 @@ def concatenate(tensors, axis=0):
 
     def backward(g):  # each input gets back its own slice
         return tuple(xp.split(g, edges, axis=axis))
-    return Tensor._make(out, tuple(tensors), backward, "concatenate")
+
+    def vjp(g):  # the same in Tensor ops (what create_graph=True records)
+        return tuple(split(g, [t.shape[axis] for t in tensors], axis))
+    return Tensor._make(out, tuple(tensors), backward, "concatenate", vjp)
 
 
 def stack(tensors, axis=0):

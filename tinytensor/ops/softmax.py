@@ -57,7 +57,7 @@ def softmax(x, axis=-1):
 
     def backward(g):  # ds_i/dx_j = s_i (δ_ij - s_j)  =>  dx = s * (g - sum(g * s))
         return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
-    return Tensor._make(out, (x,), backward, "softmax")
+    return Tensor._make(out, (x,), backward, "softmax", twin=lambda: reference.softmax(x, axis))
 
 
 def log_softmax(x, axis=-1):
@@ -73,4 +73,4 @@ def log_softmax(x, axis=-1):
 
     def backward(g):  # d/dx_j (x_i - lse) = δ_ij - softmax_j  =>  dx = g - softmax * sum(g)
         return (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),)
-    return Tensor._make(out, (x,), backward, "log_softmax")
+    return Tensor._make(out, (x,), backward, "log_softmax", twin=lambda: reference.log_softmax(x, axis))

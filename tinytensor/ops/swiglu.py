@@ -94,7 +94,7 @@ def silu(x):
         parallel.for_row_blocks(lambda gb, xb, sb, db: _swiglu_backward(gb, xb, None, sb, db, None),
                                 _rows(g), _rows(d), _rows(s), _rows(dx))
         return (dx,)
-    return Tensor._make(out, (x,), backward, "silu")
+    return Tensor._make(out, (x,), backward, "silu", twin=lambda: reference.silu(x))
 
 
 def swiglu(gate, up=None):
@@ -140,4 +140,4 @@ def swiglu(gate, up=None):
             parallel.for_row_blocks(_swiglu_backward, _rows(g), _rows(g_arr), _rows(u_arr), _rows(s), _rows(dgate),
                                     _rows(dup))
         return (grad,) if up is None else (dgate, dup)
-    return Tensor._make(out, parents, backward, "swiglu")
+    return Tensor._make(out, parents, backward, "swiglu", twin=lambda: reference.swiglu(gate, up))
