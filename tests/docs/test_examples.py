@@ -60,6 +60,9 @@ def test_every_example_is_listed():
 def test_example_runs(name, tmp_path):
     out = run_example(name, tmp_path)
     assert KEY_LINES[name] in out, f"{name}: expected {KEY_LINES[name]!r} in its output:\n{out[-3000:]}"
+    if name == "08_train_tiny_gpt.py":          # the loop stops by its own step count: no signal, no stop message
+        assert "SIGTERM" not in out and "stopping" not in out and "def train_simple" not in out, out[-2000:]
+        assert "optimizer.step()" in out                      # the loop it runs is printed
     if name == "04_mlp_from_scratch.py":        # the quick run must still learn the moons
         accuracy = float(out.split("final training accuracy:")[1].split("%")[0])
         assert accuracy >= 90.0, out[-2000:]
