@@ -218,7 +218,7 @@ def run_classify(a, log=print):
                                    "step": len(history)})
     write_metrics(a.out, metrics, steps_log, curves.plot_classification,
                   f"classifier {a.out} on {os.path.basename(a.data)}")
-    chance = max(sum(label == lab for _, lab in enc[2]) for label in range(len(labels))) / len(enc[2])
+    chance = classify.chance(enc[2], len(labels))[0]
     log(f"accuracy train {metrics['train_accuracy']:.3f}  val {metrics['val_accuracy']:.3f}  "
         f"test {metrics['test_accuracy']:.3f} (chance: {chance:.3f}, always the commonest label)")
     log(saved_line(a.out))
