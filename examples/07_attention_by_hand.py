@@ -88,7 +88,7 @@ def main():
         v_only = F.scaled_dot_product_attention(q, k, tt.tensor(v2, dtype="float64"))
     moved = np.abs(changed.numpy() - fused.numpy()).max(axis=(0, 1, 3))
     moved_v = np.abs(v_only.numpy() - fused.numpy()).max(axis=(0, 1, 3))
-    print(f"{'change of':20} {'k and v':>9}   {'v alone':>9}")
+    print(f"{'change when changing:':21}{'k and v':>9}   {'v alone':>9}")
     for i in range(T):
         print(f"output {i}: max change {moved[i]:9.2e}   {moved_v[i]:9.2e}"
               + ("   <- the only one that may see the last token" if i == T - 1 else ""))
