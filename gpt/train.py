@@ -28,7 +28,7 @@ from tinytensor import optim, random
 from . import checkpoint as ckpt
 from . import curves, parallel_run, runlock
 from .config import GPTConfig
-from .families import ARCHS, build_model, config_class
+from .families import ARCHS, build_model, config_class, describe
 from .corpus import NAME as CORPUS_NAME
 from .data import (BatchSampler, SlidingWindowDataset, data_digests, default_corpus, encode_cached, eval_batches,
                    read_text, text_digest, train_val_split)
@@ -498,7 +498,8 @@ def evaluate_run(run, show=print, stop=None):
 
 def plot(run):
     """Draw loss.svg from the run's metrics log; returns its path."""
-    title = f"{run.corpus if run.a.data is None else os.path.basename(run.a.data)}: step {run.step} of {run.max_steps}"
+    data = run.corpus if run.a.data is None else os.path.basename(run.a.data)
+    title = f"{describe(run.cfg, run.model.num_parameters())} on {data}: step {run.step} of {run.max_steps}"
     return curves.plot_pretraining(run.log, run.a.out, title)
 
 
