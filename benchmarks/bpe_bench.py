@@ -22,9 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-import bpe
-from bpe.gpt2_files import bytes_to_unicode
-from bpe.train import count_chunks, learn_merges, learn_merges_naive
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a clone, installed or not
+import bpe  # noqa: E402
+from bpe.gpt2_files import bytes_to_unicode  # noqa: E402
+from bpe.train import count_chunks, learn_merges, learn_merges_naive  # noqa: E402
 
 
 def machine():

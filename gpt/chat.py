@@ -3,19 +3,23 @@
 With an instruction on the command line it answers once and exits (``--input`` adds the Alpaca
 "Input" part). Without one it asks for instructions until Ctrl-D or ``exit``; each turn asks for the
 instruction, then for its input (Enter for none). Every turn is independent: the model was tuned on
-single instructions, so nothing is carried from one turn to the next.
+single instructions, so nothing is carried from one turn to the next. An interactive chat starts by
+saying that the model knows only what it was tuned on, with held-out instructions it answered right
+(from the run's responses.jsonl): a tiny model tuned by `make-data instruct` knows four tasks over a
+list of 14 words, and other words get a guess.
 
 Each instruction goes into the Alpaca template the model was tuned on (gpt/finetune/data_instruct.py),
 and the answer is printed as it is generated (control characters escaped, gpt/textout.py), up to the
 end-of-text token. Greedy by default, as the fine-tuning's own evaluation answers.
 """
+import json
 import os
 import shlex
 import sys
 
 from .cli_args import add_debug_flag, add_sampling_flags
 from .errors import TrainingError
-from .textout import PrintableStream
+from .textout import PrintableStream, printable
 
 QUIT = ("exit", "quit")
 
@@ -97,6 +101,50 @@ def answer(model, tok, instruction, input_text="", stream=None, **sampling):
     return tok.decode(new)
 
 
+RESPONSES = "responses.jsonl"      # fine-tuning's answers to its held-out instructions (gpt/finetune/pipeline.py)
+
+
+def answered_right(folder, most=3, limit=1 << 20):
+    """Up to ``most`` held-out entries that the model in ``folder`` answered right, one per instruction,
+    from its responses.jsonl (read up to ``limit`` bytes; a line that is not an entry is skipped):
+    instructions that are known to work. [] when there is no such file."""
+    path = os.path.join(folder, RESPONSES)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(limit)
+    except OSError:
+        return []
+    found, seen = [], set()
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if not (isinstance(row, dict) and row.get("correct") is True
+                and all(isinstance(row.get(k, ""), str) for k in ("instruction", "input", "output"))):
+            continue
+        if row["instruction"] not in seen:
+            seen.add(row["instruction"])
+            found.append(row)
+        if len(found) == most:
+            break
+    return found
+
+
+def greeting(folder):
+    """The first lines of an interactive chat: how to talk to it, and what it can answer."""
+    lines = [f"chatting with {folder}: type an instruction, then its input (Enter for none); Ctrl-D or 'exit' quits.",
+             "It knows only the kinds of instruction it was tuned on, and the words they used: anything else "
+             "gets a confident-looking guess."]
+    worked = answered_right(folder)
+    if worked:
+        lines.append(f"Held-out instructions it answered right ({os.path.join(folder, RESPONSES)} has them all):")
+        for row in worked:
+            given = f"  [input: {row['input']}]" if row.get("input") else ""
+            lines.append(f"  {row['instruction']}{given}  ->  {row['output']}")
+    return "\n".join(printable(line) for line in lines)
+
+
 def _ask(prompt):
     """One line from the user (None at end of input); the prompt is shown only on a terminal."""
     try:
@@ -122,8 +170,7 @@ def cmd_chat(ns):
         answer(model, tok, ns.instruction, ns.input, **sampling)
         return 0
     if sys.stdin.isatty():
-        print(f"chatting with {ns.checkpoint}: type an instruction, then its input (Enter for none); "
-              "Ctrl-D or 'exit' quits")
+        print(greeting(ns.checkpoint))
     while True:
         instruction = _ask("instruction> ")
         if instruction is None or instruction.strip().lower() in QUIT:

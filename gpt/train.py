@@ -28,7 +28,7 @@ from tinytensor import optim, random
 from . import checkpoint as ckpt
 from . import curves, parallel_run, runlock
 from .config import GPTConfig
-from .families import ARCHS, build_model, config_class
+from .families import ARCHS, build_model, config_class, describe
 from .corpus import NAME as CORPUS_NAME
 from .data import (BatchSampler, SlidingWindowDataset, data_digests, default_corpus, encode_cached, eval_batches,
                    read_text, text_digest, train_val_split)
@@ -52,7 +52,7 @@ class TrainConfig:
     arch: str = "gpt2"               # the model family: gpt2, llama or qwen3 (gpt/families.py)
     preset: str = "tiny"             # a preset of that family
     tokenizer: str = None            # a bpe tokenizer file, a tokenizer.json, or a folder with GPT-2's files
-    vocab_size: int = None           # for a tokenizer trained here; None: the preset's
+    vocab_size: int = None           # for a tokenizer trained here; None: TRAIN_VOCAB's, else the preset's
     context_length: int = None       # model overrides; None: the preset's
     emb_dim: int = None
     n_layers: int = None
@@ -61,7 +61,7 @@ class TrainConfig:
     drop_rate: float = None
     qkv_bias: bool = None
     tie_weights: bool = None
-    max_steps: int = 600
+    max_steps: int = 530             # the compute of 600 steps at vocabulary 1024 (see TRAIN_VOCAB)
     epochs: float = None             # instead of max_steps: passes over the training windows
     batch_size: int = 16
     grad_accum: int = 1
@@ -95,6 +95,12 @@ class TrainConfig:
     PRESET_LR = {"tiny": 2e-3, "gpt2-small": 6e-4, "gpt2-medium": 3e-4, "gpt2-large": 2.5e-4, "gpt2-xl": 2e-4,
                  "qwen3-0.6b": 3e-4, "llama3.2-1b": 3e-4, "qwen3-1.7b": 3e-4, "llama3.2-3b": 3e-4,
                  "qwen3-4b": 2e-4, "llama3-8b": 2e-4, "qwen3-8b": 2e-4}
+
+    # the vocabulary of a tokenizer trained here, by preset, where it differs from the preset's model:
+    # at 2,048 tokens most words are whole tokens, so the tiny model's samples hold far more real words
+    # (benchmarks/sample_words_bench.py); its larger output layer costs 12% more per step, paid for
+    # by 530 steps instead of 600
+    TRAIN_VOCAB = {"tiny": 2048}
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -390,7 +396,7 @@ def _tokenizer(a, text, meta, say):
         tok.save(tok_path)
         return tok
     import bpe
-    vocab = a.vocab_size or config_class(a.arch).preset(a.preset).vocab_size
+    vocab = a.vocab_size or a.TRAIN_VOCAB.get(a.preset) or config_class(a.arch).preset(a.preset).vocab_size
     if vocab > 8192:
         raise TrainingError(f"preset {a.preset} has a vocabulary of {vocab}: pass --tokenizer DIR with GPT-2's "
                             "encoder.json and vocab.bpe, or --vocab-size to train a smaller tokenizer here")
@@ -453,6 +459,13 @@ def evaluate(model, dataset, batch_size, max_batches, device="cpu", should_stop=
     return total / count
 
 
+# How the progress samples are drawn: temperature and top-k, as the book's chapter 5 `generate` draws them.
+# A tiny model's distribution has a long tail of word pieces: from the default run's final weights, 30
+# samples hold 96% real words (found in the training text) on average at 0.6, 91% at 0.8
+# (benchmarks/sample_words_bench.py; README: Quickstart).
+SAMPLE_TEMPERATURE, SAMPLE_TOP_K = 0.6, 40
+
+
 class _Abandoned(Exception):
     """A stop request arrived while a sample was being generated."""
 
@@ -467,8 +480,8 @@ def sample_text(run, should_stop=None):
         if should_stop is not None and should_stop():
             raise _Abandoned
     try:
-        out = generate(run.model, [prompt], max_new_tokens=a.sample_tokens, temperature=0.8, top_k=40, seed=a.seed,
-                       on_token=on_token, vocab_size=run.tok.n_vocab)
+        out = generate(run.model, [prompt], max_new_tokens=a.sample_tokens, temperature=SAMPLE_TEMPERATURE,
+                       top_k=SAMPLE_TOP_K, seed=a.seed, on_token=on_token, vocab_size=run.tok.n_vocab)
     except _Abandoned:
         return None
     return run.tok.decode(out[0].tolist())
@@ -504,7 +517,8 @@ def evaluate_run(run, show=print, stop=None):
 
 def plot(run):
     """Draw loss.svg from the run's metrics log; returns its path."""
-    title = f"{run.corpus if run.a.data is None else os.path.basename(run.a.data)}: step {run.step} of {run.max_steps}"
+    data = run.corpus if run.a.data is None else os.path.basename(run.a.data)
+    title = f"{describe(run.cfg, run.model.num_parameters())} on {data}: step {run.step} of {run.max_steps}"
     return curves.plot_pretraining(run.log, run.a.out, title)
 
 
@@ -640,7 +654,8 @@ def _train(a, team, resume, overwrite, given, stream, stop_at, on_step, on_eval)
     out.write(f"  loss curve: {figure} (open it in a browser); every step: {os.path.join(a.out, METRICS)}\n")
     if status != "interrupted":
         prompt = shlex.quote(a.sample_prompt or "The")
-        out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(a.out)} --prompt {prompt}\n")
+        out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(a.out)} --prompt {prompt} "
+                  f"--temperature {SAMPLE_TEMPERATURE} --top-k {SAMPLE_TOP_K}\n")
     out.flush()
     return {"status": status, "step": run.step, "skipped": run.skipped, "wall_s": wall, "history": run.history, "loss": run.last_loss,
             "out": a.out, "stopped_by": stop.reason, "exit_code": stop.exit_code if status == "interrupted" else 0}

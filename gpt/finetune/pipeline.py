@@ -24,6 +24,7 @@ import tinytensor as tt
 from .. import checkpoint as ckpt
 from .. import curves, lora, parallel_run, runlock
 from ..errors import FinetuneError, RunFailed
+from ..families import TITLES, describe
 from ..metrics_log import CLASSIFY_COLUMNS, INSTRUCT_COLUMNS, MetricsRows
 from ..metrics_log import NAME as METRICS_LOG
 from ..run_folder import check_out, clear_run
@@ -63,7 +64,7 @@ def load_base(init):
             os.path.isfile(os.path.join(init, "model.safetensors.index.json")):
         from ..hf import load_hf
         model = load_hf(init)                       # GPT-2, Llama 3 or Qwen3 (gpt/hf.py)
-        what = f"{dict(gpt2='GPT-2', llama='Llama', qwen3='Qwen3')[model.cfg.ARCH]} weights from {init}"
+        what = f"{TITLES[model.cfg.ARCH]} weights from {init}"
     else:
         raise FinetuneError(f"--init {init} holds neither checkpoint.json nor model.safetensors")
     if tok.eot_id is None:
@@ -239,8 +240,8 @@ def run_classify(a, log=print, on_row=None):
                                    "pad_id": tok.eot_id, "base": what, "train_mode": a.train,
                                    "step": len(history)})
     write_metrics(a.out, metrics, steps_log, curves.plot_classification,
-                  f"classifier {a.out} on {os.path.basename(a.data)}")
-    chance = max(sum(label == lab for _, lab in enc[2]) for label in range(len(labels))) / len(enc[2])
+                  f"{describe(model.cfg)}, fine-tuned to classify: {a.out} on {os.path.basename(a.data)}")
+    chance = classify.chance(enc[2], len(labels))[0]
     log(f"accuracy train {metrics['train_accuracy']:.3f}  val {metrics['val_accuracy']:.3f}  "
         f"test {metrics['test_accuracy']:.3f} (chance: {chance:.3f}, always the commonest label)")
     log(saved_line(a.out))
@@ -312,7 +313,7 @@ def run_instruct(a, log=print, on_row=None):
                "seconds": round(time.perf_counter() - t0, 1), "history": result["history"]}
     save_model(a.out, model, tok, {"task": "instruct", "base": what, "step": result["steps"]})
     write_metrics(a.out, metrics, steps_log, curves.plot_instruction,
-                  f"instruction tuning {a.out} on {os.path.basename(a.data)}")
+                  f"{describe(model.cfg)}, instruction-tuned: {a.out} on {os.path.basename(a.data)}")
     log(f"val loss {result['val_loss']:.4f}; " + exact_match_line(em, chance))
     log(saved_line(a.out, "the answers in responses.jsonl"))
     log(f"next: python -m gpt chat --checkpoint {shlex.quote(a.out)}   (or with an instruction: "
