@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+import traceback
 import warnings
 
 from .files import read_text
@@ -84,9 +85,7 @@ def cmd_decode(args):
         if not (w.isascii() and w.removeprefix("-").isdigit()):      # int() also takes '١٢', '1_0', '+5'
             raise ValueError(f"{w!r} is not a token id (expected integers such as 42)")
         ids.append(int(w))
-    sys.stdout.write(tok.decode(ids))
-    if sys.stdout.isatty():
-        sys.stdout.write("\n")
+    sys.stdout.write(tok.decode(ids) + ("" if args.no_newline else "\n"))
 
 
 def cmd_show(args):
@@ -107,11 +106,23 @@ def cmd_stats(args):
     print(f"{bytes_per_token(tok, text):.3f} bytes/token ({tok})")
 
 
+DEBUG_HELP = ("on an unexpected error, show the full traceback instead of one line "
+              "(default: off; TINYTENSOR_DEBUG=1 in the environment does the same)")
+
+
 def build_parser():
-    parser = _Parser(prog="python -m bpe", description="A byte-level BPE tokenizer.")
+    parser = _Parser(prog="python -m bpe", description="A byte-level BPE tokenizer: train one on any UTF-8 "
+                     "text, encode and decode with it, and watch its merges. Each command has --help.")
+    parser.add_argument("--debug", action="store_true", default=False, help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("train", help="learn merges from a UTF-8 text file")
+    def add_command(name, help, description=None):
+        p = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+        return p
+
+    p = add_command("train", "learn merges from a UTF-8 text file",
+                    "Learn byte-pair merges from a UTF-8 text file and write the tokenizer to --out.")
     p.add_argument("--input", required=True, help="UTF-8 text file to learn from")
     p.add_argument("--vocab-size", type=int, required=True, help="ids in all: 256 + merges + specials")
     p.add_argument("--out", required=True, help="tokenizer file to write")
@@ -119,7 +130,10 @@ def build_parser():
                    "every character (default gpt2)")
     p.add_argument("--special", action="append", default=[], metavar="NAME",
                    help="a special token, e.g. '<|endoftext|>' (repeatable)")
-    p.add_argument("--algorithm", choices=["incremental", "naive"], default="incremental")
+    p.add_argument("--algorithm", choices=["incremental", "naive"], default="incremental",
+                   help="incremental: updates pair counts after each merge (fast); naive: recounts every pair "
+                   "for every merge, the loop to read first (bpe/train.py; same merges, slow on big texts) "
+                   "(default incremental)")
     p.set_defaults(run=cmd_train)
 
     def tokenizer_args(p, text=True):
@@ -131,31 +145,34 @@ def build_parser():
             p.add_argument("text", nargs="?", help="text (default: --input FILE, else stdin)")
             p.add_argument("--input", metavar="FILE", help="read the text from this UTF-8 file")
 
-    p = sub.add_parser("encode", help="print the ids of a text")
+    p = add_command("encode", "print the ids of a text")
     tokenizer_args(p)
     p.add_argument("--allow-special", action="store_true", help="let special-token text become its id")
     p.set_defaults(run=cmd_encode)
 
-    p = sub.add_parser("decode", help="print the text of ids")
+    p = add_command("decode", "print the text of ids")
     tokenizer_args(p, text=False)
     p.add_argument("ids", nargs="*", help="token ids (default: read from stdin)")
+    p.add_argument("-n", "--no-newline", action="store_true",
+                   help="print the text exactly, without the newline that ends it (default: a newline, as echo)")
     p.set_defaults(run=cmd_decode)
 
-    p = sub.add_parser("show", help="show token boundaries (and, with --steps, each merge)")
+    p = add_command("show", "show token boundaries (and, with --steps, each merge)")
     tokenizer_args(p)
     p.add_argument("--steps", action="store_true", help="print every merge of every chunk")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="coloured tokens, or '|' between them (default: colour on a terminal)")
     p.set_defaults(run=cmd_show)
 
-    p = sub.add_parser("stats", help="bytes per token of a corpus")
+    p = add_command("stats", "print the bytes per token of a corpus")
     tokenizer_args(p)
     p.set_defaults(run=cmd_stats)
     return parser
 
 
 def main(argv=None):
-    """Run the CLI; errors print one line and exit with status 1. No arguments: the help (status 2)."""
+    """Run the CLI; errors print one line and exit with status 1 (an unexpected one too: ``--debug`` or
+    TINYTENSOR_DEBUG=1 shows its traceback). No arguments: the help (status 2)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not argv:
@@ -164,10 +181,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with warnings.catch_warnings():                 # a warning is one line, as python -m gpt prints it
         warnings.showwarning = lambda message, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
+        debug = args.debug or os.environ.get("TINYTENSOR_DEBUG", "") not in ("", "0")
         try:
             args.run(args)
         except (ValueError, TypeError, OSError) as e:
+            if debug:
+                traceback.print_exception(e)
             print(f"error: {e}", file=sys.stderr)
+            return 1
+        except Exception as e:                      # a bug: one line, the traceback only when asked
+            if debug:
+                traceback.print_exception(e)
+            where = "" if debug else "; rerun with --debug (or TINYTENSOR_DEBUG=1) for the traceback"
+            print(f"error: unexpected {type(e).__name__}: {e}{where}", file=sys.stderr)
             return 1
     return 0
 

@@ -2,10 +2,14 @@
 _COLORS = [43, 46, 45, 42, 44, 41]  # ANSI background colours, cycled token by token
 
 
-def token_text(data):
-    """Readable text of a token's bytes: control characters escaped, broken UTF-8 as \\xNN."""
+SPACE_MARK = "\u2423"   # ␣, how a merge trace shows a space (a leading space is part of most tokens)
+
+
+def token_text(data, space=" "):
+    """Readable text of a token's bytes: control characters escaped, broken UTF-8 as \\xNN, each space
+    shown as ``space`` (e.g. ``SPACE_MARK``, where a blank at a token's edge would be invisible)."""
     text = data.decode("utf-8", errors="backslashreplace")
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+    return "".join(space if c == " " else c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def merge_steps(tok, text):
@@ -45,12 +49,12 @@ def _one_merge(ids, ranks, new_of):
 
 
 def format_steps(tok, text):
-    """`merge_steps` as printable lines: one line per state, tokens separated by '|'."""
+    """`merge_steps` as printable lines: one line per state, tokens separated by '|', a space shown as ␣."""
     lines = []
     for chunk, states in merge_steps(tok, text):
-        lines.append(f"chunk {chunk!r}: {len(states) - 1} merge(s)")
+        lines.append(f"chunk {chunk!r}: {len(states) - 1} merge(s)" + (f" ({SPACE_MARK} is a space)" if " " in chunk else ""))
         for state in states:
-            lines.append("  " + "|".join(token_text(t) for t in state))
+            lines.append("  " + "|".join(token_text(t, SPACE_MARK) for t in state))
     return "\n".join(lines)
 
 

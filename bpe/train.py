@@ -219,10 +219,17 @@ def _apply_merge(pair, new, words, freqs, counts, where):
 
 
 class Progress:
-    """A progress callback that prints to a stream, only once training has run for a second."""
+    """A progress callback that prints to a stream, only once training has run for a second.
 
-    def __init__(self, stream, after=1.0, every=0.5):
-        self.stream, self.after, self.every = stream, after, every
+    On a terminal it redraws one line (``\\r``) every ``every`` seconds; to a file or a pipe (``tty``
+    False, or a stream that is not a terminal) it writes whole lines, every ``every_piped`` seconds,
+    so a log keeps one line per report instead of lines run together."""
+
+    def __init__(self, stream, after=1.0, every=0.5, every_piped=10.0, tty=None):
+        if tty is None:
+            tty = hasattr(stream, "isatty") and stream.isatty()
+        self.stream, self.after, self.tty = stream, after, tty
+        self.every = every if tty else every_piped
         self.start = time.perf_counter()
         self.last = None
 
@@ -235,6 +242,6 @@ class Progress:
         if self.last is None and done == total and now - self.start < self.after:
             return
         self.last = now
-        end = "\n" if done == total else "\r"
+        end = "\n" if done == total or not self.tty else "\r"
         self.stream.write(f"training: {done}/{total} merges, {now - self.start:.1f} s{end}")
         self.stream.flush()

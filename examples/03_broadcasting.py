@@ -57,7 +57,8 @@ def two_sided_example():
     c_copies = np.broadcast_to(c.numpy(), (3, 4))
     grad_of_each_a_copy = np.ones((3, 4)) * c_copies    # d(a*c)/da = c, for every copy
     by_hand = grad_of_each_a_copy.sum(axis=1, keepdims=True)
-    print("a.grad == sum over the copies' gradients:", np.allclose(a.grad, by_hand), a_copies.shape)
+    print(f"a {a.shape} is copied to {a_copies.shape}: copy (i, j) gets the gradient c[j]; a.grad sums them over axis 1")
+    print("a.grad == sum over the copies' gradients:", np.allclose(a.grad, by_hand))
     ok = tt.gradcheck(lambda a, c: a * c, a, c)
     print("tt.gradcheck (finite differences, float64) agrees:", ok, "\n")
 

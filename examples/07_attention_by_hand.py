@@ -11,7 +11,12 @@ What to look at:
   3. The by-hand version (transpose, matmul, div, masked_fill, softmax, matmul: each recorded in the
      graph) and the fused op (one op, one hand-written backward) agree on the output and on every
      gradient.
-  4. Causality tested directly: change the last token's key and value, and outputs 0..T-2 do not move.
+  4. Causality tested directly: change the last token's key and value, and outputs 0..T-2 move by
+     float64 round-off at most (about 1e-16), while output T-1 moves by about 100. Their weights on the
+     last token are exactly 0; the round-off comes from the fused op's guard against overflow: it
+     subtracts each row's max score before exp only when some score could be large, and the huge new
+     key makes it take that path (the same math, rounded differently). Changing the value alone
+     leaves them exactly unchanged.
 
 Run:  python examples/07_attention_by_hand.py
 In a browser: python -m gpt viz runs/tiny (a trained run, or a Hugging Face folder): the model page
@@ -82,9 +87,16 @@ def main():
     k2[:, :, -1], v2[:, :, -1] = 100.0, -100.0
     with tt.no_grad():
         changed = F.scaled_dot_product_attention(q, tt.tensor(k2, dtype="float64"), tt.tensor(v2, dtype="float64"))
+        v_only = F.scaled_dot_product_attention(q, k, tt.tensor(v2, dtype="float64"))
     moved = np.abs(changed.numpy() - fused.numpy()).max(axis=(0, 1, 3))
+    moved_v = np.abs(v_only.numpy() - fused.numpy()).max(axis=(0, 1, 3))
+    print(f"{'change when changing:':21}{'k and v':>9}   {'v alone':>9}")
     for i in range(T):
-        print(f"output {i}: max change {moved[i]:.2e}" + ("   <- the only one that may see the last token" if i == T - 1 else ""))
+        print(f"output {i}: max change {moved[i]:9.2e}   {moved_v[i]:9.2e}"
+              + ("   <- the only one that may see the last token" if i == T - 1 else ""))
+    print("Look: outputs 0..T-2 move by round-off at most (1e-16; exactly 0 when only the value changes): the huge\n"
+          "key makes the fused op subtract each row's max before exp (its overflow guard), the same math rounded\n"
+          "differently. Their weights on the last token are exactly 0; output T-1 alone sees it.")
     print("\nIn a browser: python -m gpt viz runs/tiny  (the model page: every layer's and head's attention on your prompt)")
 
 

@@ -16,10 +16,13 @@ The steps, each a call into gpt.finetune:
   4. train with cross-entropy on the class, then evaluate on held-out lines.
 
 What to look at:
-  * Accuracy before training is near chance (about 50%): the new head is random.
-  * Test accuracy climbing well above chance within two epochs, while train accuracy runs ahead of
-    it: with a few hundred texts per class the model starts to memorise, the gap is overfitting.
-  * The predictions on new sentences at the end, with their probabilities.
+  * Accuracy before training is printed beside chance (always answering the commonest label of the
+    test lines): the new head is random, so its accuracy can land anywhere near or below chance.
+  * Test accuracy climbing well above chance, while train accuracy runs ahead of it: with a few
+    hundred texts per class the model starts to memorise, and the gap is overfitting. When held-out
+    accuracy falls in the second epoch the example says so: that is the same memorising.
+  * The predictions on new lines at the end, each against the label its source would give it, right
+    or wrong: a model at about 80% test accuracy gets about one line in five wrong, sometimes sure of it.
 
 Run:  python examples/10_finetune_classifier.py [--quick] [--checkpoint DIR]
 """
@@ -34,12 +37,24 @@ import tinytensor as tt  # noqa: E402
 from gpt.finetune import classify, data_classify, make_data, pipeline  # noqa: E402
 from _tiny_base import base_checkpoint  # noqa: E402  (examples/_tiny_base.py)
 
-NEW_TEXTS = [
-    "Return the number of items in a container, or raise TypeError if it has no length.",
-    "XXX this is a hack, remove it once the parser handles the old syntax",
-    "The optional argument gives the initial value of the counter.",
-    "we can't use the fast path here because the buffer may be shared",
+NEW_LINES = [                                  # (the label its source would give, a line the model never saw)
+    ("doc", "Return the number of items in a container, or raise TypeError if it has no length."),
+    ("comment", "XXX this is a hack, remove it once the parser handles the old syntax"),
+    ("doc", "The optional argument gives the initial value of the counter."),
+    ("comment", "we can't use the fast path here because the buffer may be shared"),
 ]
+
+
+def what_happened(history):
+    """One line on held-out accuracy across the epochs: rising, or falling while train accuracy rose."""
+    if len(history) < 2:
+        return None
+    a, b = history[-2], history[-1]
+    if b["test_accuracy"] < a["test_accuracy"] and b["train_accuracy"] > a["train_accuracy"]:
+        return (f"test accuracy fell in epoch {b['epoch']} ({a['test_accuracy']:.3f} -> {b['test_accuracy']:.3f}) "
+                f"while train accuracy rose ({a['train_accuracy']:.3f} -> {b['train_accuracy']:.3f}): the model "
+                "began to memorise its training lines (overfitting); fewer epochs or more data help")
+    return f"test accuracy {a['test_accuracy']:.3f} -> {b['test_accuracy']:.3f} over the last epoch"
 
 
 def main():
@@ -74,17 +89,29 @@ def main():
     groups = sorted({n.split(".")[0] if not n.startswith("blocks.") else ".".join(n.split(".")[:2]) for n in trainable})
     print(f"\n--train {args.train}: {n_train:,} of {n_all:,} parameters train ({n_train / n_all:.0%}): {', '.join(groups)}")
 
+    base_rate, commonest = classify.chance(test_set, len(labels))
     acc, loss = classify.evaluate(model, test_set, 32, tok.eot_id)
-    print(f"before fine-tuning: test accuracy {acc:.1%} (loss {loss:.3f}): a random head, so about chance\n")
+    print(f"before fine-tuning: test accuracy {acc:.1%} (loss {loss:.3f}) from a random head; chance is "
+          f"{base_rate:.1%} (always answering {labels[commonest]!r}, the commonest test label)\n")
     t0 = time.perf_counter()
-    classify.train(model, train_set, val_set, test_set, pad_id=tok.eot_id, epochs=epochs, lr=1e-3,  # steps 3-4
-                   batch_size=8, seed=0)
+    history = classify.train(model, train_set, val_set, test_set, pad_id=tok.eot_id, epochs=epochs,  # steps 3-4
+                             lr=1e-3, batch_size=8, seed=0)
     acc, loss = classify.evaluate(model, test_set, 32, tok.eot_id)
-    print(f"after fine-tuning ({time.perf_counter() - t0:.0f}s): test accuracy {acc:.1%} (loss {loss:.3f})")
+    print(f"after fine-tuning ({time.perf_counter() - t0:.0f}s): test accuracy {acc:.1%} (loss {loss:.3f}) "
+          f"against chance {base_rate:.1%}")
+    note = what_happened(history)
+    if note:
+        print(note)
 
-    print("\npredictions on new lines:")
-    for (label, probs), text in zip(classify.predict(model, tok, NEW_TEXTS, labels, max_length, tok.eot_id), NEW_TEXTS):
-        print(f"  {label:8s} p={max(probs):.2f}  {text!r}")
+    print("\npredictions on new lines (label its source gives, prediction, probability):")
+    texts = [text for _, text in NEW_LINES]
+    right = 0
+    for (label, probs), (truth, text) in zip(classify.predict(model, tok, texts, labels, max_length, tok.eot_id),
+                                             NEW_LINES):
+        right += label == truth
+        print(f"  {truth:8s} {label:8s} p={max(probs):.2f} {'right' if label == truth else 'WRONG'}  {text!r}")
+    print(f"{right} of {len(NEW_LINES)} right; at {acc:.0%} test accuracy about {1 - acc:.0%} of new lines come out "
+          "wrong, and a wrong answer can be a confident one")
 
 
 if __name__ == "__main__":

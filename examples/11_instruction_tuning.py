@@ -38,7 +38,8 @@ def show_targets(tok, item, pad_id):
     inputs, targets = data_instruct.collate([item], pad_id, mask_prompt=True)
     ids, prompt_len = item
     start = max(prompt_len - 6, 0)
-    print(f"  {len(ids)} tokens, the prompt is {prompt_len}; positions {start}..{inputs.shape[1] - 1}:")
+    print(f"  {len(ids)} tokens, the prompt is {prompt_len}; positions {start}..{inputs.shape[1] - 1} "
+          f"(target . : a prompt position, target {data_instruct.IGNORE_INDEX}, which the loss skips):")
     for t in range(start, inputs.shape[1]):
         target = int(targets[0, t])
         shown = "." if target == data_instruct.IGNORE_INDEX else repr(tok.decode([target]))

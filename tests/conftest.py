@@ -42,3 +42,15 @@ def devices():
     """
     from tinytensor import backend
     return ["cpu"] + (["cuda"] if backend.cuda_available() else [])
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line saying why tests were skipped, commonest reason first (``-q`` hides pytest's own list)."""
+    reasons = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        parts = [f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+        terminalreporter.write_line(f"skipped {sum(reasons.values())}, why: " + "; ".join(parts))

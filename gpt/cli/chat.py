@@ -3,14 +3,16 @@
 With an instruction on the command line it answers once and exits (``--input`` adds the Alpaca
 "Input" part). Without one it asks for instructions until Ctrl-D or ``exit``; each turn asks for the
 instruction, then for its input (Enter for none). Every turn is independent: the model was tuned on
-single instructions, so nothing is carried from one turn to the next. The model side is in
-gpt/generation/chat.py.
+single instructions, so nothing is carried from one turn to the next. An interactive chat starts by
+saying that the model knows only what it was tuned on, with held-out instructions it answered right
+(from the run's responses.jsonl): a tiny model tuned by `make-data instruct` knows four tasks over a
+list of 14 words, and other words get a guess. The model side is in gpt/generation/chat.py.
 """
 import os
 import sys
 
 from ..errors import TrainingError
-from ..generation.chat import answer, load_chat_model
+from ..generation.chat import answer, greeting, load_chat_model
 from ..training.settings import check_device_available
 from .args import add_debug_flag, add_sampling_flags
 
@@ -59,8 +61,7 @@ def cmd_chat(ns):
         answer(model, tok, ns.instruction, ns.input, **sampling)
         return 0
     if sys.stdin.isatty():
-        print(f"chatting with {ns.checkpoint}: type an instruction, then its input (Enter for none); "
-              "Ctrl-D or 'exit' quits")
+        print(greeting(ns.checkpoint))
     while True:
         instruction = _ask("instruction> ")
         if instruction is None or instruction.strip().lower() in QUIT:

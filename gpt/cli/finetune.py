@@ -91,7 +91,12 @@ def register(subparsers):
                               description="Write synthetic or built-in data sets that need no download.")
     m_sub = m.add_subparsers(dest="make_data_command", metavar="{instruct,classify}")
     m_sub.required = True
-    mi = m_sub.add_parser("instruct", help=f"synthetic checkable instruction tasks ({', '.join(make_data.KINDS)})")
+    mi = m_sub.add_parser("instruct", help=f"synthetic checkable instruction tasks ({', '.join(make_data.KINDS)})",
+                          description="Write an Alpaca-style JSON list of instructions whose answers a program "
+                                      f"can check: {', '.join(make_data.KINDS)} (sums of small numbers, reversing "
+                                      "or searching a list, copying one field of a record), over a list of "
+                                      f"{len(make_data.WORDS)} words that are one token each for the tiny model. "
+                                      "A model tuned on it knows those tasks and words only.")
     mi.add_argument("--out", required=True, metavar="FILE", help="the JSON file to write")
     mi.add_argument("--n", type=positive_int, default=2000, help="number of entries (default: 2000)")
     mi.add_argument("--seed", type=nonneg_int, default=0, help="seeds the entries, an integer >= 0 (default: 0)")

@@ -31,7 +31,7 @@ def add_parser(sub):
     flag(g, "--data", "UTF-8 text to train on", "CPython's help topics", metavar="FILE")
     flag(g, "--tokenizer", "a bpe tokenizer file, or a folder with GPT-2's encoder.json and vocab.bpe",
          "train a BPE tokenizer of --vocab-size on the data", metavar="PATH")
-    flag(g, "--vocab-size", "size of the tokenizer trained here", preset(1024), type=positive_int)
+    flag(g, "--vocab-size", "size of the tokenizer trained here", "tiny 2048, else the preset's", type=positive_int)
     flag(g, "--stride", "tokens between window starts", "the context length", type=positive_int)
     flag(g, "--val-fraction", "share of tokens held out", type=number(0, 0.99))
     g = p.add_argument_group("model")

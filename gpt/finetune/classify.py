@@ -72,6 +72,14 @@ def batch_loss(model, ids, lengths, labels):
     return F.cross_entropy(class_logits(model, ids, lengths), labels)
 
 
+def chance(encoded, n_labels):
+    """(accuracy of always answering the commonest label of ``encoded`` [(ids, label_id)], that label_id):
+    the score a classifier must beat to have learnt anything."""
+    counts = np.bincount([y for _, y in encoded], minlength=n_labels)
+    best = int(counts.argmax())
+    return float(counts[best] / max(1, counts.sum())), best
+
+
 def evaluate(model, encoded, batch_size, pad_id):
     """(accuracy, mean loss) over a list of (ids, label) pairs, in eval mode."""
     correct, total, loss_sum = 0, 0, 0.0

@@ -24,6 +24,11 @@ def batch_loss(model, inputs, targets):
     return F.cross_entropy(model(inputs), targets)
 
 
+def _loss(value):
+    """A loss for a log line: four decimals always (0.5200, not 0.52), n/a when there is none."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def evaluate_loss(model, items, batch_size, pad_id, **collate_kw):
     """Token-weighted mean loss over ``items`` (eval mode)."""
     total, count = 0.0, 0
@@ -84,8 +89,8 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
                                 "val_loss": val, "seconds": round(elapsed, 1)})
                 on_row({"kind": "eval", "step": step, "epoch": epoch, "tokens": tokens, "train_loss": train_loss,
                         "val_loss": val, "elapsed_s": round(elapsed, 2)})
-                log(f"step {step}/{total} (epoch {epoch}): train loss {train_loss if train_loss is None else round(train_loss, 4)}  "
-                    f"val loss {val if val is None else round(val, 4)}  ({elapsed:.0f} s)")
+                log(f"step {step}/{total} (epoch {epoch}): train loss {_loss(train_loss)}  val loss {_loss(val)}  "
+                    f"({elapsed:.0f} s)")
                 recent = []
             if max_seconds is not None and elapsed > max_seconds:
                 stopped = True

@@ -8,11 +8,11 @@ has a "kind" key so accuracy can be reported per kind of task:
     field    copy one field out of a record             "name=one,file=set,text=up"  -> "set"  (file?)
     yesno    is a word in the list? (half yes, half no) "set,time,class"  (time?)    -> "yes"
 
-The tasks are sized for the tiny model of ``python -m gpt train``, whose 1,024-token BPE vocabulary is
-trained on the default corpus: every word used is one token of that vocabulary, with or without a
-space in front (checked on CPython 3.11's corpus; another version's may split a few), and lists are
-written without spaces ("a,b,c") so a word is the same token wherever it sits; digits are one token
-each. Copying a word is then copying one token.
+The tasks are sized for the tiny model of ``python -m gpt train``, whose 2,048-token BPE vocabulary is
+trained on the default corpus: every word used is one token of that vocabulary (and of the 1,024-token
+one it extends), with or without a space in front (checked on CPython 3.11's corpus; another
+version's may split a few), and lists are written without spaces ("a,b,c") so a word is the same
+token wherever it sits; digits are one token each. Copying a word is then copying one token.
 
 ``make_classify`` writes a two-class TSV of text that ships with CPython (``TASKS``): whole sentences of
 the help topics' prose (label "doc") against lines of the standard library's code (label "code"), or,

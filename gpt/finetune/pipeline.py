@@ -22,7 +22,7 @@ import numpy as np
 import tinytensor as tt
 
 from ..errors import FinetuneError, RunFailed
-from ..models import build_model, lora
+from ..models import TITLES, build_model, describe, lora
 from ..training import checkpoint as ckpt
 from ..training import run_folder
 from ..training.metrics import (CLASSIFY_COLUMNS, INSTRUCT_COLUMNS, PLOT, MetricsRows, plot_classification,
@@ -51,7 +51,7 @@ def load_base(init):
             os.path.isfile(os.path.join(init, "model.safetensors.index.json")):
         from ..weights.hf import load_hf
         model = load_hf(init)                       # GPT-2, Llama 3 or Qwen3 (gpt/weights/hf.py)
-        what = f"{dict(gpt2='GPT-2', llama='Llama', qwen3='Qwen3')[model.cfg.ARCH]} weights from {init}"
+        what = f"{TITLES[model.cfg.ARCH]} weights from {init}"
     else:
         raise FinetuneError(f"--init {init} holds neither checkpoint.json nor model.safetensors")
     if tok.eot_id is None:
@@ -229,8 +229,8 @@ def run_classify(settings, log=print, on_row=None):
                                    "pad_id": tok.eot_id, "base": what, "train_mode": settings.train,
                                    "step": len(history)})
     write_metrics(settings.out, metrics, steps_log, plot_classification,
-                  f"classifier {settings.out} on {os.path.basename(settings.data)}")
-    chance = max(sum(label == lab for _, lab in enc[2]) for label in range(len(labels))) / len(enc[2])
+                  f"{describe(model.cfg)}, fine-tuned to classify: {settings.out} on {os.path.basename(settings.data)}")
+    chance = classify.chance(enc[2], len(labels))[0]
     log(f"accuracy train {metrics['train_accuracy']:.3f}  val {metrics['val_accuracy']:.3f}  "
         f"test {metrics['test_accuracy']:.3f} (chance: {chance:.3f}, always the commonest label)")
     log(saved_line(settings.out))
@@ -307,7 +307,7 @@ def run_instruct(settings, log=print, on_row=None):
                "seconds": round(time.perf_counter() - t0, 1), "history": result["history"]}
     save_model(settings.out, model, tok, {"task": "instruct", "base": what, "step": result["steps"]})
     write_metrics(settings.out, metrics, steps_log, plot_instruction,
-                  f"instruction tuning {settings.out} on {os.path.basename(settings.data)}")
+                  f"{describe(model.cfg)}, instruction-tuned: {settings.out} on {os.path.basename(settings.data)}")
     log(f"val loss {result['val_loss']:.4f}; " + exact_match_line(em, chance))
     log(saved_line(settings.out, "the answers in responses.jsonl"))
     log(f"next: python -m gpt chat --checkpoint {shlex.quote(settings.out)}   (or with an instruction: "

@@ -4,11 +4,13 @@ Each instruction goes into the Alpaca template the model was tuned on (gpt/finet
 and the answer is printed as it is generated (control characters escaped, gpt/generation/printable.py),
 up to the end-of-text token. Greedy by default, as the fine-tuning's own evaluation answers.
 """
+import json
+import os
 import shlex
 import sys
 
 from ..errors import TrainingError
-from .printable import PrintableStream
+from .printable import PrintableStream, printable
 
 
 def classifier_hint(folder):
@@ -68,3 +70,47 @@ def answer(model, tok, instruction, input_text="", stream=None, **sampling):
     generate(model, [ids], eos_id=eot, on_token=on_token, vocab_size=tok.n_vocab, **sampling)
     streamer.finish()
     return tok.decode(new)
+
+
+RESPONSES = "responses.jsonl"      # fine-tuning's answers to its held-out instructions (gpt/finetune/pipeline.py)
+
+
+def answered_right(folder, most=3, limit=1 << 20):
+    """Up to ``most`` held-out entries that the model in ``folder`` answered right, one per instruction,
+    from its responses.jsonl (read up to ``limit`` bytes; a line that is not an entry is skipped):
+    instructions that are known to work. [] when there is no such file."""
+    path = os.path.join(folder, RESPONSES)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(limit)
+    except OSError:
+        return []
+    found, seen = [], set()
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if not (isinstance(row, dict) and row.get("correct") is True
+                and all(isinstance(row.get(k, ""), str) for k in ("instruction", "input", "output"))):
+            continue
+        if row["instruction"] not in seen:
+            seen.add(row["instruction"])
+            found.append(row)
+        if len(found) == most:
+            break
+    return found
+
+
+def greeting(folder):
+    """The first lines of an interactive chat: how to talk to it, and what it can answer."""
+    lines = [f"chatting with {folder}: type an instruction, then its input (Enter for none); Ctrl-D or 'exit' quits.",
+             "It knows only the kinds of instruction it was tuned on, and the words they used: anything else "
+             "gets a confident-looking guess."]
+    worked = answered_right(folder)
+    if worked:
+        lines.append(f"Held-out instructions it answered right ({os.path.join(folder, RESPONSES)} has them all):")
+        for row in worked:
+            given = f"  [input: {row['input']}]" if row.get("input") else ""
+            lines.append(f"  {row['instruction']}{given}  ->  {row['output']}")
+    return "\n".join(printable(line) for line in lines)

@@ -31,6 +31,15 @@ ARCHS = ("gpt2", "llama", "qwen3")
 _CONFIGS = {"gpt2": GPTConfig, "llama": LlamaConfig, "qwen3": Qwen3Config}
 
 
+TITLES = {"gpt2": "GPT-2", "llama": "Llama 3", "qwen3": "Qwen3"}     # each family as a reader names it
+
+
+def describe(cfg, n_params=None):
+    """A model in a few words for titles and logs: "GPT-2, 4 layers x 128 wide, 939,264 parameters"."""
+    size = f", {n_params:,} parameters" if n_params is not None else ""
+    return f"{TITLES[arch_of(cfg)]}, {cfg.n_layers} layers x {cfg.emb_dim} wide{size}"
+
+
 def config_class(arch):
     """The config class of ``arch`` ("gpt2", "llama" or "qwen3"), or a ValueError listing them."""
     if arch not in _CONFIGS:

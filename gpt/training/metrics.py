@@ -30,10 +30,12 @@ import os
 from tinytensor.atomic import replacing
 
 from .. import files
-from .svg_chart import Chart, write_svg
+from .svg_chart import COLORS, Chart, write_svg
 
 NAME = "metrics.csv"
 PLOT = "loss.svg"
+# one colour per split in every panel: train blue, validation orange, test green
+SPLIT_COLOR = {"train": COLORS[0], "val": COLORS[1], "test": COLORS[2]}
 PRETRAIN_COLUMNS = ("kind", "step", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
 CLASSIFY_COLUMNS = ("kind", "step", "epoch", "examples", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                     "test_accuracy", "lr", "elapsed_s")
@@ -166,11 +168,11 @@ def _xy(rows, x, y):
 def _loss_chart(log, x, xlabel, ylabel, evaluated_train=True):
     """Loss against ``x``: every step's (thin), and the evaluations' (points)."""
     chart = Chart(xlabel, ylabel)
-    chart.add("train loss, each step", *_xy(log.rows("train"), x, "train_loss"), thin=True)
+    chart.add("train loss, each step", *_xy(log.rows("train"), x, "train_loss"), thin=True, color=SPLIT_COLOR["train"])
     evals = log.rows("eval")
     if evaluated_train:
-        chart.add("train loss, evaluated", *_xy(evals, x, "train_loss"), points=True)
-    return chart.add("validation loss", *_xy(evals, x, "val_loss"), points=True)
+        chart.add("train loss, evaluated", *_xy(evals, x, "train_loss"), points=True, color=SPLIT_COLOR["train"])
+    return chart.add("validation loss", *_xy(evals, x, "val_loss"), points=True, color=SPLIT_COLOR["val"])
 
 
 def plot_pretraining(log, folder, title):
@@ -182,9 +184,10 @@ def plot_pretraining(log, folder, title):
 def plot_classification(log, folder, title):
     """loss.svg of a classification run: loss against examples seen, and accuracy by epoch."""
     loss = _loss_chart(log, "examples", "examples seen", "cross-entropy loss")
-    acc = Chart("epoch", "accuracy", ylim=(0.0, 1.0))
+    acc = Chart("epoch", "accuracy")                  # the axis spans the values (0.97-0.99 is not squashed flat)
     for name in ("train", "val", "test"):
-        acc.add(f"{name} accuracy", *_xy(log.rows("eval"), "epoch", f"{name}_accuracy"), points=True)
+        acc.add(f"{name} accuracy", *_xy(log.rows("eval"), "epoch", f"{name}_accuracy"), points=True,
+                color=SPLIT_COLOR[name])
     return write_svg(os.path.join(folder, PLOT), [loss, acc], title=title)
 
 

@@ -36,7 +36,7 @@ from ..data.corpus import NAME as CORPUS_NAME
 from ..errors import RunFailed, TrainingError
 from ..generation.generate import generate
 from ..generation.printable import indented
-from ..models import GPTConfig, LanguageModel, build_model, config_class
+from ..models import GPTConfig, LanguageModel, build_model, config_class, describe
 from ..weights.tokenizer import load_tokenizer
 from . import checkpoint as ckpt
 from . import metrics, run_folder
@@ -242,7 +242,8 @@ def _tokenizer(settings, text, meta, say):
         tok.save(tok_path)
         return tok
     import bpe
-    vocab = settings.vocab_size or config_class(settings.arch).preset(settings.preset).vocab_size
+    vocab = settings.vocab_size or settings.TRAIN_VOCAB.get(settings.preset) or \
+        config_class(settings.arch).preset(settings.preset).vocab_size
     if vocab > 8192:
         raise TrainingError(f"preset {settings.preset} has a vocabulary of {vocab}: pass --tokenizer DIR with GPT-2's "
                             "encoder.json and vocab.bpe, or --vocab-size to train a smaller tokenizer here")
@@ -288,6 +289,13 @@ def evaluate(model, dataset, batch_size, max_batches, device="cpu", should_stop=
     return calc_loss_loader(model, eval_batches(dataset, batch_size, max_batches), device, should_stop)
 
 
+# How the progress samples are drawn: temperature and top-k, as the book's chapter 5 `generate` draws them.
+# A tiny model's distribution has a long tail of word pieces: from the default run's final weights, 30
+# samples hold 96% real words (found in the training text) on average at 0.6, 91% at 0.8
+# (benchmarks/sample_words_bench.py; README: Quickstart).
+SAMPLE_TEMPERATURE, SAMPLE_TOP_K = 0.6, 40
+
+
 class _Abandoned(Exception):
     """A stop request arrived while a sample was being generated."""
 
@@ -302,9 +310,8 @@ def sample_text(run, should_stop=None):
         if should_stop is not None and should_stop():
             raise _Abandoned
     try:
-        out = generate(run.model, [prompt], max_new_tokens=settings.sample_tokens, temperature=0.8, top_k=40,
-                       seed=settings.seed,
-                       on_token=on_token, vocab_size=run.tok.n_vocab)
+        out = generate(run.model, [prompt], max_new_tokens=settings.sample_tokens, temperature=SAMPLE_TEMPERATURE,
+                       top_k=SAMPLE_TOP_K, seed=settings.seed, on_token=on_token, vocab_size=run.tok.n_vocab)
     except _Abandoned:
         return None
     return run.tok.decode(out[0].tolist())
@@ -340,8 +347,8 @@ def evaluate_run(run, show=print, stop=None):
 
 def plot(run):
     """Draw loss.svg from the run's metrics log; returns its path."""
-    text = run.corpus if run.settings.data is None else os.path.basename(run.settings.data)
-    title = f"{text}: step {run.step} of {run.max_steps}"
+    data = run.corpus if run.settings.data is None else os.path.basename(run.settings.data)
+    title = f"{describe(run.cfg, run.model.num_parameters())} on {data}: step {run.step} of {run.max_steps}"
     return metrics.plot_pretraining(run.log, run.settings.out, title)
 
 
@@ -478,5 +485,6 @@ def _closing_lines(out, run, status, wall):
     out.write(f"  loss curve: {figure} (open it in a browser); every step: {os.path.join(settings.out, METRICS)}\n")
     if status != "interrupted":
         prompt = shlex.quote(settings.sample_prompt or "The")
-        out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(settings.out)} --prompt {prompt}\n")
+        out.write(f"  next: python -m gpt sample --checkpoint {shlex.quote(settings.out)} --prompt {prompt} "
+                  f"--temperature {SAMPLE_TEMPERATURE} --top-k {SAMPLE_TOP_K}\n")
     out.flush()

@@ -20,8 +20,9 @@ from tinytensor.atomic import write_text
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 MAX_POINTS = 1000
-W, H = 560, 380                              # one chart's size in pixels
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 40, 48    # margins around its plotting area
+W, H = 560, 416                              # one chart's size in pixels
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 40, 84    # margins around its plotting area (the legend goes below it)
+LEGEND_ROW = 18                              # the legend: rows of entries under the axis label, never over a curve
 
 
 @dataclass
@@ -118,9 +119,10 @@ def _chart_svg(chart, ox):
     for t in y_ticks:
         out.append(f'<line x1="{ox + LEFT}" y1="{py(t):.1f}" x2="{ox + LEFT + pw}" y2="{py(t):.1f}" stroke="#eee"/>'
                    f'<text x="{ox + LEFT - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{short_number(t)}</text>')
-    out.append(f'<text x="{ox + LEFT + pw / 2}" y="{H - 10}" text-anchor="middle">{html.escape(chart.xlabel)}</text>')
+    out.append(f'<text x="{ox + LEFT + pw / 2}" y="{TOP + ph + 34}" text-anchor="middle">{html.escape(chart.xlabel)}</text>')
     out.append(f'<text transform="translate({ox + 16},{TOP + ph / 2}) rotate(-90)" text-anchor="middle">'
                f'{html.escape(chart.ylabel)}</text>')
+    lx, ly = ox + LEFT, TOP + ph + 34 + LEGEND_ROW + 4          # the legend's first entry
     for i, (s, t) in enumerate(drawn):
         color = s.color or COLORS[i % len(COLORS)]
         style = 'stroke-width="1" stroke-opacity="0.35"' if s.thin else 'stroke-width="2"'
@@ -129,10 +131,13 @@ def _chart_svg(chart, ox):
             out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" {style}/>')
             if s.points:
                 out += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}"/>' for x, y in run]
-        ly = TOP + 14 + 18 * i                                   # the legend, top right
-        lx = ox + LEFT + pw - 170
-        out.append(f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 22}" y2="{ly - 4}" stroke="{color}" {style}/>'
+        width = 28 + 7 * len(s.label) + 16                       # about 7 pixels a character at size 12
+        if lx + width > ox + LEFT + pw and lx > ox + LEFT:         # the next row
+            lx, ly = ox + LEFT, ly + LEGEND_ROW
+        marker = f'<circle cx="{lx + 11}" cy="{ly - 4}" r="3" fill="{color}"/>' if s.points else ""
+        out.append(f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 22}" y2="{ly - 4}" stroke="{color}" {style}/>{marker}'
                    f'<text x="{lx + 28}" y="{ly}">{html.escape(s.label)}</text>')
+        lx += width
     return out
 
 

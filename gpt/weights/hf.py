@@ -2,7 +2,7 @@
 
 Where to get them (where there is internet): the folders of https://huggingface.co/meta-llama/Llama-3.2-1B
 (gated: accept Meta's licence first) and https://huggingface.co/Qwen/Qwen3-0.6B, for example
-``huggingface-cli download Qwen/Qwen3-0.6B --local-dir qwen3-0.6b``. A folder holds config.json,
+``hf download Qwen/Qwen3-0.6B --local-dir qwen3-0.6b``. A folder holds config.json,
 model.safetensors (or model.safetensors.index.json and its shards) and tokenizer.json;
 ``python -m gpt sample --hf qwen3-0.6b --prompt "..."`` then runs it. GPT-2 folders go to
 gpt/weights/gpt2.py (``load_gpt2``).

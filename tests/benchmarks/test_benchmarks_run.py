@@ -76,3 +76,16 @@ def test_long_context_bench_runs_ours_alone():
     assert "| 64 |" in proc.stdout and "| 128 |" in proc.stdout and "ours peak MB" in proc.stdout
     bad = _run("benchmarks/long_context_bench.py", "--frameworks", "neither")
     assert bad.returncode == 2 and "--frameworks" in bad.stderr
+
+
+def test_sample_words_bench_scores_the_last_sample(tmp_path):
+    from gpt.data.corpus import help_text
+    text = tmp_path / "t.txt"
+    text.write_text(help_text()[:40_000], encoding="utf-8")
+    proc = _run("benchmarks/sample_words_bench.py", "--seeds", "1", "--set", f"data={text}", "--set", "vocab_size=300",
+                "--set", "max_steps=2", "--set", "eval_batches=1", "--set", "context_length=16", "--set", "batch_size=4",
+                "--samplers", "0.6:40,0:0", "--draws", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "seed 1: " in proc.stdout and "real words" in proc.stdout and "sampler T:K 0.0:0" in proc.stdout
+    bad = _run("benchmarks/sample_words_bench.py", "--set", "no_such_field=1", timeout=60)
+    assert bad.returncode != 0 and "TrainConfig field" in bad.stderr

@@ -21,7 +21,7 @@ def test_train_encode_decode(trained_file, capsys):
     ids = capsys.readouterr().out.split()
     assert all(w.isdigit() for w in ids)
     assert main(["decode", "--tokenizer", str(trained_file), *ids]) == 0
-    assert capsys.readouterr().out == "I had always thought"
+    assert capsys.readouterr().out == "I had always thought\n"
 
 
 def test_show_and_stats(trained_file, capsys, shared_data):
@@ -75,3 +75,32 @@ def test_python_dash_m_and_no_forbidden_imports():
     assert out.stdout.strip() == "[]"
     run = subprocess.run([sys.executable, "-m", "bpe", "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and "train" in run.stdout
+
+
+def test_decode_ends_with_a_newline_unless_told_not_to(tmp_path, capsys):
+    import bpe
+    path = tmp_path / "bytes.bpe"
+    bpe.Tokenizer(bpe.GPT2_PATTERN, [], {}).save(path)            # byte-level: id b is byte b
+    capsys.readouterr()
+    assert main(["decode", "--tokenizer", str(path), "104", "105"]) == 0
+    assert capsys.readouterr().out == "hi\n"
+    assert main(["decode", "--tokenizer", str(path), "-n", "104", "105"]) == 0
+    assert capsys.readouterr().out == "hi"
+
+
+def test_help_says_what_every_flag_does_and_debug_shows_a_traceback(tmp_path, capsys, monkeypatch):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--algorithm" in text and "(default incremental)" in text and "--debug" in text
+    import bpe.__main__ as cli
+    monkeypatch.setattr(cli, "cmd_stats", lambda args: 1 / 0)
+    path = tmp_path / "bytes.bpe"
+    import bpe
+    bpe.Tokenizer(bpe.GPT2_PATTERN, [], {}).save(path)
+    for argv, traced in ((["stats", "--tokenizer", str(path), "x"], False),
+                         (["--debug", "stats", "--tokenizer", str(path), "x"], True),
+                         (["stats", "--debug", "--tokenizer", str(path), "x"], True)):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert "unexpected ZeroDivisionError" in err and ("Traceback" in err) == traced, (argv, err)

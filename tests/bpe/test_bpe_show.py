@@ -22,6 +22,12 @@ def test_format_steps_shows_each_merge(tiny_tok):
     assert lines[1] == "  t|h|e" and lines[-1] == "  the"
 
 
+def test_format_steps_marks_a_space_visibly(tiny_tok):
+    lines = format_steps(tiny_tok, " the").splitlines()
+    assert "\u2423 is a space" in lines[0]
+    assert lines[1] == "  \u2423|t|h|e" and lines[-1].startswith("  \u2423")
+
+
 def test_show_tokens(tiny_tok):
     plain = show_tokens(tiny_tok, "the cat sat", color=False)
     assert plain.replace("|", "") == "the cat sat" and plain.count("|") >= 2

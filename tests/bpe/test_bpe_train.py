@@ -179,6 +179,19 @@ def test_progress_printer_is_quiet_for_short_runs_and_talks_for_long_ones():
     assert "1/2 merges" in out.getvalue() and out.getvalue().endswith("\n")
 
 
+def test_progress_printer_writes_whole_lines_to_a_pipe_and_redraws_on_a_terminal():
+    import io
+    from bpe.train import Progress
+    for tty, sep in ((False, "\n"), (True, "\r")):
+        out = io.StringIO()
+        p = Progress(out, after=0.0, every=0.0, every_piped=0.0, tty=tty)
+        p(1, 3)
+        p(2, 3)
+        p(3, 3)
+        assert out.getvalue().count(sep) == (3 if sep == "\n" else 2), (tty, out.getvalue())
+        assert ("\r" in out.getvalue()) == tty and out.getvalue().endswith("\n")
+
+
 def test_no_warning_when_vocab_is_reached():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

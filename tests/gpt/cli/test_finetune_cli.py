@@ -105,6 +105,17 @@ def test_wired_into_python_m_gpt(tmp_path, capsys):
     assert "classify" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [["make-data", "instruct"], ["make-data", "classify"], ["finetune", "instruct"],
+                                     ["finetune", "classify"], ["classify"]])
+def test_every_command_help_has_a_description(command, capsys):
+    from gpt.__main__ import main
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]                   # usage, then the description before the options
+    assert not description.startswith(("options:", "positional arguments:")), out[:300]
+
+
 def _classify(tmp_path, base, out, *extra):
     data = tmp_path / "d.tsv"
     if not data.exists():

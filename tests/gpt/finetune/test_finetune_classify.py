@@ -177,3 +177,9 @@ def test_the_readme_recipe_scaled_down_clearly_beats_chance(tmp_path):
     metrics = json.loads((tmp_path / "cls" / "metrics.json").read_text())
     assert metrics["train"] == "last" and metrics["n_test"] == 40
     assert metrics["test_accuracy"] >= 0.8, metrics["history"]
+
+
+def test_chance_is_the_commonest_labels_share():
+    encoded = [([1], 1), ([2], 0), ([3], 1), ([4], 1)]
+    assert classify.chance(encoded, 3) == (0.75, 1)
+    assert classify.chance([([1], 2)], 3) == (1.0, 2)

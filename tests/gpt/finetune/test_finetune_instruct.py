@@ -149,3 +149,15 @@ def test_the_chance_baseline_always_gives_the_commonest_training_answer():
     from gpt.finetune.pipeline import exact_match_line
     line = exact_match_line(instruct.exact_match_report([{**t, "correct": t["kind"] == "yesno"} for t in test]), chance)
     assert "exact match 0.400 on 5 held-out (chance 0.400" in line and "yesno 1.000 (chance 0.500)" in line
+
+
+def test_progress_lines_give_every_loss_with_four_decimals():
+    import re
+    tt.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=257, context_length=32, emb_dim=16, n_layers=1, n_heads=2))
+    items = [([1, 2, 3, 40 + k, 50 + k], 3) for k in range(8)]
+    lines = []
+    instruct.train(model, items, items, 256, epochs=2, lr=1e-2, batch_size=4, warmup=1, eval_every=1, log=lines.append)
+    losses = [m for line in lines for m in re.findall(r"loss (\S+)", line)]
+    assert losses and all(re.fullmatch(r"\d+\.\d{4}", m) for m in losses), lines
+    assert instruct._loss(0.52) == "0.5200" and instruct._loss(None) == "n/a"    # 0.52 once printed as "0.52"

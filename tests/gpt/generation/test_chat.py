@@ -66,6 +66,24 @@ def test_chat_reads_instructions_until_exit_or_end_of_input(tuned, capsys, monke
     assert rc == 0 and out == "yes\n"                         # Ctrl-D (end of input) quits too
 
 
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_an_interactive_chat_first_says_what_the_model_knows_and_shows_instructions_that_work(tuned, capsys,
+                                                                                            monkeypatch):
+    _, sft = tuned
+    monkeypatch.setattr("sys.stdin", _Terminal("exit\n"))
+    capsys.readouterr()
+    assert gpt_main(["chat", "--checkpoint", str(sft)]) == 0
+    out = capsys.readouterr().out
+    assert "knows only the kinds of instruction it was tuned on" in out
+    right = [json.loads(line) for line in (sft / "responses.jsonl").read_text().splitlines()]
+    right = [r for r in right if r["correct"]]
+    assert right and f"  {right[0]['instruction']}  [input: {right[0]['input']}]  ->  {right[0]['output']}" in out
+
+
 def test_chat_uses_the_template_fine_tuning_evaluates_with(tmp_path):
     """The answer of chat is the one fine-tuning's own evaluation (instruct.respond) gives for the same
     entry: the prompt is the same Alpaca text, token for token (a random model makes any difference show)."""

@@ -42,6 +42,7 @@ def test_a_run_writes_a_metrics_log_and_a_loss_plot_and_names_them(tmp_path, sma
     assert all(float(r["val_loss"]) > 0 for r in rows if r["kind"] == "eval")
     svg = ET.parse(folder / "loss.svg").getroot()                     # well-formed SVG with three curves
     assert svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}polyline")) == 3
+    assert "GPT-2, 2 layers x 32 wide" in (folder / "loss.svg").read_text()      # the title names the model
     text = out.getvalue()
     assert f"loss curve: {folder / 'loss.svg'}" in text and f"every step: {folder / 'metrics.csv'}" in text
     assert f"next: python -m gpt sample --checkpoint {folder}" in text
@@ -140,6 +141,33 @@ def test_the_plot_writer_handles_gaps_and_many_points(tmp_path):
     root = ET.parse(write_svg(tmp_path / "p.svg", [chart, Chart("x", "y")], title="t")).getroot()
     lines = root.findall(".//{http://www.w3.org/2000/svg}polyline")
     assert len(lines) == 3 and len(lines[0].get("points").split()) <= 1000       # thinned; b split by its NaN
+
+
+def test_the_classifier_plot_keeps_legends_off_the_curves_one_colour_per_split_and_a_fitted_accuracy_axis(tmp_path):
+    from gpt.training import metrics as curves, svg_chart as plot
+    from gpt.training.metrics import CLASSIFY_COLUMNS, MetricsRows
+    log = MetricsRows(CLASSIFY_COLUMNS)
+    for step in (1, 2, 3, 4):
+        log.add({"kind": "train", "step": step, "epoch": 1 + step // 3, "examples": 8 * step, "train_loss": 1 / step})
+    for epoch, (tr, va, te) in enumerate([(0.97, 0.975, 0.972), (0.985, 0.98, 0.99)], 1):
+        log.add({"kind": "eval", "step": 2 * epoch, "epoch": epoch, "examples": 16 * epoch, "train_loss": 0.5 / epoch,
+                 "train_accuracy": tr, "val_loss": 0.6 / epoch, "val_accuracy": va, "test_accuracy": te})
+    path = curves.plot_classification(log, tmp_path, "GPT-2 classifier")
+    ns = "{http://www.w3.org/2000/svg}"
+    plot_bottom = plot.H - plot.BOTTOM
+    legend, last_stroke, acc_ticks = {}, None, []
+    for el in ET.parse(path).getroot().iter():
+        if el.tag == ns + "line" and el.get("stroke") in plot.COLORS:
+            last_stroke = el.get("stroke")
+        elif el.tag == ns + "text" and ("loss" in el.text or "accuracy" in el.text) and el.get("y"):
+            if float(el.get("y")) > plot_bottom + 30:                         # a legend entry: below the axis
+                legend[el.text] = last_stroke
+        elif el.tag == ns + "text" and el.get("x") == str(plot.W + plot.LEFT - 6):
+            acc_ticks.append(float(el.text))                                  # the accuracy axis's ticks
+    assert {"validation loss", "train accuracy", "val accuracy", "test accuracy"} <= set(legend), legend
+    assert legend["validation loss"] == legend["val accuracy"] and legend["train loss, each step"] == legend["train accuracy"]
+    assert len({legend["train accuracy"], legend["val accuracy"], legend["test accuracy"]}) == 3
+    assert acc_ticks and 0.9 <= min(acc_ticks) and max(acc_ticks) <= 1.0, acc_ticks   # fitted, not 0-1
 
 
 @pytest.mark.parametrize("name", ["metrics.csv", "loss.svg"])
