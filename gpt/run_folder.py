@@ -10,7 +10,7 @@ from . import checkpoint as ckpt
 from .errors import TrainingError
 
 RUN_FILES = (ckpt.META, ckpt.MODEL, ckpt.OPTIMIZER, ckpt.TOKENIZER, "loss.png", "loss.svg", "metrics.csv",
-             "metrics.json", "responses.jsonl")
+             "metrics.json", "responses.jsonl", "samples.jsonl")
 
 
 def check_out(out, overwrite, hint="pass --resume to continue it, ", error=TrainingError):

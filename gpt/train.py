@@ -35,7 +35,7 @@ from .data import (BatchSampler, SlidingWindowDataset, data_digests, default_cor
 from .errors import RunFailed, TrainingError
 from .generate import generate
 from .model import LanguageModel
-from .metrics_log import NAME as METRICS, PRETRAIN_COLUMNS, MetricsLog
+from .metrics_log import NAME as METRICS, PRETRAIN_COLUMNS, SAMPLES, MetricsLog, SamplesLog
 from .progress import ProgressBar, SafeOutput, format_seconds
 from .run_folder import claim_out
 from .schedule import lr_at
@@ -278,6 +278,7 @@ class Run:
     skipped: int = 0                 # float16 steps skipped in this session (inf/nan gradients), and how
     skipped_in_a_row: int = 0        # many of the latest steps were
     log: MetricsLog = None           # metrics.csv: a row per step and per evaluation (set by ``train``)
+    samples: SamplesLog = None       # samples.jsonl: each evaluation's sample (set by ``train``)
     team: parallel_run.Team = parallel_run.ALONE  # the processes of mpiexec training it (gpt/parallel_run.py)
 
     @property
@@ -512,6 +513,8 @@ def evaluate_run(run, show=print, stop=None):
         run.log.write(kind="eval", step=run.step, tokens=entry["tokens"], train_loss=tr, val_loss=va,
                       elapsed_s=entry["elapsed"])
         plot(run)
+    if run.samples is not None:
+        run.samples.write(run.step, sample)
     return dict(entry, sample=sample)          # the sample for on_eval (the history keeps the numbers)
 
 
@@ -569,7 +572,8 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
                "tokens_per_s": round(run.tokens_per_step / max(seconds, 1e-9))}
         if run.log is not None:
             run.log.write(kind="train", step=run.step, tokens=row["tokens"], train_loss=result.loss, lr=result.lr,
-                          tokens_per_s=row["tokens_per_s"], elapsed_s=round(row["elapsed"], 2))
+                          grad_norm=result.grad_norm, tokens_per_s=row["tokens_per_s"],
+                          elapsed_s=round(row["elapsed"], 2))
         if on_step is not None:
             on_step(row)
         if run.step % a.eval_every == 0 or run.step == run.max_steps:
@@ -629,12 +633,15 @@ def _train(a, team, resume, overwrite, given, stream, stop_at, on_step, on_eval)
     out = SafeOutput(stream if stream is not None else sys.stdout, on_failure=lambda e: stop.output_closed())
     run = prepare(a, meta, overwrite, out.write)
     team.lead(run, meta, out.write)                  # under mpiexec: the run to ranks 1..N-1, the model in DDP
-    run.log = MetricsLog(os.path.join(a.out, METRICS), PRETRAIN_COLUMNS, keep_until=run.step if run.resumed else None)
-    if run.log.note:
-        out.write(f"note: {run.log.note}\n")
+    keep_until = run.step if run.resumed else None
+    run.log = MetricsLog(os.path.join(a.out, METRICS), PRETRAIN_COLUMNS, keep_until=keep_until)
+    run.samples = SamplesLog(os.path.join(a.out, SAMPLES), keep_until=keep_until)
+    for note in (run.log.note, run.samples.note):
+        if note:
+            out.write(f"note: {note}\n")
     bar = ProgressBar(run.max_steps, initial=run.step, stream=out, elapsed_before=run.elapsed_before)
     run.started = time.perf_counter()
-    with stop, run.log, warnings.catch_warnings():            # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
+    with stop, run.log, run.samples, warnings.catch_warnings():            # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
         if a.dtype == "float16":                     # an overflow only skips a step (GradScaler): no warning
             warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
         try:
