@@ -143,7 +143,7 @@ def train(model, train_set, val_set, test_set, pad_id, epochs=3, lr=5e-5, batch_
             losses.append(result.loss)
             on_row({"kind": "train", "step": step, "epoch": epoch, "examples": examples, "train_loss": result.loss,
                     "train_accuracy": correct[0] / len(batch[2]), "lr": result.lr,
-                    "elapsed_s": round(time.perf_counter() - start, 2)})
+                    "grad_norm": result.grad_norm, "elapsed_s": round(time.perf_counter() - start, 2)})
         row = {"epoch": epoch, "train_loss": float(np.mean(losses))}
         for name, part in (("train", train_set), ("val", val_set), ("test", test_set)):
             if part:

@@ -80,7 +80,7 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
             elapsed = time.perf_counter() - start
             tokens += inputs.size
             on_row({"kind": "train", "step": step, "epoch": epoch, "tokens": tokens, "train_loss": result.loss,
-                    "lr": result.lr, "tokens_per_s": round(inputs.size / max(time.perf_counter() - began, 1e-9)),
+                    "lr": result.lr, "grad_norm": result.grad_norm, "tokens_per_s": round(inputs.size / max(time.perf_counter() - began, 1e-9)),
                     "elapsed_s": round(elapsed, 2)})
             if step % eval_every == 0 or step == total:
                 val = evaluate_loss(model, val_items, batch_size * 2, pad_id, **collate_kw) if val_items else None

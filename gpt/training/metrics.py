@@ -3,13 +3,14 @@ drawn from it (loss.svg, through svg_chart.py) and the warning when the run over
 
 Pretraining's ``metrics.csv`` starts like this (fine-tuning's has its own columns, same idea)::
 
-    kind,step,tokens,train_loss,val_loss,lr,tokens_per_s,elapsed_s
-    eval,0,0,6.91445,6.92131,,,2.1
-    train,1,2048,6.91648,,6.66667e-05,4231,2.63
-    train,2,4096,6.8928,,0.000133333,7076,2.92
+    kind,step,tokens,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s
+    eval,0,0,7.60838,7.60813,,,,1.42
+    train,1,2048,7.59371,,7.69231e-05,2.59722,6625,1.77
+    train,2,4096,7.58584,,0.000153846,2.13833,8680,2.01
 
-``kind`` is ``train`` for a step (its batch's loss) or ``eval`` for an evaluation (losses over a fixed
-set of batches); an empty cell is a value that row does not have. Any CSV reader can plot it::
+``kind`` is ``train`` for a step (its batch's loss, and ``grad_norm``: the gradient norm before
+clipping) or ``eval`` for an evaluation (losses over a fixed set of batches); an empty cell is a value
+that row does not have. Any CSV reader can plot it::
 
     import csv
     rows = [r for r in csv.DictReader(open("runs/tiny/metrics.csv")) if r["kind"] == "eval"]
@@ -17,7 +18,11 @@ set of batches); an empty cell is a value that row does not have. Any CSV reader
 Each row is flushed as it is written, so the file is whole up to the last step even after a crash. A
 resumed run keeps the rows up to its checkpoint's step and appends from there: no step appears twice.
 The file is read back as untrusted (a regular file, bounded size); one that cannot be read is started
-afresh, with a note.
+afresh, with a note. A file from before a column was added (``grad_norm``) is continued: its rows keep
+that cell empty.
+
+Each pretraining evaluation's sample goes to ``samples.jsonl`` beside it, one JSON line per evaluation
+(``{"step": 3, "sample": "The ..."}``), flushed and kept on resume the same way (``SamplesLog``).
 
 The plot: pretraining draws train and validation loss against tokens seen, as the book's chapter 5 does:
 the loss of every step (thin), and the evaluated train and validation losses (points). Classification
@@ -25,6 +30,7 @@ draws loss against examples seen and accuracy per epoch; instruction tuning, los
 """
 import csv
 import io
+import json
 import os
 
 from tinytensor.atomic import replacing
@@ -33,13 +39,15 @@ from .. import files
 from .svg_chart import COLORS, Chart, write_svg
 
 NAME = "metrics.csv"
+SAMPLES = "samples.jsonl"
 PLOT = "loss.svg"
 # one colour per split in every panel: train blue, validation orange, test green
 SPLIT_COLOR = {"train": COLORS[0], "val": COLORS[1], "test": COLORS[2]}
-PRETRAIN_COLUMNS = ("kind", "step", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
+PRETRAIN_COLUMNS = ("kind", "step", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s")
 CLASSIFY_COLUMNS = ("kind", "step", "epoch", "examples", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                    "test_accuracy", "lr", "elapsed_s")
-INSTRUCT_COLUMNS = ("kind", "step", "epoch", "tokens", "train_loss", "val_loss", "lr", "tokens_per_s", "elapsed_s")
+                    "test_accuracy", "lr", "grad_norm", "elapsed_s")
+INSTRUCT_COLUMNS = ("kind", "step", "epoch", "tokens", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s",
+                    "elapsed_s")
 
 
 def _cell(value):
@@ -97,7 +105,22 @@ class MetricsRows:
         return path
 
 
-class MetricsLog(MetricsRows):
+class _Appending:
+    """A file opened for appending once its kept lines are written; a context manager that closes it."""
+    _file = None
+
+    def close(self):
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class MetricsLog(_Appending, MetricsRows):
     """Rows appended to a CSV file as they are written, each flushed at once.
 
     ``keep_until``: None starts a new file (an old one is replaced); a step number continues the file
@@ -126,7 +149,7 @@ class MetricsLog(MetricsRows):
                     kept.append(row)
             return kept
         except (OSError, ValueError, csv.Error) as e:
-            self.note = f"{self.path} could not be read ({str(e)[:80]}); it starts again from step {keep_until}"
+            self.note = _unreadable(self.path, e, keep_until)
             return []
 
     def write(self, **row):
@@ -135,15 +158,62 @@ class MetricsLog(MetricsRows):
         self._file.write(_line(_cell(row.get(c)) for c in self.columns))
         self._file.flush()
 
-    def close(self):
-        if not self._file.closed:
-            self._file.close()
 
-    def __enter__(self):
-        return self
+def _unreadable(path, error, keep_until):
+    """The note of a log that could not be read back, so starts again."""
+    return f"{path} could not be read ({str(error)[:80]}); it starts again from step {keep_until}"
 
-    def __exit__(self, *exc):
-        self.close()
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def read_samples(path):
+    """[{"step": int, "sample": str}, ...] from a samples.jsonl ([] when there is none), read as untrusted
+    (a regular file, bounded size); ValueError (one line) when a line is not such an object."""
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        return []
+    text = files.read_text(path, files.MAX_JSON, "a samples log")
+    out = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line, parse_constant=_no_constant)
+        except ValueError as e:
+            raise ValueError(f"{path}: line {number} is not JSON ({str(e)[:60]})") from None
+        if (not isinstance(item, dict) or type(item.get("step")) is not int or not isinstance(item.get("sample"), str)):
+            raise ValueError(f"{path}: line {number} is not {{\"step\": int, \"sample\": text}}")
+        out.append({"step": item["step"], "sample": item["sample"]})
+    return out
+
+
+class SamplesLog(_Appending):
+    """Each evaluation's sample appended to ``path`` as a JSON line ``{"step": N, "sample": text}``,
+    flushed at once. ``keep_until`` as ``MetricsLog``'s: None starts a new file, a step continues the
+    file keeping its lines up to that step; ``note`` says why old lines were dropped, when they were."""
+
+    def __init__(self, path, keep_until=None):
+        self.path, self.note = os.fspath(path), None
+        kept = []
+        if keep_until is not None:
+            try:
+                kept = [s for s in read_samples(self.path) if s["step"] <= keep_until]
+            except (OSError, ValueError) as e:
+                self.note = _unreadable(self.path, e, keep_until)
+        with replacing(self.path, "w", encoding="utf-8", newline="") as f:
+            f.write("".join(_json_line(s["step"], s["sample"]) for s in kept))
+        self._file = open(self.path, "a", encoding="utf-8", newline="")
+
+    def write(self, step, sample):
+        """Append the sample of the evaluation at ``step`` and flush it to the file."""
+        self._file.write(_json_line(step, sample))
+        self._file.flush()
+
+
+def _json_line(step, sample):
+    return json.dumps({"step": int(step), "sample": str(sample)}, allow_nan=False) + "\n"   # ASCII: one line
 
 
 def _line(cells):

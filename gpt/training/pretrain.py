@@ -40,7 +40,7 @@ from ..models import GPTConfig, LanguageModel, build_model, config_class, descri
 from ..weights.tokenizer import load_tokenizer
 from . import checkpoint as ckpt
 from . import metrics, run_folder
-from .metrics import NAME as METRICS, PRETRAIN_COLUMNS, MetricsLog
+from .metrics import NAME as METRICS, PRETRAIN_COLUMNS, SAMPLES, MetricsLog, SamplesLog
 from .progress import ProgressBar, SafeOutput, format_seconds
 from .schedule import lr_at
 from .settings import TrainSettings, build_config, resumed
@@ -97,6 +97,7 @@ class Run:
     skipped: int = 0                 # float16 steps skipped in this session (inf/nan gradients), and how
     skipped_in_a_row: int = 0        # many of the latest steps were
     log: MetricsLog = None           # metrics.csv: a row per step and per evaluation (set by ``train``)
+    samples: SamplesLog = None       # samples.jsonl: each evaluation's sample (set by ``train``)
 
     @property
     def tokens_per_step(self):
@@ -342,6 +343,8 @@ def evaluate_run(run, show=print, stop=None):
         run.log.write(kind="eval", step=run.step, tokens=entry["tokens"], train_loss=tr, val_loss=va,
                       elapsed_s=entry["elapsed"])
         plot(run)
+    if run.samples is not None:
+        run.samples.write(run.step, sample)
     return dict(entry, sample=sample)          # the sample for on_eval (the history keeps the numbers)
 
 
@@ -391,7 +394,8 @@ def loop(run, stop, bar, stop_at=None, on_step=None, on_eval=None):
                "tokens_per_s": round(run.tokens_per_step / max(seconds, 1e-9))}
         if run.log is not None:
             run.log.write(kind="train", step=run.step, tokens=row["tokens"], train_loss=result.loss, lr=result.lr,
-                          tokens_per_s=row["tokens_per_s"], elapsed_s=round(row["elapsed"], 2))
+                          grad_norm=result.grad_norm, tokens_per_s=row["tokens_per_s"],
+                          elapsed_s=round(row["elapsed"], 2))
         if on_step is not None:
             on_step(row)
         if run.step % s.eval_every == 0 or run.step == run.max_steps:
@@ -449,13 +453,15 @@ def train(settings, resume=False, overwrite=False, given=(), stream=None, stop_a
         run = prepare(settings, meta, overwrite, out.write)
         if team is not None:
             run = team.lead(run, meta, out.write)        # sends the run to ranks 1..N-1; a ParallelRun
-        run.log = MetricsLog(os.path.join(settings.out, METRICS), PRETRAIN_COLUMNS,
-                             keep_until=run.step if run.resumed else None)
-        if run.log.note:
-            out.write(f"note: {run.log.note}\n")
+        keep_until = run.step if run.resumed else None
+        run.log = MetricsLog(os.path.join(settings.out, METRICS), PRETRAIN_COLUMNS, keep_until=keep_until)
+        run.samples = SamplesLog(os.path.join(settings.out, SAMPLES), keep_until=keep_until)
+        for note in (run.log.note, run.samples.note):
+            if note:
+                out.write(f"note: {note}\n")
         bar = ProgressBar(run.max_steps, initial=run.step, stream=out, elapsed_before=run.elapsed_before)
         run.started = time.perf_counter()
-        with stop, run.log, warnings.catch_warnings():            # from here Ctrl-C, SIGTERM and SIGHUP save, then stop
+        with stop, run.log, run.samples, warnings.catch_warnings():   # from here Ctrl-C, SIGTERM, SIGHUP save, then stop
             if settings.dtype == "float16":              # an overflow only skips a step (GradScaler): no warning
                 warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered", RuntimeWarning)
             try:

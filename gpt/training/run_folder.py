@@ -206,7 +206,7 @@ def locks_out(run):
 # ----- claiming the folder for a new run -----
 
 RUN_FILES = (ckpt.META, ckpt.MODEL, ckpt.OPTIMIZER, ckpt.TOKENIZER, "loss.png", "loss.svg", "metrics.csv",
-             "metrics.json", "responses.jsonl")
+             "metrics.json", "responses.jsonl", "samples.jsonl")
 
 
 def check_out(out, overwrite, hint="pass --resume to continue it, ", error=TrainingError):

@@ -14,8 +14,8 @@ def add_parser(subparsers):
     """``python -m gpt viz FOLDER...``."""
     from ..cli.args import add_debug_flag, nonneg_int
     p = subparsers.add_parser("viz", help="serve the pages of finished runs or models on 127.0.0.1",
-                              description="Serve local pages: the runs' curves (replayed from metrics.csv, "
-                                          "several runs overlaid), the tokenizer step by step, and a model's "
+                              description="Serve local pages: the runs' curves and samples (replayed from "
+                                          "metrics.csv and samples.jsonl, several runs overlaid), the tokenizer step by step, and a model's "
                                           "next-token probabilities and attention (a run folder, a Hugging "
                                           "Face folder or a GPT-2 folder). Ctrl-C stops.")
     p.add_argument("folders", nargs="*", metavar="FOLDER", help="run folders or model folders (default: none, "

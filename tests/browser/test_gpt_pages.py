@@ -12,6 +12,7 @@ from viz_helpers import SMALL, train_run  # noqa: E402
 from gpt.viz import model_view, tokenizer_view  # noqa: E402
 from gpt.viz.app import build_server  # noqa: E402
 from gpt.viz.live import LivePage  # noqa: E402
+from gpt.viz.replay import run_events  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,11 @@ def test_finished_runs_overlay(open_page, two_runs):
         for name in ("a", "b"):
             view.wait_for_function(f"document.querySelector('#legend .run[data-run=\"{name}\"]').textContent.includes('(done)')")
             assert f"{SMALL['max_steps']} steps, 3 evaluations" in view.inner_text(f'#legend .run[data-run="{name}"]')
+        samples = view.locator("#samples .sample").all_inner_texts()            # replayed from samples.jsonl
+        replayed = [d["sample"] for f in two_runs for k, d in run_events(str(f)) if k == "eval"]
+        assert len(samples) == 6 and sorted(samples) == sorted(replayed) and all(samples)
+        grad = int(view.get_attribute("#chart-grad", "data-points"))            # grad_norm from metrics.csv
+        assert grad == 2 * SMALL["max_steps"]
         view.screenshot(path=str(two_runs[0].parent / "train.png"))
     finally:
         server.stop()

@@ -55,7 +55,7 @@
   function start() {
     charts.loss = new Chart(document.getElementById("chart-loss"));
     charts.lr = new Chart(document.getElementById("chart-lr"));
-    charts.grad = new Chart(document.getElementById("chart-grad"), { empty: "live runs only (metrics.csv does not keep it)" });
+    charts.grad = new Chart(document.getElementById("chart-grad"), { empty: "no gradient norm yet (an older run's metrics.csv has none)" });
     charts.speed = new Chart(document.getElementById("chart-speed"));
     for (const c of Object.values(charts)) c.draw();
     const source = new EventSource("events");

@@ -43,6 +43,7 @@ def test_classify_end_to_end(tmp_path, base, capsys):
     rows = list(csv.DictReader(open(out / "metrics.csv")))                 # the curve: a row per step and per epoch
     assert [r["kind"] for r in rows] == ["train"] * 4 + ["eval"] and rows[-1]["test_accuracy"] != ""
     assert [int(r["examples"]) for r in rows[:4]] == [8, 16, 24, 28] and (out / "loss.svg").exists()
+    assert all(float(r["grad_norm"]) > 0 for r in rows[:4]) and rows[-1]["grad_norm"] == ""
     said = capsys.readouterr().out
     assert f"next: python -m gpt classify --checkpoint {out}" in said and "(chance: " in said
     assert cli.main(["classify", "--checkpoint", str(out), "Return the value.", "x = f(y)"]) == 0
@@ -67,6 +68,7 @@ def test_instruct_end_to_end(tmp_path, base):
     assert set(m["chance_exact_match_by_kind"]) == set(m["exact_match_by_kind"]) and 0 <= m["chance_exact_match"] <= 1
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert {r["kind"] for r in rows} == {"train", "eval"} and (out / "loss.svg").exists()
+    assert all(float(r["grad_norm"]) > 0 for r in rows if r["kind"] == "train")
     rows = [json.loads(l) for l in (out / "responses.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all({"instruction", "input", "output", "response", "correct"} <= set(r) for r in rows)
     model, meta = ckpt.load_model(str(out))                  # merged: a plain GPT checkpoint again

@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from gpt.training import metrics as curves, progress
-from gpt.training.metrics import PRETRAIN_COLUMNS, MetricsLog
 from gpt.generation.printable import indented, printable
-from gpt.training.settings import TrainConfig
+from gpt.training import metrics as curves, progress
+from gpt.training.metrics import PRETRAIN_COLUMNS, MetricsLog, SamplesLog, read_samples
 from gpt.training.pretrain import evaluate_run, prepare, train
+from gpt.training.settings import TrainConfig
 
 SMALL = dict(vocab_size=300, context_length=16, emb_dim=32, n_layers=2, n_heads=2, batch_size=4,
              eval_every=3, eval_batches=2, sample_tokens=5, lr=3e-3, save_every=100)
@@ -24,6 +24,10 @@ def _cfg(tmp_path, data, name="run", **over):
 def _rows(folder):
     with open(folder / "metrics.csv", encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _samples(folder):
+    return [json.loads(line) for line in (folder / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def test_a_run_writes_a_metrics_log_and_a_loss_plot_and_names_them(tmp_path, small_text):
@@ -40,6 +44,11 @@ def test_a_run_writes_a_metrics_log_and_a_loss_plot_and_names_them(tmp_path, sma
     assert all(float(r["train_loss"]) > 0 and float(r["lr"]) > 0 and float(r["tokens_per_s"]) > 0 and not r["val_loss"]
                for r in train_rows)
     assert all(float(r["val_loss"]) > 0 for r in rows if r["kind"] == "eval")
+    assert all(float(r["grad_norm"]) > 0 for r in train_rows)                  # the norm clipping measured
+    assert all(r["grad_norm"] == "" for r in rows if r["kind"] == "eval")
+    samples = _samples(folder)                                                 # each evaluation's sample
+    assert [s["step"] for s in samples] == [0, 3, 6] and all(isinstance(s["sample"], str) and s["sample"] for s in samples)
+    assert samples == read_samples(folder / "samples.jsonl")
     svg = ET.parse(folder / "loss.svg").getroot()                     # well-formed SVG with three curves
     assert svg.tag.endswith("svg") and len(svg.findall(".//{http://www.w3.org/2000/svg}polyline")) == 3
     assert "GPT-2, 2 layers x 32 wide" in (folder / "loss.svg").read_text()      # the title names the model
@@ -54,11 +63,37 @@ def test_resume_appends_to_the_log_without_duplicates(tmp_path, small_text):
     train(_cfg(tmp_path, small_text, "whole", max_steps=8), stream=io.StringIO())
     train(_cfg(tmp_path, small_text, "split", max_steps=8), stream=io.StringIO(), stop_at=4)
     with open(tmp_path / "split" / "metrics.csv", "a", encoding="utf-8") as f:
-        f.write("train,5,320,9.99,,0.001,100,1.0\n")                  # a row past the checkpoint
+        f.write("train,5,320,9.99,,0.001,2.5,100,1.0\n")              # a row past the checkpoint
+    with open(tmp_path / "split" / "samples.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"step": 6, "sample": "from a crash"}\n')            # a sample past the checkpoint
     train(_cfg(tmp_path, small_text, "split", max_steps=8), resume=True, stream=io.StringIO())
     whole, split = _rows(tmp_path / "whole"), _rows(tmp_path / "split")
-    key = lambda rows: [(r["kind"], r["step"], r["tokens"], r["train_loss"], r["val_loss"], r["lr"]) for r in rows]
+    key = lambda rows: [(r["kind"], r["step"], r["tokens"], r["train_loss"], r["val_loss"], r["lr"], r["grad_norm"])
+                        for r in rows]
     assert key(split) == key(whole)
+    assert _samples(tmp_path / "split") == _samples(tmp_path / "whole")
+    assert [s["step"] for s in _samples(tmp_path / "split")] == [0, 3, 6, 8]
+
+
+def test_a_run_folder_from_before_grad_norm_and_samples_still_resumes(tmp_path, small_text):
+    """An older metrics.csv (no grad_norm column) and no samples.jsonl: the run resumes without a note,
+    its old rows keep an empty grad_norm and the samples start at the resumed run's evaluations."""
+    train(_cfg(tmp_path, small_text, max_steps=8), stream=io.StringIO(), stop_at=4)
+    folder = tmp_path / "run"
+    old = [{k: v for k, v in r.items() if k != "grad_norm"} for r in _rows(folder)]
+    with open(folder / "metrics.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, [c for c in PRETRAIN_COLUMNS if c != "grad_norm"])
+        writer.writeheader()
+        writer.writerows(old)
+    (folder / "samples.jsonl").unlink()
+    out = io.StringIO()
+    train(_cfg(tmp_path, small_text, max_steps=8), resume=True, stream=out)
+    assert "note:" not in out.getvalue()
+    rows = _rows(folder)
+    assert list(rows[0]) == list(PRETRAIN_COLUMNS)
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [str(s) for s in range(1, 9)]
+    assert [r["grad_norm"] == "" for r in rows if r["kind"] == "train"] == [True] * 4 + [False] * 4
+    assert [s["step"] for s in _samples(folder)] == [6, 8]
 
 
 def test_the_elapsed_time_carries_across_a_resume(tmp_path, small_text):
@@ -129,7 +164,32 @@ def test_a_damaged_metrics_log_is_started_again_with_a_note(tmp_path):
     assert log.note and "could not be read" in log.note and log.rows() == []
     log.write(kind="train", step=4, train_loss=1.5)
     log.close()
-    assert path.read_text() == ",".join(PRETRAIN_COLUMNS) + "\ntrain,4,,1.5,,,,\n"
+    assert path.read_text() == ",".join(PRETRAIN_COLUMNS) + "\ntrain,4,,1.5,,,,,\n"
+
+
+@pytest.mark.parametrize("damage", [b"\xff\xfe not json\n", b'{"step": 1}\n', b'{"step": true, "sample": "x"}\n',
+                                    b'{"step": 1, "sample": NaN}\n', b"[1, 2]\n"])
+def test_a_damaged_samples_log_is_started_again_with_a_note(tmp_path, damage):
+    path = tmp_path / "samples.jsonl"
+    path.write_bytes(b'{"step": 0, "sample": "ok"}\n' + damage)
+    with pytest.raises(ValueError):
+        read_samples(path)
+    log = SamplesLog(path, keep_until=3)
+    assert log.note and "could not be read" in log.note
+    log.write(4, "a \"quoted\"\nline")
+    log.close()
+    assert read_samples(path) == [{"step": 4, "sample": 'a "quoted"\nline'}]
+
+
+def test_the_samples_log_keeps_the_samples_up_to_the_checkpoint(tmp_path):
+    path = tmp_path / "samples.jsonl"
+    with SamplesLog(path) as log:
+        for step in (0, 3, 6):
+            log.write(step, f"text {step}")
+    assert [s["step"] for s in read_samples(path)] == [0, 3, 6]
+    SamplesLog(path, keep_until=3).close()
+    assert read_samples(path) == [{"step": 0, "sample": "text 0"}, {"step": 3, "sample": "text 3"}]
+    assert read_samples(tmp_path / "absent.jsonl") == []
 
 
 def test_the_plot_writer_handles_gaps_and_many_points(tmp_path):
@@ -176,6 +236,16 @@ def test_overwrite_replaces_the_log_and_the_plot(tmp_path, small_text, name):
     (tmp_path / "run" / name).write_text("old")
     train(_cfg(tmp_path, small_text, max_steps=1), overwrite=True, stream=io.StringIO())
     assert (tmp_path / "run" / name).read_text() != "old"
+
+
+def test_overwrite_removes_an_old_runs_samples(tmp_path):
+    """--overwrite clears the run's files, samples.jsonl included: a fine-tuning written over a pretraining
+    run must not replay the pretraining's samples as its own."""
+    from gpt.training.run_folder import clear_run
+    (tmp_path / "samples.jsonl").write_text('{"step": 0, "sample": "old"}\n')
+    (tmp_path / "notes.txt").write_text("mine")
+    clear_run(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_resuming_a_finished_run_says_how_to_train_further(tmp_path, small_text):

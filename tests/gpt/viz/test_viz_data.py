@@ -54,8 +54,29 @@ def test_replay_gives_the_same_numbers_as_the_live_run(run_folder):
     again = [d["train_loss"] for k, d in replayed if k == "step"]
     np.testing.assert_allclose(again, live, rtol=1e-5)      # metrics.csv keeps 6 significant digits
     assert [d["step"] for k, d in replayed if k == "eval"] == [0, 3, 6]
+    np.testing.assert_allclose([d["grad_norm"] for k, d in replayed if k == "step"],
+                               [d["grad_norm"] for k, d in events if k == "step"], rtol=1e-5)
+    assert [d["sample"] for k, d in replayed if k == "eval"] == [d["sample"] for k, d in events if k == "eval"]
     with pytest.raises(ValueError, match="no metrics.csv"):
         run_events(str(folder.parent))
+
+
+def test_an_older_run_folder_replays_what_it_has(run_folder, tmp_path):
+    """A folder from before grad_norm and samples.jsonl: its curves replay, without a norm or a sample."""
+    folder, _ = run_folder
+    old = tmp_path / "old"
+    old.mkdir()
+    lines = (folder / "metrics.csv").read_text(encoding="utf-8").splitlines()
+    at = lines[0].split(",").index("grad_norm")
+    old.joinpath("metrics.csv").write_text("".join(",".join(c for i, c in enumerate(line.split(",")) if i != at) + "\n"
+                                                   for line in lines), encoding="utf-8")
+    replayed = run_events(str(old))
+    assert [d["step"] for k, d in replayed if k == "step"] == list(range(1, SMALL["max_steps"] + 1))
+    assert [d["step"] for k, d in replayed if k == "eval"] == [0, 3, 6]
+    assert not any("grad_norm" in d or "sample" in d for k, d in replayed)
+    old.joinpath("samples.jsonl").write_text("not json\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="samples.jsonl"):
+        run_events(str(old))
 
 
 def test_publish_does_not_wait_for_a_reader():
