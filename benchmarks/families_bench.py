@@ -27,8 +27,8 @@ def make_step(arch, vocab=1024, batch=16, seed=0, **over):
     """A training step of ``arch``'s tiny preset (vocabulary ``vocab``) on one fixed random batch."""
     import tinytensor as tt
     from tinytensor import optim
-    from gpt.families import build_model, config_class
-    from gpt.train import param_groups
+    from gpt.models import build_model, config_class
+    from gpt.training.pretrain import param_groups
     tt.tune_heap()
     tt.manual_seed(seed)
     cfg = config_class(arch).preset("tiny", vocab_size=vocab, **over)

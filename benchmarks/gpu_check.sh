@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a short GPU lease has to run (issues 7 and 19), in one go from the repository root, under
 # 9 minutes on an H200 with CuPy and PyTorch:
-#   1. gpu_tests   the GPU tests (tests/test_gpu.py: every fused kernel against the array path, the new
+#   1. gpu_tests   the GPU tests (tests/gpu/test_gpu.py: every fused kernel against the array path, the new
 #                  ones too: flash attention, vectorised GELU, bf16/fp16 autocast), the fake-device seam,
 #                  the emulated-cuBLAS and flash-attention CPU tests
 #   2. gpu_bench   benchmarks/gpu_bench.py, GPT-2 small, batch 8 x 1024, full training steps: ours against
@@ -93,8 +93,8 @@ else   # the scripts this run calls must at least start
 fi
 DDP_HELP=$([ -f benchmarks/ddp_bench.py ] && "$PY" benchmarks/ddp_bench.py --help 2>/dev/null)
 
-stage gpu_tests 130 "$PY" -m pytest tests/test_gpu.py tests/test_device_seam.py tests/test_cuda_blas_emulated.py \
-    tests/test_flash_attention.py -rs -p no:cacheprovider
+stage gpu_tests 130 "$PY" -m pytest tests/gpu/test_gpu.py tests/test_device_seam.py tests/gpu/test_cuda_blas_emulated.py \
+    tests/gpu/test_flash_attention.py -rs -p no:cacheprovider
 stage gpu_bench 240 "$PY" benchmarks/gpu_bench.py --shape gpt2 --steps 6 --warmup 2 --budget-s 20 \
     --modes fp32,tf32,bf16 --new-kernels "$NEW_KERNELS" --kernel-profile --profile-modes fp32,bf16
 if echo "$DDP_HELP" | grep -q -- "--device" && "$PY" -c "import tinytensor.distributed" 2>/dev/null; then
@@ -109,8 +109,8 @@ if echo "$DDP_HELP" | grep -q -- "--ranks"; then
 else
     skip mpi_scaling "benchmarks/ddp_bench.py (with --ranks) does not exist yet"
 fi
-stage full_suite 120 env CI=1 "$PY" -m pytest -p no:cacheprovider --ignore=tests/test_gpu.py \
-    --ignore=tests/test_device_seam.py --ignore=tests/test_cuda_blas_emulated.py --ignore=tests/test_flash_attention.py
+stage full_suite 120 env CI=1 "$PY" -m pytest -p no:cacheprovider --ignore=tests/gpu/test_gpu.py \
+    --ignore=tests/test_device_seam.py --ignore=tests/gpu/test_cuda_blas_emulated.py --ignore=tests/gpu/test_flash_attention.py
 
 echo "=== summary (total $(( $(date +%s) - START ))s) ==="
 printf '  %s\n' "${SUMMARY[@]}"

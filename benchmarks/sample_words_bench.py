@@ -67,7 +67,7 @@ def flops(model, cfg, tokens):
 
 def parse_set(items):
     """``["vocab_size=2048", ...]`` -> {"vocab_size": 2048}, each value typed as its TrainConfig field."""
-    from gpt.train import TrainConfig
+    from gpt.training.settings import TrainConfig
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     out = {}
     for item in items:
@@ -97,7 +97,7 @@ def one_run(seed, overrides, samplers, draws, folder):
     import bpe
     import gpt
     from gpt.data import default_corpus, read_text
-    from gpt.generate import generate
+    from gpt.generation.generate import generate
     a = gpt.TrainConfig(seed=seed, out=str(Path(folder) / f"seed{seed}"), **overrides)
     printed = io.StringIO()
     began = time.perf_counter()

@@ -13,8 +13,8 @@ What to look at:
      top token, so it falls into loops); high temperature turns into noise; top-k / top-p sit between.
   4. Repetition and variety over a few seeds: distinct tokens and repeated 3-grams per strategy.
 
-It starts from the shared base model of examples/_tiny_base.py (trained once, under a minute,
-then cached; 08_train_tiny_gpt.py shows it being trained), or from --checkpoint DIR.
+It starts from the shared base model of examples/_tiny_base.py (trained once by gpt.train, the full
+run of `python -m gpt train`, under a minute, then cached), or from --checkpoint DIR.
 
 Run:  python examples/09_sampling.py [--quick] [--checkpoint DIR]
 """

@@ -1,11 +1,13 @@
-"""Shared by examples 08-11: the small GPT they start from, trained once and cached.
+"""Shared by examples 09-11: the small GPT they start from, trained once and cached.
 
-Not an example itself. 08_train_tiny_gpt.py trains RECIPE while you watch; 09-11 need a model that
-already knows some English, so the first of them to run trains RECIPE quietly (under a minute
-on a 2-core CPU) into the cache folder (gpt/cache.py, e.g. ~/.cache/tinytensor/examples/), and every
-later run reuses it. The folder's name holds a digest of the recipe and of the corpus, so a change to
-either trains a new one. Pass --checkpoint DIR to 09-11 to start from another model instead; with
---quick (CI) they train a throwaway model for a few steps in a temporary folder.
+Not an example itself. 08_train_tiny_gpt.py shows the training loop (gpt.train_simple) on a model it
+keeps to itself; 09-11 need a model that already knows some English, so the first of them to run
+trains RECIPE quietly with the full run of `python -m gpt train` (gpt.train, under a minute on a 2-core
+CPU) into the cache folder (gpt/data/cache.py, e.g. ~/.cache/tinytensor/examples/), and every later run
+reuses it. A run stopped early (Ctrl-C saves) is finished by the next one, which says so. The
+folder's name holds a digest of the recipe and of the corpus, so a change to either trains a new one.
+Pass --checkpoint DIR to 09-11 to start from another model instead; with --quick (CI) they train a
+throwaway model for a few steps in a temporary folder.
 """
 import io
 import json
@@ -14,7 +16,7 @@ import time
 from pathlib import Path
 
 import gpt
-from gpt import cache
+from gpt.data import cache
 from gpt.data import default_corpus, text_digest
 
 # the shared base model: 2 blocks of width 64 over windows of 160 tokens (room for the instruction
@@ -63,16 +65,18 @@ def base_checkpoint(checkpoint=None, quick=False, scratch=None):
         print(f"base model: a throwaway one trained for {QUICK['max_steps']} steps (--quick)")
         return folder
     folder = cached_folder()
-    if trained_steps(folder) < RECIPE["max_steps"]:
-        print(f"training the shared base model once ({RECIPE['max_steps']} steps, under a minute on 2 cores);\n"
+    done, total = trained_steps(folder), RECIPE["max_steps"]
+    if done < total:
+        steps = f"steps {done + 1}-{total} of {total}; an earlier run stopped at {done}" if done else f"{total} steps"
+        print(f"training the shared base model once ({steps}, under a minute on 2 cores);\n"
               f"  cached in {folder} for the next runs")
         t0 = time.perf_counter()
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "train.log", "w", encoding="utf-8") as log:
-            summary = train_recipe(folder, stream=log)
+        with open(folder / "train.log", "a" if done else "w", encoding="utf-8") as log:
+            summary = train_recipe(folder, RECIPE, stream=log)
         history = summary["history"]
-        print(f"  done in {time.perf_counter() - t0:.0f}s: validation loss {history[0]['val_loss']:.2f} at step 0 "
-              f"-> {history[-1]['val_loss']:.2f} at step {history[-1]['step']}")
+        print(f"  {summary['step'] - done} steps in {time.perf_counter() - t0:.0f}s: validation loss "
+              f"{history[0]['val_loss']:.2f} at step 0 -> {history[-1]['val_loss']:.2f} at step {history[-1]['step']}")
     else:
         print(f"base model: the shared one in {folder}")
     return folder

@@ -13,9 +13,9 @@ import numpy as np
 
 import tinytensor as tt
 
-from .config import GPTConfig
-from .generate import generate
-from .model import GPT
+from .models.gpt2_config import GPTConfig
+from .generation.generate import generate
+from .models.gpt2 import GPT
 
 
 def measure(cfg, prompt_len=8, new_tokens=100, repeats=3, batch=1):

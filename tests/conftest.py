@@ -16,7 +16,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(autouse=True, scope="session")
 def cache_folder(tmp_path_factory):
-    """The cache folder (gpt/cache.py: the default corpus, token ids) of this test session: a fresh one,
+    """The cache folder (gpt/data/cache.py: the default corpus, token ids) of this test session: a fresh one,
     so that tests neither read nor fill the user's own; subprocesses inherit it."""
     old = os.environ.get("TINYTENSOR_CACHE")
     os.environ["TINYTENSOR_CACHE"] = str(tmp_path_factory.mktemp("cache"))

@@ -6,7 +6,7 @@ data either raises here or leaves a plain ``numpy.ndarray`` behind, which the ch
 output, gradient, parameter and optimizer moment of a "cuda" tensor must still be a FakeDeviceArray, and
 every value must equal the CPU's.
 
-``OP_CASES`` (one entry per op family) is shared with ``tests/test_gpu.py``, which runs it on a real GPU.
+``OP_CASES`` (one entry per op family) is shared with ``tests/gpu/test_gpu.py``, which runs it on a real GPU.
 """
 import subprocess
 import sys

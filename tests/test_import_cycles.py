@@ -15,7 +15,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ["tinytensor", "bpe"]
+PACKAGES = ["tinytensor", "bpe", "gpt"]
 
 
 def modules(package):

@@ -18,7 +18,7 @@ import os
 
 CUDA_KERNEL_NAMES = ("gelu", "layer_norm", "cross_entropy", "adamw", "scatter_add", "attention_softmax",
                      "strided_matmul")
-# kernels not yet passed tests/test_gpu.py on a real GPU: never in "all", only when named
+# kernels not yet passed tests/gpu/test_gpu.py on a real GPU: never in "all", only when named
 # (TINYTENSOR_CUDA_KERNELS=all,flash_attention); benchmarks/gpu_check.sh names them to test and time them
 UNTESTED_CUDA_KERNELS = ("flash_attention", "gelu_vectorized")
 

@@ -23,7 +23,7 @@ kernels here do the same arithmetic in one pass. They are used only when the dat
 ``tinytensor.config.cuda_kernels``. Kernels not yet passed on a real GPU (``config.UNTESTED_CUDA_KERNELS``:
 ``flash_attention`` in flash_attention.py, ``gelu_vectorized`` here) run only when named, as in
 ``TINYTENSOR_CUDA_KERNELS=all,flash_attention,gelu_vectorized``.
-``tests/test_gpu.py`` compares each with the array-op path on a GPU.
+``tests/gpu/test_gpu.py`` compares each with the array-op path on a GPU.
 """
 import math
 

@@ -21,7 +21,7 @@ Inputs may be float32, float16 or bfloat16 (16-bit values are widened as they ar
 arithmetic, the softmax and the log-sum-exp are float32.
 
 On a GPU this runs only when switched on (``TINYTENSOR_CUDA_KERNELS=all,flash_attention``): it has not
-yet passed tests/test_gpu.py on a real GPU. tests/test_flash_attention.py checks the twin against the
+yet passed tests/gpu/test_gpu.py on a real GPU. tests/gpu/test_flash_attention.py checks the twin against the
 fused op, runs ``SOURCE`` itself on the CPU (a C++ shim plays blocks, threads, shared memory and warp
 shuffles) and compiles it with nvcc.
 """

@@ -2,7 +2,7 @@
 ``main(argv)`` with argv starting at the command (``finetune ...``, ``classify ...``, ``make-data ...``)."""
 import sys
 
-from .cli import main
+from ..cli.finetune import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,7 @@ position has attended to the whole text, and (with padding on the right) to none
 What trains (``mode``):
     "last"  the new head + the last transformer block + the final LayerNorm (the book's default)
     "all"   every parameter
-    "lora"  low-rank adapters on every Linear inside the blocks + the new head (gpt/lora.py)
+    "lora"  low-rank adapters on every Linear inside the blocks + the new head (gpt/models/lora.py)
 """
 import time
 
@@ -16,9 +16,9 @@ import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import backend, nn, optim
 
-from .. import lora
-from ..schedule import lr_at
-from ..step import evaluating, train_step
+from ..models import lora
+from ..training.schedule import lr_at
+from ..training.step import evaluating, train_step
 from . import data_classify
 
 MODES = ("last", "all", "lora")
@@ -115,8 +115,8 @@ def train(model, train_set, val_set, test_set, pad_id, epochs=3, lr=5e-5, batch_
     train/val/test after each epoch. Returns the per-epoch history.
 
     ``on_row(row)``: called after every step (kind "train": the batch's loss and accuracy) and every
-    epoch's evaluation (kind "eval"), with the columns of ``gpt.metrics_log.CLASSIFY_COLUMNS``.
-    Each step is ``gpt.step.train_step``: a NaN or Inf loss or gradient raises NonFiniteError before
+    epoch's evaluation (kind "eval"), with the columns of ``gpt.training.metrics.CLASSIFY_COLUMNS``.
+    Each step is ``gpt.training.step.train_step``: a NaN or Inf loss or gradient raises NonFiniteError before
     it reaches the weights."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optim.AdamW(params, lr=lr, weight_decay=weight_decay)

@@ -14,8 +14,8 @@ import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import optim
 
-from ..schedule import lr_at
-from ..step import evaluating, train_step
+from ..training.schedule import lr_at
+from ..training.step import evaluating, train_step
 from . import data_instruct
 
 
@@ -47,11 +47,11 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
     """Fine-tune on [(ids, prompt_len)] items. Returns a dict with the losses and the time taken.
 
     ``on_row(row)``: called after every step (kind "train") and every evaluation (kind "eval"), with
-    the columns of ``gpt.metrics_log.INSTRUCT_COLUMNS`` ("tokens": positions run, padding included).
+    the columns of ``gpt.training.metrics.INSTRUCT_COLUMNS`` ("tokens": positions run, padding included).
 
     ``max_seconds`` stops early (after the step that crosses it), so a run fits a time budget; the
-    learning-rate schedule (warmup, then cosine to lr / 10: gpt/schedule.py) then runs on whichever is
-    further along, steps or time. Each step is ``gpt.step.train_step``: a NaN or Inf loss or gradient
+    learning-rate schedule (warmup, then cosine to lr / 10: gpt/training/schedule.py) then runs on whichever is
+    further along, steps or time. Each step is ``gpt.training.step.train_step``: a NaN or Inf loss or gradient
     raises NonFiniteError before it reaches the weights.
     """
     collate_kw = dict(max_length=max_length, mask_prompt=mask_prompt)
@@ -107,7 +107,7 @@ def train(model, train_items, val_items, pad_id, epochs=2, lr=5e-4, batch_size=8
 @tt.no_grad()
 def respond(model, tokenizer, entry, eos_id, max_new_tokens=32):
     """The model's greedy answer to one entry (text after the response header, up to end-of-text)."""
-    from ..generate import generate
+    from ..generation.generate import generate
     model.eval()
     prompt = data_instruct._encode(tokenizer, data_instruct.format_prompt(entry))
     room = model.cfg.context_length - len(prompt)

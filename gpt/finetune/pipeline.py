@@ -6,7 +6,7 @@ checkpoint.json, tokenizer.bpe) or a GPT-2 folder in Hugging Face's layout (mode
 
 A fine-tuned folder has the same layout as a pretraining checkpoint; its checkpoint.json says which
 task it is for ("task": "classify" with the labels, or "task": "instruct"). LoRA adapters are merged
-into plain weights before saving, so a saved model never needs gpt.lora to load.
+into plain weights before saving, so a saved model never needs gpt/models/lora.py to load.
 
 ``--out`` is checked before any work: a folder holding a run is refused unless ``--overwrite`` (whose
 old run files are replaced only when the new run saves), and the ``--init`` folder never. A loss or
@@ -21,39 +21,26 @@ import numpy as np
 
 import tinytensor as tt
 
-from .. import checkpoint as ckpt
-from .. import curves, lora, parallel_run, runlock
 from ..errors import FinetuneError, RunFailed
-from ..families import TITLES, describe
-from ..metrics_log import CLASSIFY_COLUMNS, INSTRUCT_COLUMNS, MetricsRows
-from ..metrics_log import NAME as METRICS_LOG
-from ..run_folder import check_out, clear_run
-from ..step import NonFiniteError
+from ..models import TITLES, build_model, describe, lora
+from ..training import checkpoint as ckpt
+from ..training import run_folder
+from ..training.metrics import (CLASSIFY_COLUMNS, INSTRUCT_COLUMNS, PLOT, MetricsRows, plot_classification,
+                                plot_instruction)
+from ..training.metrics import NAME as METRICS_LOG
+from ..training.run_folder import check_out, clear_run
+from ..training.step import NonFiniteError
+from ..weights.tokenizer import load_tokenizer
 from . import classify, data_classify, data_instruct, instruct
 
 
 # ----- base models and tokenizers -----
-def load_tokenizer(folder):
-    """The tokenizer stored with a checkpoint (tokenizer.bpe), a Hugging Face tokenizer.json, or GPT-2's
-    (encoder.json + vocab.bpe)."""
-    import bpe
-
-    from ..hf_folder import find_tokenizer
-    if os.path.lexists(os.path.join(folder, ckpt.TOKENIZER)):
-        return bpe.Tokenizer.load(ckpt.tokenizer_path(folder))
-    tok = find_tokenizer(folder)
-    if tok is None:
-        raise FinetuneError(f"{folder} holds no tokenizer: expected {ckpt.TOKENIZER}, a tokenizer.json, or GPT-2's "
-                            "encoder.json and vocab.bpe (fetch them with bpe.download_gpt2(folder))")
-    return tok
-
-
 def load_base(init):
     """(model, tokenizer, description) from a checkpoint folder of ours or a GPT-2 folder."""
     if not os.path.isdir(init):
         raise FinetuneError(f"--init {init}: no such folder (give a folder written by `python -m gpt train`, "
                             "or a GPT-2 folder with model.safetensors)")
-    tok = load_tokenizer(init)
+    tok = load_tokenizer(init, FinetuneError)
     if ckpt.exists(init):
         meta = ckpt.read_meta(init)
         if meta.get("task") == "classify":
@@ -62,8 +49,8 @@ def load_base(init):
         what = f"checkpoint {init} (step {meta.get('step')})"
     elif os.path.isfile(os.path.join(init, "model.safetensors")) or \
             os.path.isfile(os.path.join(init, "model.safetensors.index.json")):
-        from ..hf import load_hf
-        model = load_hf(init)                       # GPT-2, Llama 3 or Qwen3 (gpt/hf.py)
+        from ..weights.hf import load_hf
+        model = load_hf(init)                       # GPT-2, Llama 3 or Qwen3 (gpt/weights/hf.py)
         what = f"{TITLES[model.cfg.ARCH]} weights from {init}"
     else:
         raise FinetuneError(f"--init {init} holds neither checkpoint.json nor model.safetensors")
@@ -75,29 +62,29 @@ def load_base(init):
     return model, tok, what
 
 
-def refuse_init_as_out(a):
+def refuse_init_as_out(settings):
     """--out may never be the --init folder (fine-tuning never writes over its base model)."""
-    if os.path.exists(a.out) and os.path.isdir(a.init) and os.path.samefile(a.out, a.init):
-        raise FinetuneError(f"--out {a.out} is the --init folder: fine-tuning never writes over its base model; "
+    if os.path.exists(settings.out) and os.path.isdir(settings.init) and os.path.samefile(settings.out, settings.init):
+        raise FinetuneError(f"--out {settings.out} is the --init folder: fine-tuning never writes over its base model; "
                             "choose another --out")
 
 
-def check_out_folder(a):
+def check_out_folder(settings):
     """Before any work: --out may not be the --init folder, nor hold a run unless --overwrite."""
-    refuse_init_as_out(a)
-    check_out(a.out, getattr(a, "overwrite", False), hint="", error=FinetuneError)
+    refuse_init_as_out(settings)
+    check_out(settings.out, settings.overwrite, hint="", error=FinetuneError)
 
 
 def checked_and_locked(run):
     """Decorator for a fine-tuning run: --out refused first when it is the --init folder (so not even a lock
-    file lands there), then its run lock held for the whole run (gpt/runlock.py)."""
-    locked = runlock.locks_out(run)
+    file lands there), then its run lock held for the whole run (gpt/training/run_folder.py)."""
+    locked = run_folder.locks_out(run)
 
     @functools.wraps(run)
-    def checked(a, *args, **kwargs):
-        parallel_run.one_process_only("fine-tuning", FinetuneError)     # not under mpiexec -n N (N > 1)
-        refuse_init_as_out(a)
-        return locked(a, *args, **kwargs)
+    def checked(settings, *args, **kwargs):
+        run_folder.one_process_only("fine-tuning", FinetuneError)     # not under mpiexec -n N (N > 1)
+        refuse_init_as_out(settings)
+        return locked(settings, *args, **kwargs)
     return checked
 
 
@@ -113,23 +100,23 @@ def _check_answers_fit(train_enc, max_length):
     return len(cut)
 
 
-def start_saving(a):
+def start_saving(settings):
     """Make --out ready for this run's files: created, and with --overwrite the old run's files removed."""
-    os.makedirs(a.out, exist_ok=True)
-    if getattr(a, "overwrite", False):
-        clear_run(a.out)
+    os.makedirs(settings.out, exist_ok=True)
+    if settings.overwrite:
+        clear_run(settings.out)
 
 
-def trained(fn, a, *args, **kw):
+def trained(fn, settings, *args, **kw):
     """``fn(*args, **kw)`` (a training loop); a NaN or Inf loss or gradient ends the run, nothing saved."""
     try:
         return fn(*args, **kw)
     except NonFiniteError as e:
-        raise RunFailed(f"{e}; stopped without saving anything to {a.out} (a lower --lr may help)") from None
+        raise RunFailed(f"{e}; stopped without saving anything to {settings.out} (a lower --lr may help)") from None
 
 
 def save_model(folder, model, tokenizer, meta):
-    """Save weights + checkpoint.json (through gpt.checkpoint) and the tokenizer; merges LoRA first."""
+    """Save weights + checkpoint.json (through gpt/training/checkpoint.py) and the tokenizer; merges LoRA first."""
     lora.merge_lora(model)
     try:
         ckpt.check_finite(model.state_dict())
@@ -143,7 +130,7 @@ def save_model(folder, model, tokenizer, meta):
 
 def write_metrics(folder, metrics, rows=None, plot=None, title=""):
     """metrics.json (the summary); with ``rows`` (MetricsRows) also metrics.csv and, drawn by ``plot``
-    (a gpt.curves function), loss.svg."""
+    (a gpt.training.metrics function), loss.svg."""
     ckpt.write_json(metrics, os.path.join(folder, "metrics.json"))
     if rows is not None:
         rows.save(os.path.join(folder, METRICS_LOG))
@@ -153,7 +140,7 @@ def write_metrics(folder, metrics, rows=None, plot=None, title=""):
 def saved_line(folder, *extra):
     """The closing lines of a fine-tuning run: where its files are, and the command to try next."""
     return (f"saved to {folder}: metrics.json, {', '.join(extra) + ', ' if extra else ''}every step in "
-            f"{os.path.join(folder, METRICS_LOG)}, curves in {os.path.join(folder, curves.PLOT)} "
+            f"{os.path.join(folder, METRICS_LOG)}, curves in {os.path.join(folder, PLOT)} "
             "(open it in a browser)")
 
 
@@ -162,11 +149,10 @@ def load_classifier(folder):
     meta = ckpt.read_meta(folder)
     if meta.get("task") != "classify":
         raise FinetuneError(f"{folder} is not a classifier (made by `python -m gpt finetune classify`)")
-    from ..families import build_model
     model = build_model(ckpt.load_config(meta, folder), init=False)
     classify.replace_head(model, len(meta["labels"]))
     ckpt.load_weights(model, ckpt.file_path(folder, meta, ckpt.MODEL))
-    return model.eval(), load_tokenizer(folder), meta
+    return model.eval(), load_tokenizer(folder, FinetuneError), meta
 
 
 def _trainable_report(model):
@@ -189,63 +175,66 @@ def _also(first, then):
 
 
 @checked_and_locked
-def run_classify(a, log=print, on_row=None):
-    """``a``: the parsed flags of ``finetune classify``. Returns the metrics dict."""
-    if a.download:
-        if os.path.exists(a.data):
-            log(f"{a.data} exists; not downloading again")
+def run_classify(settings, log=print, on_row=None):
+    """``settings``: a ClassifySettings (gpt/finetune/settings.py). Returns the metrics dict."""
+    if settings.download:
+        if os.path.exists(settings.data):
+            log(f"{settings.data} exists; not downloading again")
         else:
-            log(f"downloading the SMS Spam Collection to {a.data} ...")
-            data_classify.download_sms_spam(a.data)
-    if not os.path.isfile(a.data):
-        raise FinetuneError(f"--data {a.data}: no such file (make an offline one with `python -m gpt make-data "
+            log(f"downloading the SMS Spam Collection to {settings.data} ...")
+            data_classify.download_sms_spam(settings.data)
+    if not os.path.isfile(settings.data):
+        raise FinetuneError(f"--data {settings.data}: no such file (make an offline one with `python -m gpt make-data "
                             "classify --out FILE`, or pass --download for the SMS Spam Collection)")
-    check_out_folder(a)
+    check_out_folder(settings)
     t0 = time.perf_counter()
-    rows = data_classify.read_labeled(a.data)
+    rows = data_classify.read_labeled(settings.data)
     labels = data_classify.label_ids(rows)
     if len(labels) < 2:
-        raise FinetuneError(f"{a.data} has only one label ({labels[0]!r}); classification needs two or more")
-    if a.balance:
-        rows = data_classify.balance(rows, a.seed)
-    if a.max_examples and len(rows) > a.max_examples:
-        rows = [rows[i] for i in sorted(np.random.default_rng(a.seed).choice(len(rows), a.max_examples, replace=False))]
-    train_rows, val_rows, test_rows = data_classify.split(rows, seed=a.seed)
-    _check_split(a.data, "labelled examples", len(rows), train_rows, val_rows, test_rows)
+        raise FinetuneError(f"{settings.data} has only one label ({labels[0]!r}); classification needs two or more")
+    if settings.balance:
+        rows = data_classify.balance(rows, settings.seed)
+    if settings.max_examples and len(rows) > settings.max_examples:
+        rows = [rows[i] for i in sorted(np.random.default_rng(settings.seed).choice(len(rows), settings.max_examples,
+                                                                                    replace=False))]
+    train_rows, val_rows, test_rows = data_classify.split(rows, seed=settings.seed)
+    _check_split(settings.data, "labelled examples", len(rows), train_rows, val_rows, test_rows)
 
-    tt.manual_seed(a.seed)
-    model, tok, what = load_base(a.init)
-    max_length = min(a.max_length or model.cfg.context_length, model.cfg.context_length)
+    tt.manual_seed(settings.seed)
+    model, tok, what = load_base(settings.init)
+    max_length = min(settings.max_length or model.cfg.context_length, model.cfg.context_length)
     enc = [data_classify.encode(part, tok, labels, max_length) for part in (train_rows, val_rows, test_rows)]
     classify.replace_head(model, len(labels))
-    classify.set_trainable(model, a.train, rank=a.lora_rank, alpha=a.lora_alpha)
+    classify.set_trainable(model, settings.train, rank=settings.lora_rank, alpha=settings.lora_alpha)
     report = _trainable_report(model)
     log(f"base: {what}; labels {labels}; {len(enc[0])} train / {len(enc[1])} val / {len(enc[2])} test; "
-        f"max length {max_length}; --train {a.train}: {report['trainable_parameters']:,} of "
+        f"max length {max_length}; --train {settings.train}: {report['trainable_parameters']:,} of "
         f"{report['total_parameters']:,} parameters train")
     steps_log = MetricsRows(CLASSIFY_COLUMNS)
-    history = trained(classify.train, a, model, *enc, pad_id=tok.eot_id, epochs=a.epochs, lr=a.lr,
-                      batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, log=log, on_row=_also(steps_log.add, on_row))
+    history = trained(classify.train, settings, model, *enc, pad_id=tok.eot_id, epochs=settings.epochs, lr=settings.lr,
+                      batch_size=settings.batch_size, weight_decay=settings.weight_decay, seed=settings.seed,
+                      log=log, on_row=_also(steps_log.add, on_row))
     last = history[-1] if history else {}
-    metrics = {"task": "classify", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init), "train": a.train,
+    metrics = {"task": "classify", "data": os.path.abspath(settings.data), "init": os.path.abspath(settings.init),
+               "train": settings.train,
                "labels": labels, "n_train": len(enc[0]), "n_val": len(enc[1]), "n_test": len(enc[2]),
                "train_accuracy": last.get("train_accuracy"), "val_accuracy": last.get("val_accuracy"),
-               "test_accuracy": last.get("test_accuracy"), "epochs": a.epochs, "lr": a.lr,
-               "batch_size": a.batch_size, "seed": a.seed, "max_length": max_length, **report,
-               "lora_rank": a.lora_rank if a.train == "lora" else None,
-               "lora_alpha": a.lora_alpha if a.train == "lora" else None,
+               "test_accuracy": last.get("test_accuracy"), "epochs": settings.epochs, "lr": settings.lr,
+               "batch_size": settings.batch_size, "seed": settings.seed, "max_length": max_length, **report,
+               "lora_rank": settings.lora_rank if settings.train == "lora" else None,
+               "lora_alpha": settings.lora_alpha if settings.train == "lora" else None,
                "seconds": round(time.perf_counter() - t0, 1), "history": history}
-    start_saving(a)
-    save_model(a.out, model, tok, {"task": "classify", "labels": labels, "max_length": max_length,
-                                   "pad_id": tok.eot_id, "base": what, "train_mode": a.train,
+    start_saving(settings)
+    save_model(settings.out, model, tok, {"task": "classify", "labels": labels, "max_length": max_length,
+                                   "pad_id": tok.eot_id, "base": what, "train_mode": settings.train,
                                    "step": len(history)})
-    write_metrics(a.out, metrics, steps_log, curves.plot_classification,
-                  f"{describe(model.cfg)}, fine-tuned to classify: {a.out} on {os.path.basename(a.data)}")
+    write_metrics(settings.out, metrics, steps_log, plot_classification,
+                  f"{describe(model.cfg)}, fine-tuned to classify: {settings.out} on {os.path.basename(settings.data)}")
     chance = classify.chance(enc[2], len(labels))[0]
     log(f"accuracy train {metrics['train_accuracy']:.3f}  val {metrics['val_accuracy']:.3f}  "
         f"test {metrics['test_accuracy']:.3f} (chance: {chance:.3f}, always the commonest label)")
-    log(saved_line(a.out))
-    log(f"next: python -m gpt classify --checkpoint {shlex.quote(a.out)} \"some text to label\"")
+    log(saved_line(settings.out))
+    log(f"next: python -m gpt classify --checkpoint {shlex.quote(settings.out)} \"some text to label\"")
     return metrics
 
 
@@ -258,66 +247,72 @@ def run_predict(folder, texts):
 
 # ----- instruction fine-tuning -----
 @checked_and_locked
-def run_instruct(a, log=print, on_row=None):
-    """``a``: the parsed flags of ``finetune instruct``. Returns the metrics dict."""
-    if not os.path.isfile(a.data):
-        raise FinetuneError(f"--data {a.data}: no such file (make an offline one with `python -m gpt make-data "
+def run_instruct(settings, log=print, on_row=None):
+    """``settings``: an InstructSettings (gpt/finetune/settings.py). Returns the metrics dict."""
+    if not os.path.isfile(settings.data):
+        raise FinetuneError(f"--data {settings.data}: no such file (make an offline one with `python -m gpt make-data "
                             "instruct --out FILE`)")
-    check_out_folder(a)
+    check_out_folder(settings)
     t0 = time.perf_counter()
-    entries = data_instruct.load_entries(a.data)
-    train_e, val_e, test_e = data_instruct.split(entries, seed=a.seed)
-    _check_split(a.data, "entries", len(entries), train_e, val_e, test_e)
-    if a.max_test is not None:
-        test_e = test_e[:a.max_test]
-    tt.manual_seed(a.seed)
-    model, tok, what = load_base(a.init)
+    entries = data_instruct.load_entries(settings.data)
+    train_e, val_e, test_e = data_instruct.split(entries, seed=settings.seed)
+    _check_split(settings.data, "entries", len(entries), train_e, val_e, test_e)
+    if settings.max_test is not None:
+        test_e = test_e[:settings.max_test]
+    tt.manual_seed(settings.seed)
+    model, tok, what = load_base(settings.init)
     L = model.cfg.context_length
-    max_length = min(a.max_length or L, L)
+    max_length = min(settings.max_length or L, L)
     enc = [[data_instruct.encode_entry(e, tok) for e in part] for part in (train_e, val_e)]
-    cut = _check_answers_fit(enc[0], max_length) if a.mask_prompt else 0
+    cut = _check_answers_fit(enc[0], max_length) if settings.mask_prompt else 0
     if cut:
         log(f"note: with --mask-prompt, {cut} of {len(enc[0])} training examples lose every answer token to "
             f"the {max_length}-token context and teach nothing")
     too_long = sum(len(ids) + 1 > max_length for ids, _ in enc[0])
     if too_long:
         log(f"note: {too_long} of {len(enc[0])} training examples are longer than {max_length} tokens and are cut")
-    if a.train == "lora":
-        lora.apply_lora(model, rank=a.lora_rank, alpha=a.lora_alpha)
+    if settings.train == "lora":
+        lora.apply_lora(model, rank=settings.lora_rank, alpha=settings.lora_alpha)
         lora.mark_trainable(model)
-    elif a.train == "last":
+    elif settings.train == "last":
         classify.set_trainable(model, "last")
     report = _trainable_report(model)
-    log(f"base: {what}; {len(train_e)} train / {len(val_e)} val / {len(test_e)} test examples; --train {a.train}: "
+    log(f"base: {what}; {len(train_e)} train / {len(val_e)} val / {len(test_e)} test examples; "
+        f"--train {settings.train}: "
         f"{report['trainable_parameters']:,} of {report['total_parameters']:,} parameters train")
-    max_seconds = a.max_minutes * 60 if a.max_minutes else None
+    max_seconds = settings.max_minutes * 60 if settings.max_minutes else None
     steps_log = MetricsRows(INSTRUCT_COLUMNS)
-    result = trained(instruct.train, a, model, enc[0], enc[1], tok.eot_id, epochs=a.epochs, lr=a.lr,
-                     batch_size=a.batch_size, weight_decay=a.weight_decay, seed=a.seed, max_length=max_length,
-                     mask_prompt=a.mask_prompt, max_seconds=max_seconds, log=log, on_row=_also(steps_log.add, on_row))
+    result = trained(instruct.train, settings, model, enc[0], enc[1], tok.eot_id, epochs=settings.epochs,
+                     lr=settings.lr,
+                     batch_size=settings.batch_size, weight_decay=settings.weight_decay, seed=settings.seed,
+                     max_length=max_length,
+                     mask_prompt=settings.mask_prompt, max_seconds=max_seconds, log=log, on_row=_also(steps_log.add,
+                                                                                                      on_row))
     lora.merge_lora(model)
     log(f"answering {len(test_e)} held-out prompts ...")
     t1 = time.perf_counter()
-    answers, em = instruct.answer_all(model, tok, test_e, tok.eot_id, a.max_new_tokens, log=log)
+    answers, em = instruct.answer_all(model, tok, test_e, tok.eot_id, settings.max_new_tokens, log=log)
     chance = instruct.chance_baseline(train_e, test_e)
-    start_saving(a)
-    data_instruct.write_jsonl(answers, os.path.join(a.out, "responses.jsonl"))
-    metrics = {"task": "instruct", "data": os.path.abspath(a.data), "init": os.path.abspath(a.init),
-               "train": a.train, "n_train": len(train_e), "n_val": len(val_e), "n_test": len(test_e),
+    start_saving(settings)
+    data_instruct.write_jsonl(answers, os.path.join(settings.out, "responses.jsonl"))
+    metrics = {"task": "instruct", "data": os.path.abspath(settings.data), "init": os.path.abspath(settings.init),
+               "train": settings.train, "n_train": len(train_e), "n_val": len(val_e), "n_test": len(test_e),
                "val_loss": result["val_loss"], **em, "chance_exact_match": chance["exact_match"],
                "chance_exact_match_by_kind": chance["by_kind"], "steps": result["steps"],
                "planned_steps": result["planned_steps"],
-               "stopped_early": result["stopped_early"], "epochs": a.epochs, "lr": a.lr, "batch_size": a.batch_size,
-               "mask_prompt": a.mask_prompt, "max_length": max_length, "seed": a.seed, **report,
+               "stopped_early": result["stopped_early"], "epochs": settings.epochs, "lr": settings.lr,
+               "batch_size": settings.batch_size,
+               "mask_prompt": settings.mask_prompt, "max_length": max_length, "seed": settings.seed, **report,
                "train_seconds": result["train_seconds"], "generate_seconds": round(time.perf_counter() - t1, 1),
                "seconds": round(time.perf_counter() - t0, 1), "history": result["history"]}
-    save_model(a.out, model, tok, {"task": "instruct", "base": what, "step": result["steps"]})
-    write_metrics(a.out, metrics, steps_log, curves.plot_instruction,
-                  f"{describe(model.cfg)}, instruction-tuned: {a.out} on {os.path.basename(a.data)}")
+    save_model(settings.out, model, tok, {"task": "instruct", "base": what, "step": result["steps"]})
+    write_metrics(settings.out, metrics, steps_log, plot_instruction,
+                  f"{describe(model.cfg)}, instruction-tuned: {settings.out} on {os.path.basename(settings.data)}")
     log(f"val loss {result['val_loss']:.4f}; " + exact_match_line(em, chance))
-    log(saved_line(a.out, "the answers in responses.jsonl"))
-    log(f"next: python -m gpt chat --checkpoint {shlex.quote(a.out)}   (or with an instruction: "
-        f"python -m gpt chat --checkpoint {shlex.quote(a.out)} \"Reverse the list.\" --input \"time,class,read\")")
+    log(saved_line(settings.out, "the answers in responses.jsonl"))
+    log(f"next: python -m gpt chat --checkpoint {shlex.quote(settings.out)}   (or with an instruction: "
+        f"python -m gpt chat --checkpoint {shlex.quote(settings.out)} \"Reverse the list.\" "
+        "--input \"time,class,read\")")
     return metrics
 
 

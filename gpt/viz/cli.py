@@ -12,7 +12,7 @@ def add_viz_flag(parser):
 
 def add_parser(subparsers):
     """``python -m gpt viz FOLDER...``."""
-    from ..cli_args import add_debug_flag, nonneg_int
+    from ..cli.args import add_debug_flag, nonneg_int
     p = subparsers.add_parser("viz", help="serve the pages of finished runs or models on 127.0.0.1",
                               description="Serve local pages: the runs' curves and samples (replayed from "
                                           "metrics.csv and samples.jsonl, several runs overlaid), the tokenizer step by step, and a model's "

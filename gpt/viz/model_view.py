@@ -27,18 +27,18 @@ def load_folder(folder):
     (config.json) or a GPT-2 folder (encoder.json, vocab.bpe and model.safetensors)."""
     import bpe
     if os.path.isfile(os.path.join(folder, "checkpoint.json")):
-        from gpt import checkpoint as ckpt
+        from gpt.training import checkpoint as ckpt
         meta = ckpt.read_meta(folder)
         if meta.get("task") == "classify":
             raise ValueError(f"{folder} holds a classifier; the model page shows language models")
         model, meta = ckpt.load_model(folder, meta)
         return model, bpe.Tokenizer.load(ckpt.tokenizer_path(folder, meta)), "checkpoint"
     if os.path.isfile(os.path.join(folder, "encoder.json")) and not os.path.isfile(os.path.join(folder, "config.json")):
-        from gpt.pretrained import load_gpt2
+        from gpt.weights.gpt2 import load_gpt2
         return (load_gpt2(folder), bpe.gpt2(os.path.join(folder, "encoder.json"), os.path.join(folder, "vocab.bpe")),
                 "GPT-2 folder")
     if os.path.isfile(os.path.join(folder, "config.json")):
-        from gpt.hf import load_hf
+        from gpt.weights.hf import load_hf
         model = load_hf(folder)
         tok = bpe.from_hf(os.path.join(folder, "tokenizer.json")) if os.path.isfile(
             os.path.join(folder, "tokenizer.json")) else None

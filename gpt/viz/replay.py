@@ -6,9 +6,9 @@ import io
 import os
 
 from .. import files
-from ..metrics_log import NAME as METRICS
-from ..metrics_log import SAMPLES, read_samples
-from ..metrics_log import _number       # a cell read back as the log itself reads it (int, float, text, None)
+from ..training.metrics import NAME as METRICS
+from ..training.metrics import SAMPLES, read_samples
+from ..training.metrics import _number       # a cell read back as the log itself reads it (int, float, text, None)
 
 
 def run_events(folder, name=None):

@@ -17,7 +17,7 @@ from gpt.viz.replay import run_events  # noqa: E402
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from gpt.corpus import help_text
+    from gpt.data.corpus import help_text
     path = tmp_path_factory.mktemp("data") / "small.txt"
     path.write_text(help_text()[:20000], encoding="utf-8")
     return path

@@ -1,4 +1,4 @@
-"""``mpiexec -n 2 python -m gpt train`` through the command line (gpt/parallel_run.py).
+"""``mpiexec -n 2 python -m gpt train`` through the command line (gpt/training/parallel.py).
 
 - Two ranks with a global batch of B windows train as one process with B does: the same losses and,
   after 20 steps, weights within 1e-5 (relative), with and without --grad-accum (dropout 0).

@@ -1,7 +1,9 @@
 """A small trained run folder for the page tests (shared by tests/gpt and tests/browser)."""
 import io
 
-from gpt.train import TrainConfig, train
+from gpt.training.settings import TrainConfig
+
+from gpt.training.pretrain import train
 
 SMALL = dict(vocab_size=300, context_length=16, emb_dim=32, n_layers=2, n_heads=2, batch_size=4,
              eval_every=3, eval_batches=1, sample_tokens=5, lr=3e-3, max_steps=6)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tinytensor as tt
-from gpt import checkpoint as ckpt
+from gpt.training import checkpoint as ckpt
 from gpt.__main__ import main as gpt_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,7 +215,7 @@ def test_a_second_run_on_a_busy_folder_refuses_naming_the_first(tmp_path, data, 
 
 def test_a_read_only_out_is_refused_before_any_training(tmp_path, data, capsys, monkeypatch):
     import builtins
-    import gpt.model
+    import gpt.models.gpt2
     out = tmp_path / "run"
     common = ["train", "--data", data, "--out", out, *TINY]
     assert run_main(capsys, *common, "--max-steps", "1")[0] == 0
@@ -235,10 +235,10 @@ def test_a_read_only_out_is_refused_before_any_training(tmp_path, data, capsys, 
             raise read_only(path)
         return real_open(path, mode, *args, **kwargs)
     forwards = []
-    real_forward = gpt.model.GPT.forward
+    real_forward = gpt.models.gpt2.GPT.forward
     monkeypatch.setattr(os, "open", os_open)
     monkeypatch.setattr(builtins, "open", builtin_open)
-    monkeypatch.setattr(gpt.model.GPT, "forward", lambda self, *a, **k: forwards.append(1) or real_forward(self, *a, **k))
+    monkeypatch.setattr(gpt.models.gpt2.GPT, "forward", lambda self, *a, **k: forwards.append(1) or real_forward(self, *a, **k))
     rc, err = run_main(capsys, *common, "--max-steps", "50", "--save-every", "50", "--resume")
     monkeypatch.undo()
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinytensor as tt
-from gpt import checkpoint as ckpt
+from gpt.training import checkpoint as ckpt
 from gpt.__main__ import main
 from gpt.data import default_corpus
 

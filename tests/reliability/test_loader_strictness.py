@@ -13,8 +13,9 @@ import pytest
 
 import gpt
 import tinytensor as tt
-from gpt import GPT, GPTConfig, load_gpt2, pretrained
-from gpt.pretrained import gpt2_state
+from gpt import GPT, GPTConfig, load_gpt2
+from gpt.weights import gpt2 as pretrained
+from gpt.weights.gpt2 import gpt2_state
 
 FAMILIES = Path(__file__).resolve().parents[1] / "fixtures" / "families"
 

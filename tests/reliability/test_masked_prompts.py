@@ -9,8 +9,8 @@ import math
 import bpe
 import tinytensor as tt
 from gpt import GPT, GPTConfig
-from gpt import checkpoint as ckpt
-from gpt.finetune import cli
+from gpt.training import checkpoint as ckpt
+from gpt.cli import finetune as cli
 
 
 def base_with_context(folder, context_length):

@@ -11,10 +11,10 @@ import numpy as np
 import bpe
 import tinytensor as tt
 from gpt import GPT, GPTConfig
-from gpt import checkpoint as ckpt
-from gpt.chat import answer
-from gpt.chat_format import ChatFormat, reply
-from gpt.generate import generate
+from gpt.training import checkpoint as ckpt
+from gpt.generation.chat import answer
+from gpt.generation.chat_format import ChatFormat, reply
+from gpt.generation.generate import generate
 
 SAMPLING = dict(temperature=1.0, seed=0)
 

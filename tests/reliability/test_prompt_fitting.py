@@ -11,8 +11,8 @@ import pytest
 import bpe
 import tinytensor as tt
 from gpt import GPT, GPTConfig
-from gpt.chat import answer
-from gpt.generate import encode_tail, prompt_ids
+from gpt.generation.chat import answer
+from gpt.generation.generate import encode_tail, prompt_ids
 
 TOK = bpe.Tokenizer(bpe.GPT2_PATTERN, [], {"<|begin_of_text|>": 256, "<|endoftext|>": 257})
 BOT = [256]

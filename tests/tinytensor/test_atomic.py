@@ -35,7 +35,7 @@ def test_a_folder_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_make_data_into_a_folder_says_so_and_leaves_nothing(tmp_path, capsys):
-    from gpt.finetune import cli
+    from gpt.cli import finetune as cli
     folder = tmp_path / "out"
     folder.mkdir()
     assert cli.main(["make-data", "instruct", "--out", str(folder), "--n", "4"]) == 2

@@ -219,7 +219,7 @@ def test_a_disabled_scaler_passes_everything_through():
 
 def train_tiny_gpt(dtype, steps=30, device="cpu"):
     """Losses of the tiny GPT learning a repeating sequence, under autocast ``dtype`` ("float32": none) with a
-    GradScaler for float16; every gradient reaching a parameter is float32. (tests/test_gpu.py runs it too.)"""
+    GradScaler for float16; every gradient reaching a parameter is float32. (tests/gpu/test_gpu.py runs it too.)"""
     model = _tiny_gpt(seed=3).to(device)
     opt = optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     scaler = tt.GradScaler(init_scale=2.0 ** 12, enabled=dtype == "float16")

@@ -10,7 +10,7 @@ import sys
 
 from gpt.__main__ import main
 
-training = importlib.import_module("gpt.train")      # the module (gpt.train is also the function)
+training = importlib.import_module("gpt.training.pretrain")      # the module of the full run
 if os.environ.get("PMI_RANK") == "1":
     losses = training.calc_loss_batch
     calls = []
