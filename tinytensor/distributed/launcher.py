@@ -28,6 +28,8 @@ def end_job(exit_code):
     """End every process of this job with ``exit_code`` (this one included); does not return."""
     fd = os.environ.get("PMI_FD", "")
     if fd.isdigit():
+        time.sleep(0.5)                          # let the launcher pass on this rank's error line first: the
+        #                                          line and the abort travel apart, and the abort can win
         try:
             os.write(int(fd), f"cmd=abort exitcode={int(exit_code)}\n".encode())
             time.sleep(5.0)                      # the launcher ends us in a few milliseconds
