@@ -1,10 +1,13 @@
 """Data: the default corpus, sliding windows, shuffled batches that resume, the split and the .npy cache."""
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import bpe
+import tinytensor as tt
+from gpt.__main__ import main as gpt_main
 from gpt.data.corpus import help_text
 from gpt.data import (BatchSampler, SlidingWindowDataset, default_corpus, encode_cached, eval_batches, read_text,
                       train_val_split)
@@ -124,10 +127,7 @@ def test_read_text_errors(tmp_path):
 
 
 # ----- inputs that are not plain files, caches and tokenizers that changed (issue 15, items 12 and low) -----
-import os
 
-import tinytensor as tt
-from gpt.__main__ import main as gpt_main
 
 TINY = ["--vocab-size", "260", "--context-length", "16", "--emb-dim", "16", "--n-layers", "1", "--n-heads", "2",
         "--batch-size", "2", "--eval-batches", "1", "--sample-tokens", "2", "--eval-every", "1000"]

@@ -1,9 +1,12 @@
 """Reading a checkpoint never changes its folder: a run may be saving into it at that moment."""
+import json
 import os
 
 import numpy as np
+import pytest
 
 import gpt
+from gpt.__main__ import main as gpt_main
 import tinytensor as tt
 from gpt.training import checkpoint as ckpt
 from tinytensor import optim
@@ -43,11 +46,8 @@ def test_owner_repairs_an_interrupted_save(tmp_path):
 
 
 # ----- a checkpoint folder is untrusted: names, file kinds, sizes, types (issue 15, items 2, 4 and 6) -----
-import json
 
-import pytest
 
-from gpt.__main__ import main as gpt_main
 
 
 def _meta_path(folder):
@@ -218,7 +218,7 @@ def test_a_failed_save_removes_what_it_staged_and_names_the_file(tmp_path, monke
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(tensors, path, metadata=metadata)
     monkeypatch.setattr(tt, "save", save)
-    with pytest.raises(OSError, match=f"No space left on device") as info:
+    with pytest.raises(OSError, match="No space left on device") as info:
         ckpt.save(folder, model, optim.AdamW(model.parameters()), {"step": 4, "config": model.cfg.to_dict()})
     assert ckpt.OPTIMIZER in str(info.value) and str(folder) in str(info.value)
     assert sorted(os.listdir(folder)) == before                  # no model.safetensors.step-4 left behind
