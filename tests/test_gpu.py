@@ -217,7 +217,7 @@ def test_attention_softmax_kernel_matches_the_array_path(device, kernels, causal
 def test_causal_blocks_on_the_gpu_match_one_block(device, kernels, monkeypatch, on, T, S, dropout):
     """With GPU_BLOCK made small, causal attention on the GPU is cut into query blocks (cuBLAS on strided
     views); it must agree with the plain path (one block, cupy.matmul, array-op softmax)."""
-    from tinytensor.ops import attention
+    from tinytensor.schedule import attention
     monkeypatch.setattr(attention, "GPU_BLOCK", 16)
     rng = np.random.default_rng(8)
     q0, k0, v0 = rng.standard_normal((2, 3, T, 8)), rng.standard_normal((2, 3, S, 8)), rng.standard_normal((2, 3, S, 8))

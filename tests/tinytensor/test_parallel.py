@@ -9,7 +9,7 @@ import tinytensor as tt
 import tinytensor.functional as F
 from tinytensor import config, heap, optim, parallel
 from tinytensor import reference as R
-from tinytensor.ops import attention
+from tinytensor.schedule import attention
 
 from test_fused import assert_same
 
