@@ -97,7 +97,8 @@ class Schedule:
         keep = self.keep[ix] if self.keep is not None else None
         xp.multiply(self.q[ix], self.scale, out=qs)
         k_t = xp.swapaxes(self.k[ix], -1, -2)
-        shift = self.fused or not self.math.scores_are_small(qs, self.k[ix])  # (the GPU kernel finds its own row maxima)
+        # (the GPU kernel finds its own row maxima)
+        shift = self.fused or not self.math.scores_are_small(qs, self.k[ix])
 
         def values(lo, hi, keys):
             self.math._weighted_values(mm, p[..., lo:hi, :keys], keep[..., lo:hi, :keys] if keep is not None else None,
