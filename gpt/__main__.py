@@ -149,7 +149,7 @@ def build_parser():
 
 def cmd_train(ns):
     import tinytensor as tt
-    from tinytensor import heap
+    from tinytensor.schedule import heap
 
     from .train import train
     given = {k: v for k, v in vars(ns).items() if k in TrainConfig.__dataclass_fields__}

@@ -1,4 +1,4 @@
-"""tinytensor/cuda_blas.py's layout arithmetic, proved on the CPU against an emulated cuBLAS.
+"""tinytensor/cuda/blas.py's layout arithmetic, proved on the CPU against an emulated cuBLAS.
 
 ``matmul_into`` turns the strides of transposed, sliced and permuted views into cuBLAS's column-major
 (transpose flag, leading dimension, batch stride) numbers. Here ``gemmStridedBatchedEx`` is played by NumPy
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import cuda_blas, cuda_kernels
+from tinytensor.cuda import blas as cuda_blas, kernels as cuda_kernels
 
 from test_device_seam import fake_cuda  # noqa: F401  (a fixture)
 

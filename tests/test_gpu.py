@@ -14,7 +14,8 @@ import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import backend, config, cuda_kernels, nn, optim
+from tinytensor import backend, config, nn, optim
+from tinytensor.cuda import kernels as cuda_kernels
 
 from test_cuda_blas_emulated import strided_cases
 from test_device_seam import OP_CASES, RANDOM_CASES, run_case
@@ -241,7 +242,7 @@ def test_causal_blocks_on_the_gpu_match_one_block(device, kernels, monkeypatch, 
 @pytest.mark.parametrize("tf32", [False, True])
 def test_cublas_products_on_strided_views_match_numpy(device, dtype, tf32):
     """The layouts of tests/test_cuda_blas_emulated.py, now through the real cuBLAS (and one that falls back)."""
-    from tinytensor import cuda_blas
+    from tinytensor.cuda import blas as cuda_blas
     cp = backend.cupy_module()
     rng = np.random.default_rng(9)
     cases = strided_cases(rng, dtype, cp)

@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 
-from . import backend, config, cuda_kernels, parallel, twins as reference
+from . import backend, config, twins as reference
+from .cuda import kernels as cuda_kernels
+from .schedule import parallel
 from .tensor import Tensor
 
 

@@ -116,7 +116,7 @@ def _say(msg):
 
 
 def _cmd_finetune_classify(a):
-    from tinytensor import heap
+    from tinytensor.schedule import heap
 
     from .pipeline import run_classify
     heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
@@ -129,7 +129,7 @@ def _cmd_finetune_classify(a):
 
 
 def _cmd_finetune_instruct(a):
-    from tinytensor import heap
+    from tinytensor.schedule import heap
 
     from .pipeline import run_instruct
     heap.tune()

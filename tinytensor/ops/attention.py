@@ -21,7 +21,8 @@ import sys
 
 import numpy as np
 
-from .. import amp, backend, config, flash_attention, twins as reference
+from .. import amp, backend, config, twins as reference
+from ..cuda import flash_attention
 from ..schedule import attention as attention_schedule, attention_tiles
 from ..tensor import Tensor
 from .common import floating, row_dots, same_device

@@ -15,7 +15,8 @@ The plain rung, at the top of this file: ``plain_cross_entropy`` and ``plain_cro
 """
 import numpy as np
 
-from .. import amp, backend, config, cuda_kernels, twins as reference
+from .. import amp, backend, config, twins as reference
+from ..cuda import kernels as cuda_kernels
 from ..schedule import loss as schedule
 from ..tensor import Tensor
 from .common import floating

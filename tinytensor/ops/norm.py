@@ -19,7 +19,8 @@ The plain rung, at the top of this file: ``plain_layer_norm`` and ``plain_layer_
 """
 import numpy as np
 
-from .. import amp, backend, config, cuda_kernels, twins as reference
+from .. import amp, backend, config, twins as reference
+from ..cuda import kernels as cuda_kernels
 from ..accumulate import Owned
 from ..schedule import norm as schedule
 from ..schedule.norm import spread

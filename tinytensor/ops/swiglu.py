@@ -16,7 +16,8 @@ import contextlib
 
 import numpy as np
 
-from .. import backend, config, parallel, twins as reference
+from .. import backend, config, twins as reference
+from ..schedule import parallel
 from ..tensor import Tensor
 from .common import floating, same_device
 

@@ -8,7 +8,9 @@ import math
 
 import numpy as np
 
-from .. import backend, config, cuda_blas, cuda_kernels, parallel
+from .. import backend, config
+from ..cuda import blas as cuda_blas, kernels as cuda_kernels
+from . import parallel
 from ..ops.dropout import dropout_mask
 from ..ops.masks import causal_bias
 

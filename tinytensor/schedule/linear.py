@@ -7,7 +7,8 @@ from functools import partial
 
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend
+from . import parallel
 
 
 def forward(forward_rows, x, w, b):

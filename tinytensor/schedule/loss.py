@@ -2,7 +2,9 @@
 fused kernels on a GPU. The math comes in as the functions applied to each block."""
 import numpy as np
 
-from .. import backend, cuda_kernels, parallel
+from .. import backend
+from ..cuda import kernels as cuda_kernels
+from . import parallel
 
 
 def stats(row_stats, x, kernel):

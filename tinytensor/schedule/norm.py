@@ -4,7 +4,8 @@ The formulas stay in ops/norm.py and come in here as functions; this file only d
 """
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend
+from . import parallel
 
 # On one thread (split, its short NumPy calls queue for the GIL), with BLAS held to one thread (its own
 # threads would only be left spinning against the next op's). Backward goes in cache-sized row blocks, so
