@@ -289,7 +289,7 @@ def main():
     parser.add_argument("--profile-modes", default="fp32", help="modes the --kernel-profile covers (comma list)")
     parser.add_argument("--frameworks", default="ours,torch", help="comma list of ours, torch")
     parser.add_argument("--compare-kernel", default="", help="also time ours fp32 with this fused kernel off "
-                        "(a name from tinytensor.cuda_kernels.NAMES, or 'all')")
+                        "(a name from tinytensor.cuda.kernels.NAMES, or 'all')")
     parser.add_argument("--profile", action="store_true", help="print a per-op profile of our fp32 step")
     parser.add_argument("--kernel-profile", action="store_true", help="GPU time per kernel of ours (with the "
                         "new kernels when given) and of PyTorch, in each --profile-modes (needs PyTorch with CUDA)")

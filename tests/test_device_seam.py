@@ -17,7 +17,8 @@ import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import backend, cuda_kernels, nn, optim
+from tinytensor import backend, nn, optim
+from tinytensor.cuda import kernels as cuda_kernels
 
 # ----- the fake device -----
 
@@ -424,7 +425,7 @@ def test_generation_with_a_kv_cache_on_the_device(fake_cuda):
 
 
 def test_importing_tinytensor_never_imports_cupy():
-    code = ("import sys, tinytensor as tt, tinytensor.cuda_kernels, tinytensor.functional, gpt\n"
+    code = ("import sys, tinytensor as tt, tinytensor.cuda.kernels, tinytensor.cuda.blas, tinytensor.functional, gpt\n"
             "x = tt.tensor([1.0, 2.0], requires_grad=True); (x * x).sum().backward()\n"
             "tt.set_tf32(True); tt.set_tf32(False)\n"
             "assert 'cupy' not in sys.modules, 'cupy was imported'\n"

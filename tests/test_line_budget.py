@@ -4,10 +4,10 @@ A group is the files a learner reads to understand one part; its cap is the most
 Code lines: a line that holds Python code. Blank lines, comment lines and docstrings (the string that opens
 a module, class or function) are not counted; a statement spread over three lines counts three.
 
-What is not the math lives outside the core and is not counted: the schedules (``tinytensor/schedule/``,
-``parallel.py``: threads, blocks, BLAS holding), memory tuning (``heap.py``, ``accumulate.py``: gradient
-buffers reused in place, ``memory.py``), CUDA (``cuda_kernels.py``, ``cuda_blas.py``, ``flash_attention.py``,
-``backend.py``), mixed precision (``amp.py``, ``grad_scaler.py``), many processes
+What is not the math lives outside the core and is not counted: the schedules (``tinytensor/schedule/``:
+threads, blocks, BLAS holding, ``parallel.py``, heap tuning in ``heap.py``), memory reuse (``accumulate.py``:
+gradient buffers reused in place, ``memory.py``), CUDA (``tinytensor/cuda/``: ``kernels.py``, ``blas.py``,
+``flash_attention.py``; and ``backend.py``), mixed precision (``amp.py``, ``grad_scaler.py``), many processes
 (``tinytensor/distributed/``, DistributedDataParallel included), files (``serialize.py``), instruments
 (``trace.py``, ``graphviz.py``, ``anomaly.py``) and the testing tools (``gradcheck.py``, ``testing.py``).
 The README's "Line budget" section states the caps and the counts.
@@ -25,7 +25,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUDGET = {
     "engine core": (["tinytensor/tensor.py", "tinytensor/function.py", "tinytensor/grad_mode.py",
                      "tinytensor/versions.py", "tinytensor/ops", "tinytensor/nn", "tinytensor/optim.py",
-                     "tinytensor/reference.py", "tinytensor/twins.py"], 2450),
+                     "tinytensor/reference.py", "tinytensor/twins.py"], 2400),
     "gpt models and simple loop": (["gpt/models", "gpt/training/simple.py"], 700),
 }
 

@@ -6,7 +6,8 @@
     y.backward()
     x.grad            # array([2., 4., 6.], dtype=float32)
 """
-from . import backend, config, heap, parallel, random
+from . import backend, config, random
+from .schedule import heap, parallel
 from .tensor import Tensor, tensor, topological_order
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import methods as _methods  # noqa: F401  (attaches operators to Tensor)
@@ -36,6 +37,6 @@ cuda_available = backend.cuda_available
 set_tf32 = backend.set_tf32    # TF32 matmuls on "cuda"; a no-op on the CPU
 
 set_num_threads = parallel.set_workers    # threads for tinytensor's CPU work (1 = no splitting)
-tune_heap = heap.tune      # reuse freed array memory instead of faulting in fresh pages (see heap.py)
+tune_heap = heap.tune      # reuse freed array memory instead of faulting in fresh pages (see schedule/heap.py)
 
 __version__ = "0.1.0"

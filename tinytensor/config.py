@@ -6,11 +6,11 @@ Read them here. Change them through the call named beside each, which also does 
     threads         tt.set_num_threads(n)        threads for tinytensor's CPU work (1 = no splitting);
                                                  by default the usable cores, at most 4
     tf32            tt.set_tf32(flag)            TF32 matrix products on a GPU (no effect on the CPU)
-    cuda_kernels    TINYTENSOR_CUDA_KERNELS      names of the fused CUDA kernels in use (cuda_kernels.py);
+    cuda_kernels    TINYTENSOR_CUDA_KERNELS      names of the fused CUDA kernels in use (cuda/kernels.py);
                                                  the untested ones only when named
     reference_ops   tt.use_reference_ops(flag)   every fused op, and AdamW, runs its readable twin
                                                  (tinytensor/reference.py); also ``with tt.reference_ops():``
-    heap_tuned      tt.tune_heap()               malloc set to reuse freed memory (heap.py); never at import
+    heap_tuned      tt.tune_heap()               malloc set to reuse freed memory (schedule/heap.py); never at import
 
 They are process-wide (the threads of one process share them), as PyTorch's are.
 """

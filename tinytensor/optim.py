@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 
-from . import backend, config, cuda_kernels, parallel, twins as reference
+from . import backend, config, twins as reference
+from .cuda import kernels as cuda_kernels
+from .schedule import optim as schedule
 from .tensor import Tensor
 
 
@@ -172,21 +174,10 @@ class AdamW(Optimizer):
             elif cuda_kernels.use(xp, "adamw"):     # the same update in one GPU kernel per parameter
                 cuda_kernels.adamw_update(*arrays, b1, b2, lr, wd, eps, t)
             elif xp is np and all(a.flags.c_contiguous for a in arrays):
-                jobs += _pieces(arrays, _adamw_constants(p.dtype, b1, b2, lr, wd, eps, t))
+                jobs += schedule.pieces(arrays, _adamw_constants(p.dtype, b1, b2, lr, wd, eps, t))
             else:
                 _adamw_block(*arrays, *_adamw_constants(p.dtype, b1, b2, lr, wd, eps, t))
-        # the schedule: every parameter's update (or piece of one) is a job, the threads share them all
-        parallel.run(lambda job: _adamw_block(*job[0], *job[1]), jobs)
-
-
-def _pieces(arrays, constants):
-    """Jobs (arrays, constants) updating matching pieces of ``arrays`` of about CACHE_BLOCK elements: the
-    14 passes of the update then find a piece in the core's cache (one read of p, g, m, v from memory, not
-    14), and the threads take the pieces as each is free."""
-    flat = tuple(a.reshape(-1) for a in arrays)
-    n = len(flat[0])
-    return [(tuple(a[lo:lo + parallel.CACHE_BLOCK] for a in flat), constants)
-            for lo in range(0, n, parallel.CACHE_BLOCK)]
+        schedule.run(_adamw_block, jobs)           # the threads share every piece of every update
 
 
 def clip_grad_norm(params, max_norm):

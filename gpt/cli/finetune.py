@@ -121,7 +121,7 @@ def _say(msg):
 
 
 def _cmd_finetune_classify(a):
-    from tinytensor import heap
+    from tinytensor.schedule import heap
 
     from ..finetune.pipeline import run_classify
     from ..finetune.settings import ClassifySettings
@@ -135,7 +135,7 @@ def _cmd_finetune_classify(a):
 
 
 def _cmd_finetune_instruct(a):
-    from tinytensor import heap
+    from tinytensor.schedule import heap
 
     from ..finetune.pipeline import run_instruct
     from ..finetune.settings import InstructSettings

@@ -96,7 +96,7 @@ def add_parser(sub):
 def cmd_train(ns):
     """Build the run's TrainSettings from the flags given (the rest keep the dataclass's defaults) and train."""
     import tinytensor as tt
-    from tinytensor import heap
+    from tinytensor.schedule import heap
 
     from ..training.launch import train
     given = {k: v for k, v in vars(ns).items() if k in TrainSettings.__dataclass_fields__}

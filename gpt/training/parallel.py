@@ -45,7 +45,8 @@ import numpy as np
 
 import tinytensor as tt
 import tinytensor.distributed as dist
-from tinytensor import nn, parallel, random
+from tinytensor import nn, random
+from tinytensor.schedule import parallel
 from tinytensor.backend import to_numpy
 
 from ..data import BatchSampler, SlidingWindowDataset

@@ -1,4 +1,4 @@
-"""tinytensor/cuda_blas.py's layout arithmetic, proved on the CPU against an emulated cuBLAS.
+"""tinytensor/cuda/blas.py's layout arithmetic, proved on the CPU against an emulated cuBLAS.
 
 ``matmul_into`` turns the strides of transposed, sliced and permuted views into cuBLAS's column-major
 (transpose flag, leading dimension, batch stride) numbers. Here ``gemmStridedBatchedEx`` is played by NumPy
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import cuda_blas, cuda_kernels
+from tinytensor.cuda import blas as cuda_blas, kernels as cuda_kernels
 
 from test_device_seam import fake_cuda  # noqa: F401  (a fixture)
 
@@ -170,7 +170,7 @@ def test_causal_blocks_through_the_emulated_products_match_the_cpu(fake_cuda, em
     """Attention on the fake device with its products sent through matmul_into and the GPU's query blocks
     made small: the same values and gradients as on the CPU (where the blocks are NumPy's); with the
     attention-softmax kernel (played by NumPy) too, as on a GPU, where one kernel takes every block's rows."""
-    from tinytensor.ops import attention
+    from tinytensor.schedule import attention
     used = {"strided_matmul", "attention_softmax"} if softmax_kernel else {"strided_matmul"}
     monkeypatch.setattr(cuda_kernels, "use", lambda xp, name: name in used and xp is not np)
     monkeypatch.setattr(cuda_kernels, "attention_softmax_", _softmax_kernel)

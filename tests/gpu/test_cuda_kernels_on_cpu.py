@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinytensor import cuda_kernels
+from tinytensor.cuda import kernels as cuda_kernels
 
 import cuda_on_cpu
 

@@ -1,4 +1,4 @@
-"""The flash attention kernels (tinytensor/flash_attention.py) without a GPU.
+"""The flash attention kernels (tinytensor/cuda/flash_attention.py) without a GPU.
 
 1. The tiled math (the NumPy twin) against the fused attention op, forward and backward, on odd shapes.
 2. The CUDA source itself, run on the CPU: tests/gpu/cuda_on_cpu.h plays blocks, threads, shared memory,
@@ -16,7 +16,8 @@ import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import config, flash_attention
+from tinytensor import config
+from tinytensor.cuda import flash_attention
 
 import cuda_on_cpu
 

@@ -14,7 +14,8 @@ import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import backend, config, cuda_kernels, nn, optim
+from tinytensor import backend, config, nn, optim
+from tinytensor.cuda import kernels as cuda_kernels
 
 from test_cuda_blas_emulated import strided_cases
 from test_device_seam import OP_CASES, RANDOM_CASES, run_case
@@ -217,7 +218,7 @@ def test_attention_softmax_kernel_matches_the_array_path(device, kernels, causal
 def test_causal_blocks_on_the_gpu_match_one_block(device, kernels, monkeypatch, on, T, S, dropout):
     """With GPU_BLOCK made small, causal attention on the GPU is cut into query blocks (cuBLAS on strided
     views); it must agree with the plain path (one block, cupy.matmul, array-op softmax)."""
-    from tinytensor.ops import attention
+    from tinytensor.schedule import attention
     monkeypatch.setattr(attention, "GPU_BLOCK", 16)
     rng = np.random.default_rng(8)
     q0, k0, v0 = rng.standard_normal((2, 3, T, 8)), rng.standard_normal((2, 3, S, 8)), rng.standard_normal((2, 3, S, 8))
@@ -241,7 +242,7 @@ def test_causal_blocks_on_the_gpu_match_one_block(device, kernels, monkeypatch, 
 @pytest.mark.parametrize("tf32", [False, True])
 def test_cublas_products_on_strided_views_match_numpy(device, dtype, tf32):
     """The layouts of tests/gpu/test_cuda_blas_emulated.py, now through the real cuBLAS (and one that falls back)."""
-    from tinytensor import cuda_blas
+    from tinytensor.cuda import blas as cuda_blas
     cp = backend.cupy_module()
     rng = np.random.default_rng(9)
     cases = strided_cases(rng, dtype, cp)

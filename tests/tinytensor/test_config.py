@@ -3,7 +3,9 @@ import numpy as np
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import backend, config, cuda_kernels, heap, parallel
+from tinytensor import backend, config
+from tinytensor.cuda import kernels as cuda_kernels
+from tinytensor.schedule import heap, parallel
 
 
 def test_the_setters_write_config_and_the_old_names_read_it():

@@ -98,7 +98,7 @@ def test_layer_norm_matches_twin(x, with_weight, with_bias, data):
 def test_layer_norm_backward_in_row_blocks_matches_twin(monkeypatch):
     """Backward cut into row blocks (3 rows of 4 here, the last block shorter): dx per block, and dw, db
     summed over the blocks, as from the twin."""
-    from tinytensor import parallel
+    from tinytensor.schedule import parallel
     monkeypatch.setattr(parallel, "CACHE_BLOCK", 12)
     rng = np.random.default_rng(7)
     x, w, b = (tt.tensor(rng.standard_normal(shape), dtype=np.float64, requires_grad=True)

@@ -1,11 +1,12 @@
-"""Work too small to be worth a thread hand-off stays on the calling thread (tinytensor/parallel.py's
+"""Work too small to be worth a thread hand-off stays on the calling thread (tinytensor/schedule/parallel.py's
 thresholds), with two threads configured; results do not depend on it (test_parallel.py)."""
 import numpy as np
 import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import config, parallel
+from tinytensor import config
+from tinytensor.schedule import parallel
 
 
 @pytest.fixture

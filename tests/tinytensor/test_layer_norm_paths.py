@@ -5,7 +5,7 @@ import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import parallel
+from tinytensor.schedule import parallel
 from tinytensor import reference as R
 from tinytensor.ops import norm
 

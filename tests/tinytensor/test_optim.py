@@ -85,7 +85,7 @@ def test_adamw_matches_the_reference_with_two_param_groups():
 def test_adamw_in_cache_sized_pieces_matches_the_reference(monkeypatch):
     """A parameter larger than a piece is updated piece by piece (the last one shorter): every element
     must still follow the rule, none skipped or updated twice."""
-    from tinytensor import parallel
+    from tinytensor.schedule import parallel
     monkeypatch.setattr(parallel, "CACHE_BLOCK", 4)      # (3, 5) = 15 elements: pieces of 4, 4, 4, 3
     p = tt.tensor(np.random.default_rng(1).standard_normal((3, 5)), dtype=np.float64, requires_grad=True)
     start = p.data.copy()

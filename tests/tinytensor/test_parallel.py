@@ -1,4 +1,4 @@
-"""Thread regions (tinytensor.parallel), the blocked causal attention and the heap settings: a result must
+"""Thread regions (tinytensor.schedule.parallel), the blocked causal attention and the heap settings: a result must
 not depend on how the work was cut up or on how many threads did it."""
 import threading
 
@@ -7,9 +7,10 @@ import pytest
 
 import tinytensor as tt
 import tinytensor.functional as F
-from tinytensor import config, heap, optim, parallel
+from tinytensor import config, optim
+from tinytensor.schedule import heap, parallel
 from tinytensor import reference as R
-from tinytensor.ops import attention
+from tinytensor.schedule import attention
 
 from test_fused import assert_same
 
@@ -223,7 +224,7 @@ def test_importing_tinytensor_leaves_malloc_alone():
     import subprocess
     import sys
     code = ("import tinytensor as tt, tinytensor.functional, gpt\n"
-            "from tinytensor import heap\n"
+            "from tinytensor.schedule import heap\n"
             "print(tt.config.heap_tuned, heap.tuned)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -15,7 +15,9 @@ import math
 
 import numpy as np
 
-from .. import backend, config, cuda_kernels, parallel, twins as reference
+from .. import backend, config, twins as reference
+from ..cuda import kernels as cuda_kernels
+from ..schedule import elementwise as schedule
 from ..tensor import Tensor
 from .common import floating
 
@@ -67,12 +69,7 @@ def _gelu_backward(d, h, g, du):
     du *= g
 
 
-# ----- the op; its schedule: row blocks of the arrays shared over the threads -----
-
-def _rows(a):
-    """A 2-D (rows, last axis) view of ``a`` (a copy only when ``a`` is not contiguous)."""
-    return a.reshape(-1, a.shape[-1])
-
+# ----- the op (its schedule, row blocks of the arrays shared over the threads: schedule/elementwise.py) -----
 
 def gelu(x):
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
@@ -89,11 +86,11 @@ def gelu(x):
         d = d.reshape(1)                          # 0-d: work on a 1-element view, give back 0-d below
     h = xp.empty_like(d)                          # (1 + tanh(u)) / 2, kept for backward
     out = xp.empty_like(d)
-    parallel.for_row_blocks(_gelu_forward, _rows(d), _rows(h), _rows(out))
+    schedule.in_row_blocks(_gelu_forward, d, h, out)
 
     def backward(g):
         du = xp.empty_like(d)
-        parallel.for_row_blocks(_gelu_backward, _rows(d), _rows(h), _rows(g.reshape(d.shape)), _rows(du))
+        schedule.in_row_blocks(_gelu_backward, d, h, g.reshape(d.shape), du)
         return (du.reshape(x.shape),)
     out = out.reshape(x.shape)
     return Tensor._make(out, (x,), backward, "gelu", twin=lambda: reference.gelu(x))

@@ -1,11 +1,11 @@
 """Scaled dot-product attention, fused: softmax(q k^T / sqrt(D) + mask) v with one hand-written backward.
 
 Its composed twin: ``reference.scaled_dot_product_attention``. Read top-down: the math (each step of
-forward and backward on one block of queries), the op, then the schedule that applies the math: groups
-of heads on threads, causal query blocks that skip the keys they cannot see, and on a GPU fused kernels
-and strided products. Long contexts on the CPU take the tiled path instead (schedule/attention_tiles.py: the
-same math a tile at a time, no (T, S) array held), except with dropout, whose keep-mask is drawn over
-the whole (T, S) as the twin draws it.
+forward and backward on one block of queries), then the op. The schedule that applies the math lives
+apart, in schedule/attention.py: groups of heads on threads, causal query blocks that skip the keys they
+cannot see, and on a GPU fused kernels and strided products. Long contexts on the CPU take the tiled
+path instead (schedule/attention_tiles.py: the same math a tile at a time, no (T, S) array held), except
+with dropout, whose keep-mask is drawn over the whole (T, S) as the twin draws it.
 
 Grouped-query attention: k and v may have fewer heads than q (H_kv dividing H); query head h then reads
 key/value head h // (H / H_kv). The schedules see every array as (..., H_kv, G, T, D), the G query heads
@@ -17,15 +17,16 @@ The plain rung, at the top of this file: ``plain_attention`` and ``plain_attenti
 these formulas.
 """
 import math
+import sys
 
 import numpy as np
 
-from .. import amp, backend, config, cuda_blas, cuda_kernels, flash_attention, parallel, twins as reference
-from ..schedule import attention_tiles
+from .. import amp, backend, config, twins as reference
+from ..cuda import flash_attention
+from ..schedule import attention as attention_schedule, attention_tiles
 from ..tensor import Tensor
 from .common import floating, row_dots, same_device
-from .dropout import dropout_mask
-from .masks import causal_bias, causal_mask  # noqa: F401  (causal_mask is F.causal_mask)
+from .masks import causal_mask  # noqa: F401  (causal_mask is F.causal_mask)
 
 # ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
 
@@ -178,12 +179,12 @@ def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=T
     T, S = q.shape[-2], k.shape[-2]
     dropout_p = dropout_p if training else 0.0
     if attention_tiles.chosen(T, S, dropout_p, xp):
-        out = result_array(q.shape, q.dtype, xp)
+        out = attention_schedule.result_array(q.shape, q.dtype, xp)
         bound = score_bound(qd, kd, 1.0 / math.sqrt(q.shape[-1]))
         schedule = attention_tiles.TiledSchedule(qd, kd, vd, grouped(out, kv_heads, groups), causal,
                                                  shift=not bound < SAFE_SCORE, bound=bound)
     else:
-        schedule = _Schedule(qd, kd, vd, causal, dropout_p)
+        schedule = attention_schedule.Schedule(sys.modules[__name__], qd, kd, vd, causal, dropout_p)
         out = schedule.out.reshape(q.shape)
     schedule.forward()
 
@@ -220,143 +221,3 @@ def grouped(a, kv_heads, groups):
     that share a key/value head side by side. No copy: one axis is split in two. (T, D): one head."""
     lead = a.shape[:-3] if a.ndim >= 3 else ()
     return a.reshape(lead + (kv_heads, groups) + a.shape[-2:])
-
-
-# ----- the schedule: which blocks, on which thread, in which memory layout -----
-
-BLOCK = 64          # query rows per block when causal attention skips the keys a block cannot see
-GPU_BLOCK = 256     # the same on a GPU, where fewer, larger products pay
-
-
-def query_blocks(T, S, causal, xp):
-    """(lo, hi, keys): queries lo:hi look at keys :keys only. With causal attention and T of at least
-    4 blocks (2 on a GPU), the rows are cut into blocks, so the scores of a block's future keys, above
-    the diagonal, are never computed (with 4 blocks 10/16 of the products remain, with 16 blocks 17/32);
-    otherwise one block. A GPU cuts blocks only when its products can take strided views as they lie."""
-    block, least = (BLOCK, 4) if xp is np else (GPU_BLOCK, 2)
-    if not causal or T < least * block or (xp is not np and not cuda_kernels.use(xp, "strided_matmul")):
-        return [(0, T, S)]
-    offset = S - T                      # queries are aligned to the end of the keys (KV cache)
-    return [(lo, min(T, lo + block), offset + min(T, lo + block)) for lo in range(0, T, block)]
-
-
-def _heads_in_parallel(lead, T, S, xp):
-    """Index tuples that share the (batch, head) axes out over the threads, or [()] (one piece) when the
-    score matrices are too small for threads to pay."""
-    if not lead or xp is not np or math.prod(lead) * T * S < parallel.MIN_ELEMENTS:
-        return [()]
-    return parallel.split_leading(lead, config.threads)
-
-
-def _product(xp):
-    """matmul(a, b, out): NumPy's, or on a GPU cuBLAS reading transposed and sliced views in place."""
-    if cuda_kernels.use(xp, "strided_matmul"):
-        return cuda_blas.matmul_into
-    return lambda a, b, out: xp.matmul(a, b, out=out)
-
-
-def result_array(shape, dtype, xp):
-    """An empty (..., H, T, D) result with heads inside tokens, (..., T, H, D) in memory, so the usual
-    out.transpose(0, 2, 1, 3).reshape(B, T, H * D) that follows needs no copy."""
-    if len(shape) < 3:
-        return xp.empty(shape, dtype=dtype)
-    return xp.swapaxes(xp.empty(shape[:-3] + (shape[-2], shape[-3], shape[-1]), dtype=dtype), -2, -3)
-
-
-class _Schedule:
-    """One call of the op: every choice between CPU and GPU, threads, blocks and layouts, made once here;
-    ``forward()`` and ``backward(g)`` apply the math above piece by piece (a piece: some key/value heads
-    with their groups of query heads). q is (..., H_kv, G, T, D), k and v (..., H_kv, 1, S, D): ``grouped``."""
-
-    def __init__(self, q, k, v, causal, dropout_p):
-        xp = self.xp = backend.xp_of(q)
-        G, T, S, D = q.shape[-3], q.shape[-2], k.shape[-2], q.shape[-1]
-        lead = q.shape[:-2]
-        self.causal, self.scale = causal, q.dtype.type(1.0 / math.sqrt(D))
-        self.q, self.k, self.v = q, k, v                   # BLAS takes strided views (unit last stride) as they are
-        self.bias = causal_bias(T, S, q.dtype, xp) if causal else None   # -inf above the diagonal
-        self.qs = xp.empty(q.shape, dtype=q.dtype)         # queries times the scale, kept for backward
-        self.p = xp.empty(lead + (T, S), dtype=q.dtype)    # attention weights (B, H_kv, G, T, S)
-        self.keep = dropout_mask(self.p.shape, dropout_p, q.dtype, backend.device_of(q)) if dropout_p else None
-        self.pd = xp.empty_like(self.p) if self.keep is not None else self.p    # weights after dropout
-        self.pieces = _heads_in_parallel(k.shape[:-3], G * T, S, xp)
-        self.blocks = query_blocks(T, S, causal, xp)
-        self.mm = _product(xp)
-        self.one_call = xp is not np and self.mm is cuda_blas.matmul_into
-        if self.one_call:
-            # cuBLAS walks a batch with one stride: with k, v and the result head-major (B, H, ., D) in memory,
-            # each product over all (batch, head) pairs is a single call (copying k and v costs far less)
-            self.k, self.v = xp.ascontiguousarray(k), xp.ascontiguousarray(v)
-            self.out = xp.empty(q.shape, dtype=q.dtype)
-        else:
-            self.out = result_array(lead[:-2] + (lead[-2] * G, T, D), q.dtype, xp).reshape(q.shape)
-        # on a GPU: mask and softmax (and its backward) in one kernel pass over all the blocks' score rows; a
-        # row never reads past its last visible key, so the unused corner of a block-cut matrix is never read
-        self.fused = cuda_kernels.use(xp, "attention_softmax") and cuda_kernels.attention_softmax_supported(self.p)
-
-    def _block_bias(self, lo, hi, keys):
-        """The mask of queries lo:hi over their last hi - lo keys, where the diagonal runs (None if not
-        causal); every earlier key is visible to all of them."""
-        return self.bias[lo:hi, keys - (hi - lo):keys] if self.bias is not None else None
-
-    def forward(self):
-        parallel.run(self._forward_piece, self.pieces, uses_blas=True)
-
-    def _forward_piece(self, ix):
-        xp, mm = self.xp, self.mm
-        qs, p, pd, v, out = self.qs[ix], self.p[ix], self.pd[ix], self.v[ix], self.out[ix]
-        keep = self.keep[ix] if self.keep is not None else None
-        xp.multiply(self.q[ix], self.scale, out=qs)
-        k_t = xp.swapaxes(self.k[ix], -1, -2)
-        shift = self.fused or not scores_are_small(qs, self.k[ix])  # (the GPU kernel finds its own row maxima)
-
-        def values(lo, hi, keys):
-            _weighted_values(mm, p[..., lo:hi, :keys], keep[..., lo:hi, :keys] if keep is not None else None,
-                             pd[..., lo:hi, :keys], v[..., :keys, :], out[..., lo:hi, :])
-        for lo, hi, keys in self.blocks:
-            _scores(mm, qs[..., lo:hi, :], k_t[..., :keys], p[..., lo:hi, :keys])
-            if not self.fused:                                  # while the block is in cache
-                _softmax_(p[..., lo:hi, :keys], self._block_bias(lo, hi, keys), shift)
-                values(lo, hi, keys)
-        if self.fused:
-            cuda_kernels.attention_softmax_(p, self.causal)     # every block's rows in one kernel
-            for lo, hi, keys in self.blocks:
-                values(lo, hi, keys)
-
-    def backward(self, g):
-        xp = self.xp
-        grads = tuple(xp.empty(a.shape, dtype=a.dtype) for a in (self.q, self.k, self.v))   # dq, dk, dv
-        if self.one_call:
-            g = xp.ascontiguousarray(g)
-        parallel.run(lambda ix: self._backward_piece(ix, g, *grads), self.pieces, uses_blas=True)
-        return grads
-
-    def _backward_piece(self, ix, g, dq, dk, dv):
-        xp, mm = self.xp, self.mm
-        g, p, pd, qs, k, out = g[ix], self.p[ix], self.pd[ix], self.qs[ix], self.k[ix], self.out[ix]
-        dq, dk, dv = dq[ix], dk[ix], dv[ix]
-        keep = self.keep[ix] if self.keep is not None else None
-        v_t = xp.swapaxes(self.v[ix], -1, -2)
-        ds = xp.empty_like(p)                           # dL/dp, then dL/ds (only the blocks' parts are used)
-        for lo, hi, keys in self.blocks:                # by query rows: dp, ds, dq
-            dsb = ds[..., lo:hi, :keys]
-            _grad_weights(mm, g[..., lo:hi, :], v_t[..., :keys],
-                          keep[..., lo:hi, :keys] if keep is not None else None, dsb)
-            if not self.fused:
-                _softmax_backward_(dsb, p[..., lo:hi, :keys], g[..., lo:hi, :], out[..., lo:hi, :])
-                _grad_queries(mm, dsb, k[..., :keys, :], self.scale, dq[..., lo:hi, :])
-        if self.fused:
-            cuda_kernels.attention_softmax_backward_(ds, p, self.causal)
-            for lo, hi, keys in self.blocks:
-                _grad_queries(mm, ds[..., lo:hi, :keys], k[..., :keys, :], self.scale, dq[..., lo:hi, :])
-        if xp is not np and not self.one_call:
-            # one block on a GPU whose batched products copy a transposed operand first: dv^T = g^T pd
-            # and dk^T = qs^T ds keep the big (T, S) operands as they lie (only (T, D) ones move)
-            xp.matmul(xp.swapaxes(g, -1, -2), pd, out=xp.swapaxes(dv, -1, -2))
-            xp.matmul(xp.swapaxes(qs, -1, -2), ds, out=xp.swapaxes(dk, -1, -2))
-            return
-        start = 0
-        for lo, _, keys in self.blocks:                 # by key columns: keys start:keys are seen by queries lo:
-            _grad_keys_values(mm, pd[..., lo:, start:keys], ds[..., lo:, start:keys], g[..., lo:, :],
-                              qs[..., lo:, :], dk[..., start:keys, :], dv[..., start:keys, :])
-            start = keys

@@ -4,7 +4,8 @@ Its composed twin: ``reference.embedding`` (indexing, whose backward is np.add.a
 """
 import numpy as np
 
-from .. import backend, config, cuda_kernels, twins as reference
+from .. import backend, config, twins as reference
+from ..cuda import kernels as cuda_kernels
 from ..tensor import Tensor
 
 

@@ -1,7 +1,8 @@
 """Indexing: ``x[index]`` with basic slicing and integer (or boolean) array indexing."""
 import numpy as np
 
-from .. import backend, cuda_kernels
+from .. import backend
+from ..cuda import kernels as cuda_kernels
 from ..tensor import SliceGrad, Tensor
 
 

@@ -1,16 +1,13 @@
 """A dense layer as one op, y = x W^T + b, with its hand-written backward.
 
 Its composed twin: ``reference.linear`` (a matmul and an add). Batch axes are folded into rows, so x is
-(N, in); the schedule at the bottom shares the rows (or the two backward products) over the threads.
+(N, in); the schedule (schedule/linear.py) shares the rows (or the two backward products) over the threads.
 
 The plain rung, at the top of this file: ``plain_linear`` and ``plain_linear_backward``
 (``reference.PLAIN["linear"]``): NumPy in and out, the backward written by hand from the formulas.
 """
-from functools import partial
-
-import numpy as np
-
-from .. import amp, backend, config, parallel, twins as reference
+from .. import amp, backend, config, twins as reference
+from ..schedule import linear as schedule
 from ..tensor import Tensor
 
 # ----- the plain rung: NumPy arrays in, (output, cache) out; the backward by hand, from the formulas -----
@@ -76,64 +73,13 @@ def linear(x, weight, bias=None):
     w = weight.data
     b = bias.data if bias is not None else None
     x2 = x.data.reshape(-1, in_f)                       # (N, in)
-    y = _forward(x2, w, b)
+    y = schedule.forward(_forward_rows, x2, w, b)
     parents = (x, weight) if bias is None else (x, weight, bias)
 
     def backward(g):
         want = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
-        dx, dw, db = _backward(g.reshape(-1, out_f), x2, w, b, *want)
+        dx, dw, db = schedule.backward(_input_grad, _weight_grads, g.reshape(-1, out_f), x2, w, b, *want)
         grads = (dx.reshape(x.shape) if dx is not None else None, dw)
         return grads + (db,) if bias is not None else grads
     return Tensor._make(y.reshape(x.shape[:-1] + (out_f,)), parents, backward, "linear",
                         twin=lambda: reference.linear(x, weight, bias))
-
-
-# ----- the schedule: rows, or the two backward products, shared over the threads -----
-
-def _forward(x, w, b):
-    """y (N, out): on the CPU the rows cut into one block per thread; CuPy runs the product as one kernel."""
-    xp = backend.xp_of(x)
-    n = x.shape[0]
-    y = xp.empty((n, w.shape[0]), dtype=w.dtype)
-    rows = lambda span: _forward_rows(x[span[0]:span[1]], w, b, y[span[0]:span[1]])   # noqa: E731
-    if xp is np:
-        parallel.run(rows, parallel.spans(n, n * w.size), uses_blas=True)
-    else:
-        rows((0, n))
-    return y
-
-
-def _backward(g, x, w, b, want_x, want_w, want_b):
-    """(dx, dW, db), None where not wanted. dx and dW are products of the same size: with both wanted,
-    one thread takes each whole (both stay on the calling thread below BLAS_MIN_WORK multiply-adds, as
-    the forward's rows do); with one, its rows are split over the threads."""
-    xp = backend.xp_of(g)
-    n, (out_f, in_f) = g.shape[0], w.shape
-    dx = xp.empty((n, in_f), dtype=w.dtype) if want_x else None
-    dw = xp.empty_like(w) if want_w else None
-    db = xp.empty_like(b) if want_b else None
-    ones = xp.ones(n, dtype=w.dtype) if db is not None else None
-
-    def input_rows(span):
-        lo, hi = span
-        _input_grad(g[lo:hi], w, dx[lo:hi])
-
-    def weight_rows(span):                              # a block of output features
-        lo, hi = span
-        _weight_grads(g[:, lo:hi], x, dw[lo:hi] if dw is not None else None,
-                      db[lo:hi] if db is not None else None, ones)
-    work = n * in_f * out_f
-    if dx is not None and (dw is not None or db is not None):
-        jobs = [partial(input_rows, (0, n)), partial(weight_rows, (0, out_f))]
-        if work < parallel.BLAS_MIN_WORK:               # too small for a hand-off: both on this thread
-            jobs = [lambda both=jobs: [job() for job in both]]
-    elif dx is not None:
-        jobs = [partial(input_rows, span) for span in parallel.spans(n, work)]
-    else:
-        jobs = [partial(weight_rows, span) for span in parallel.spans(out_f, work)]
-    if xp is np:
-        parallel.run(lambda job: job(), jobs, uses_blas=True)
-    else:                                               # CuPy: each product is one kernel already
-        for job in jobs:
-            job()
-    return dx, dw, db

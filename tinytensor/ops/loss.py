@@ -15,7 +15,9 @@ The plain rung, at the top of this file: ``plain_cross_entropy`` and ``plain_cro
 """
 import numpy as np
 
-from .. import amp, backend, config, cuda_kernels, parallel, twins as reference
+from .. import amp, backend, config, twins as reference
+from ..cuda import kernels as cuda_kernels
+from ..schedule import loss as schedule
 from ..tensor import Tensor
 from .common import floating
 
@@ -107,7 +109,8 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
     kernel = cuda_kernels.use(xp, "cross_entropy")      # on a GPU: both passes as fused kernels
     x = logits.data.reshape(-1, C)                       # (N, C)
     safe_t = xp.where(keep, t, 0)
-    m, lse, sum_e = _stats(x, kernel and x.dtype in (np.float32, np.float64) and x.size > 0)
+    stats_kernel = kernel and x.dtype in (np.float32, np.float64) and x.size > 0
+    m, lse, sum_e = schedule.stats(_row_stats, x, stats_kernel)
     losses = (lse - (x[xp.arange(x.shape[0]), safe_t] - m[:, 0])) * keep   # (N,)
     count = int(keep.sum())
     if reduction == "mean":
@@ -126,32 +129,8 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
         if kernel:
             return (cuda_kernels.cross_entropy_backward(x, m, lse, safe_t, scale).reshape(logits.shape),)
         grad = xp.empty_like(x)                          # the softmax recomputed, block by block
-        _in_row_blocks(_softmax_minus_onehot, x, m, sum_e, safe_t, scale.astype(x.dtype, copy=False), grad)
+        scale = scale.astype(x.dtype, copy=False)
+        schedule.in_row_blocks(_softmax_minus_onehot, x, m, sum_e, safe_t, scale, grad)
         return (grad.reshape(logits.shape),)
     return Tensor._make(out, (logits,), backward, "cross_entropy",
                         twin=lambda: reference.cross_entropy(logits, targets, ignore_index, reduction))
-
-
-# ----- the schedule: cache-sized row blocks shared over the threads -----
-
-def _stats(x, kernel):
-    """Per row: the max m (N, 1), lse = log(sum_e) and sum_e = sum(exp(x - m)) (N,) (None from the GPU
-    kernel, whose backward takes lse); no (N, C) array is kept."""
-    if kernel:
-        return cuda_kernels.row_max_lse(x) + (None,)     # one GPU kernel, one read of the logits
-    xp = backend.xp_of(x)
-    m = xp.empty((x.shape[0], 1), dtype=x.dtype)
-    sum_e = xp.empty(x.shape[0], dtype=x.dtype)
-    _in_row_blocks(_row_stats, x, m, sum_e)
-    return m, xp.log(sum_e), sum_e
-
-
-def _in_row_blocks(fn, x, *arrays):
-    """``fn(x, *arrays)`` on matching row blocks: on the CPU about a megabyte of x each (every pass over a
-    block then runs in the CPU's cache), shared over the threads; on a GPU all rows as one block."""
-    if backend.xp_of(x) is not np:
-        fn(x, *arrays)
-        return
-    step = max(1, (1 << 18) // max(1, x.shape[1]))
-    blocks = [slice(i, i + step) for i in range(0, x.shape[0], step)]
-    parallel.run(lambda rows: fn(x[rows], *(a[rows] for a in arrays)), blocks)

@@ -19,8 +19,11 @@ The plain rung, at the top of this file: ``plain_layer_norm`` and ``plain_layer_
 """
 import numpy as np
 
-from .. import amp, backend, config, cuda_kernels, parallel, twins as reference
+from .. import amp, backend, config, twins as reference
+from ..cuda import kernels as cuda_kernels
 from ..accumulate import Owned
+from ..schedule import norm as schedule
+from ..schedule.norm import spread
 from ..tensor import Tensor
 from .common import as_tensor, floating, row_dots, same_device
 
@@ -62,16 +65,16 @@ def _moments(d, eps):
 
 def _forward_from_x(d, mean, rstd, out, w, b):
     """out = (x - mean) rstd w + b = x (rstd w^T) + (-mean rstd w^T + 1 b^T): the second part as one
-    rank-2 product, the first added block by block (``_row_blocks``), its factor made and used in cache."""
+    rank-2 product, the first added block by block (``schedule.row_blocks``), its factor made and used in cache."""
     xp = backend.xp_of(d)
     if b is None:
-        _spread(xp, out, -mean * rstd, w)
+        spread(xp, out, -mean * rstd, w)
     else:
-        _spread(xp, out, -mean * rstd, w, xp.ones_like(mean), b)
-    blocks = _row_blocks(d)
+        spread(xp, out, -mean * rstd, w, xp.ones_like(mean), b)
+    blocks = schedule.row_blocks(d)
     scratch = xp.empty((min(len(d), blocks[0].stop), d.shape[1]), dtype=d.dtype)
     for r in blocks:
-        part = _spread(xp, scratch[:len(rstd[r])], rstd[r], w)     # rstd w^T for the block's rows
+        part = spread(xp, scratch[:len(rstd[r])], rstd[r], w)      # rstd w^T for the block's rows
         part *= d[r]
         out[r] += part
 
@@ -89,12 +92,12 @@ def _backward_from_x(g, d, mean, rstd, gx, w, want_w, want_b):
     dw = rstd @ g_x - (rstd * mean) @ g if want_w else None
     db = xp.ones(N, dtype=g.dtype) @ g if want_b else None
     ones = xp.ones(D, dtype=g.dtype)
-    _spread(xp, gx, rstd, w)                             # rstd gh = (rstd w^T) * g
+    spread(xp, gx, rstd, w)                              # rstd gh = (rstd w^T) * g
     gx *= g
-    term = _spread(xp, g_x, -k, ones)                    # (g_x's memory: its sums are taken)
+    term = spread(xp, g_x, -k, ones)                     # (g_x's memory: its sums are taken)
     term *= d                                            # - k x
     gx += term
-    gx += _spread(xp, term, k * mean - rstd * mean_gh, ones)   # + k mean - rstd mean(gh)
+    gx += spread(xp, term, k * mean - rstd * mean_gh, ones)    # + k mean - rstd mean(gh)
     return dw, db
 
 
@@ -113,7 +116,7 @@ def _forward_rows(d, xc, rstd, out, w, b, eps):
     rstd[:] = 1 / xp.sqrt(xp.maximum(var, 0) + d.dtype.type(eps))
     if float(xp.abs(error * rstd).max(initial=0)) > xp.finfo(d.dtype).eps:
         xc -= error[:, None]            # only when the rounding would show in the result (rows far from 0)
-    _spread(xp, out, rstd, w)           # out = xc (rstd w^T) + b = xhat w + b
+    spread(xp, out, rstd, w)            # out = xc (rstd w^T) + b = xhat w + b
     out *= xc
     if b is not None:
         out += b
@@ -131,29 +134,31 @@ def _backward_rows(g, xc, rstd, gx, w, want_w, want_b):
     dw = rstd @ g_xc if want_w else None
     db = xp.ones(N, dtype=g.dtype) @ g if want_b else None
     # dx = rstd gh - rstd xhat mean(gh xhat) - rstd mean(gh), term by term; each term is a per-row factor
-    # times a per-column one, spread into a full array (``_spread``) and applied by a plain pass
+    # times a per-column one, spread into a full array (``spread``, schedule/norm.py) and applied by a plain pass
     ones = xp.ones(D, dtype=g.dtype)
-    _spread(xp, gx, rstd, w)                             # rstd gh = (rstd w^T) * g
+    spread(xp, gx, rstd, w)                              # rstd gh = (rstd w^T) * g
     gx *= g
-    term = _spread(xp, g_xc, -rstd * rstd * mean_gh_xhat, ones)   # (g_xc's memory: its sums are taken)
+    term = spread(xp, g_xc, -rstd * rstd * mean_gh_xhat, ones)    # (g_xc's memory: its sums are taken)
     term *= xc                                           # - rstd xhat mean(gh xhat) = (-rstd^2 mean(gh xhat) 1^T) * xc
     gx += term
-    gx += _spread(xp, term, -rstd * mean_gh, ones)       # - rstd mean(gh)
+    gx += spread(xp, term, -rstd * mean_gh, ones)        # - rstd mean(gh)
     return dw, db
 
 
-def _spread(xp, out, a, u, a2=None, u2=None):
-    """out[i, j] = a[i] u[j] (a u^T, plus a2 u2^T when given) as one BLAS product, so the factor is then
-    applied by a plain pass: NumPy's broadcast a[:, None] * x runs at about half a plain pass's speed on
-    rows this short."""
-    left = xp.zeros((len(a), 2), dtype=out.dtype)       # rank 2 on purpose: NumPy sends a rank-1
-    left[:, 0] = a                                      # product (k = 1) to a slow non-BLAS loop
-    right = xp.zeros((2, len(u)), dtype=out.dtype)
-    right[0] = u
-    if a2 is not None:
-        left[:, 1], right[1] = a2, u2
-    xp.matmul(left, right, out=out)
-    return out
+# ----- which formula: from x where the rows allow it -----
+
+def _forward(d, out, w, b, eps):
+    """out from x where the rows allow it, else from xc; returns what backward needs: ("x", mean, rstd)
+    or ("xc", xc, rstd)."""
+    xp = backend.xp_of(d)
+    moments = _moments(d, eps) if d.shape[0] else None
+    if moments is not None:
+        _forward_from_x(d, *moments, out, w, b)
+        return ("x",) + moments
+    xc = xp.empty_like(d)                                # x - mean, kept for backward
+    rstd = xp.empty(d.shape[0], dtype=d.dtype)
+    _forward_rows(d, xc, rstd, out, w, b, eps)
+    return "xc", xc, rstd
 
 
 # ----- the op -----
@@ -185,54 +190,14 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     out = xp.empty(shape, dtype=d.dtype)
     w = weight.data if weight is not None else xp.ones(D, dtype=d.dtype)
     b = bias.data if bias is not None else None
-    saved = parallel.on_one_thread(lambda: _forward(rows(d), rows(out), w, b, eps))
+    saved = schedule.forward(_forward, rows(d), rows(out), w, b, eps)
     parents = tuple(p for p in (x, weight, bias) if p is not None)
 
     def backward(g):
         gx = xp.empty(shape, dtype=d.dtype)
         want_w = weight is not None and weight.requires_grad
         want_b = bias is not None and bias.requires_grad
-        dw, db = parallel.on_one_thread(lambda: _backward(rows(g), rows(d), saved, rows(gx), w, want_w, want_b))
+        dw, db = schedule.backward(_backward_from_x, _backward_rows, rows(g), rows(d), saved, rows(gx), w,
+                                   want_w, want_b)
         return (Owned(gx),) + ((dw,) if weight is not None else ()) + ((db,) if bias is not None else ())
     return Tensor._make(out, parents, backward, "layer_norm", twin=lambda: reference.layer_norm(x, weight, bias, eps))
-
-
-# ----- the schedule: on one thread (split, its short NumPy calls queue for the GIL), with BLAS held to one
-# thread (its own threads would only be left spinning against the next op's). Backward goes in cache-sized
-# row blocks, so its ~13 passes over a block find it in the core's cache; forward only for its factor
-# rstd w^T (the whole forward in blocks was measured slower: the calls per block cost more than the cache
-# saves) -----
-
-def _row_blocks(d):
-    """Row slices of about CACHE_BLOCK elements of ``d`` (N, D) on the CPU; all rows as one on a GPU."""
-    n = d.shape[0]
-    step = n if backend.xp_of(d) is not np else max(1, parallel.CACHE_BLOCK // max(1, d.shape[1]))
-    return [slice(lo, lo + step) for lo in range(0, n, step)] or [slice(0, 0)]
-
-
-def _forward(d, out, w, b, eps):
-    """out from x where the rows allow it, else from xc; returns what backward needs: ("x", mean, rstd)
-    or ("xc", xc, rstd)."""
-    xp = backend.xp_of(d)
-    moments = _moments(d, eps) if d.shape[0] else None
-    if moments is not None:
-        _forward_from_x(d, *moments, out, w, b)
-        return ("x",) + moments
-    xc = xp.empty_like(d)                                # x - mean, kept for backward
-    rstd = xp.empty(d.shape[0], dtype=d.dtype)
-    _forward_rows(d, xc, rstd, out, w, b, eps)
-    return "xc", xc, rstd
-
-
-def _backward(g, d, saved, gx, w, want_w, want_b):
-    """dx block by block; dw and db summed over the blocks."""
-    dw = db = None
-    kind, first, rstd = saved
-    for r in _row_blocks(g):
-        if kind == "x":
-            block_dw, block_db = _backward_from_x(g[r], d[r], first[r], rstd[r], gx[r], w, want_w, want_b)
-        else:
-            block_dw, block_db = _backward_rows(g[r], first[r], rstd[r], gx[r], w, want_w, want_b)
-        dw = block_dw if dw is None else dw + block_dw
-        db = block_db if db is None else db + block_db
-    return dw, db

@@ -17,7 +17,8 @@ The plain rung, at the top of this file: ``plain_rms_norm`` and ``plain_rms_norm
 """
 import numpy as np
 
-from .. import amp, backend, config, parallel, twins as reference
+from .. import amp, backend, config, twins as reference
+from ..schedule import parallel
 from ..accumulate import Owned
 from ..tensor import Tensor
 from .common import as_tensor, floating, row_dots, same_device

@@ -16,7 +16,8 @@ import contextlib
 
 import numpy as np
 
-from .. import backend, config, parallel, twins as reference
+from .. import backend, config, twins as reference
+from ..schedule import elementwise as schedule
 from ..tensor import Tensor
 from .common import floating, same_device
 
@@ -71,12 +72,7 @@ def _swiglu_backward(g, gate, up, s, dgate, dup):
         dgate *= up
 
 
-# ----- the ops -----
-
-def _rows(a):
-    """A 2-D (rows, last axis) view of ``a`` (a copy only when ``a`` is not laid out as rows)."""
-    return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
-
+# ----- the ops (their schedule, row blocks of the arrays shared over the threads: schedule/elementwise.py) -----
 
 def silu(x):
     """x sigmoid(x) (also called swish)."""
@@ -87,12 +83,11 @@ def silu(x):
     d = x.data
     s, out = (xp.empty(d.shape, dtype=d.dtype) for _ in range(2))     # s: sigmoid(x), kept for backward
     # (outputs in row order whatever the input's layout: the row views below must be views, not copies)
-    parallel.for_row_blocks(lambda xb, sb, ob: _swiglu_forward(xb, None, sb, ob), _rows(d), _rows(s), _rows(out))
+    schedule.in_row_blocks(lambda xb, sb, ob: _swiglu_forward(xb, None, sb, ob), d, s, out)
 
     def backward(g):
         dx = xp.empty(d.shape, dtype=d.dtype)
-        parallel.for_row_blocks(lambda gb, xb, sb, db: _swiglu_backward(gb, xb, None, sb, db, None),
-                                _rows(g), _rows(d), _rows(s), _rows(dx))
+        schedule.in_row_blocks(lambda gb, xb, sb, db: _swiglu_backward(gb, xb, None, sb, db, None), g, d, s, dx)
         return (dx,)
     return Tensor._make(out, (x,), backward, "silu", twin=lambda: reference.silu(x))
 
@@ -123,7 +118,7 @@ def swiglu(gate, up=None):
     s = xp.empty(g_arr.shape, dtype=g_arr.dtype)
     out = xp.empty(g_arr.shape, dtype=g_arr.dtype)
     # the schedule: row blocks over the threads (the halves of a (rows, 2H) array are (rows, H) views)
-    parallel.for_row_blocks(_swiglu_forward, _rows(g_arr), _rows(u_arr), _rows(s), _rows(out))
+    schedule.in_row_blocks(_swiglu_forward, g_arr, u_arr, s, out)
 
     def backward(g):
         if up is None:                                  # one gradient array, its halves for gate and up
@@ -134,10 +129,8 @@ def swiglu(gate, up=None):
             dgate = xp.empty(g_arr.shape, dtype=g_arr.dtype)
             dup = xp.empty(u_arr.shape, dtype=u_arr.dtype) if up.requires_grad else None
         if dup is None:
-            parallel.for_row_blocks(lambda *b: _swiglu_backward(*b, None), _rows(g), _rows(g_arr), _rows(u_arr),
-                                    _rows(s), _rows(dgate))
+            schedule.in_row_blocks(lambda *b: _swiglu_backward(*b, None), g, g_arr, u_arr, s, dgate)
         else:
-            parallel.for_row_blocks(_swiglu_backward, _rows(g), _rows(g_arr), _rows(u_arr), _rows(s), _rows(dgate),
-                                    _rows(dup))
+            schedule.in_row_blocks(_swiglu_backward, g, g_arr, u_arr, s, dgate, dup)
         return (grad,) if up is None else (dgate, dup)
     return Tensor._make(out, parents, backward, "swiglu", twin=lambda: reference.swiglu(gate, up))

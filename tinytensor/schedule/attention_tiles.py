@@ -22,7 +22,8 @@ import math
 
 import numpy as np
 
-from .. import config, parallel
+from .. import config
+from . import parallel
 from ..ops.common import row_dots
 from ..ops.masks import causal_bias
 

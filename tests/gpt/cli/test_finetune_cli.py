@@ -179,7 +179,7 @@ def test_out_holding_a_run_is_refused_and_init_is_never_written(tmp_path, base, 
 
 
 def test_fine_tuning_tunes_the_heap_and_has_a_last_resort(tmp_path, base, capsys, monkeypatch):
-    from tinytensor import heap
+    from tinytensor.schedule import heap
     calls = []
     monkeypatch.setattr(heap, "tune", lambda: calls.append(1) or True)
     assert _classify(tmp_path, base, tmp_path / "h") == 0 and calls == [1]

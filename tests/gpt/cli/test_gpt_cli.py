@@ -280,7 +280,7 @@ def test_a_negative_seed_names_the_flag():
 def test_training_commands_tune_the_heap(monkeypatch, tmp_path, trained):
     """Importing tinytensor leaves malloc alone; `train` (and `finetune`, see test_finetune_cli) switch
     heap tuning on."""
-    from tinytensor import heap
+    from tinytensor.schedule import heap
     calls = []
     monkeypatch.setattr(heap, "tune", lambda: calls.append(1) or True)
     data, _, _ = trained

@@ -15,7 +15,7 @@ import ctypes
 import os
 import platform
 
-from . import config
+from .. import config
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3      # mallopt's parameter numbers (malloc.h)
 MMAP_THRESHOLD = 32 << 20

@@ -15,13 +15,13 @@ kernels here do the same arithmetic in one pass. They are used only when the dat
     GELU, vectorised (untested)      cupy.RawKernel reading 16 bytes a thread at a time (4 float32 or 8
                                      16-bit numbers), float32 math; only when switched on (config.py)
     strided_matmul                   not a kernel: attention's batched products through cuBLAS on strided
-                                     views (tinytensor/cuda_blas.py), so causal blocks and transposes cost
+                                     views (tinytensor/cuda/blas.py), so causal blocks and transposes cost
                                      no copies
 
 ``TINYTENSOR_CUDA_KERNELS`` turns them off: ``none``, or a comma list of the ones to keep
 (``gelu,layer_norm,cross_entropy,adamw,scatter_add,attention_softmax,strided_matmul``); the set in use is
 ``tinytensor.config.cuda_kernels``. Kernels not yet passed on a real GPU (``config.UNTESTED_CUDA_KERNELS``:
-``flash_attention`` in flash_attention.py, ``gelu_vectorized`` here) run only when named, as in
+``flash_attention`` in cuda/flash_attention.py, ``gelu_vectorized`` here) run only when named, as in
 ``TINYTENSOR_CUDA_KERNELS=all,flash_attention,gelu_vectorized``.
 ``tests/gpu/test_gpu.py`` compares each with the array-op path on a GPU.
 """
@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from . import config
+from .. import config
 
 NAMES = config.CUDA_KERNEL_NAMES
 
@@ -79,7 +79,7 @@ dx = (T)((A)g * (A)0.5 * (((A)1 + t) + a * ((A)1 - t * t) * (A){_C!r} * ((A)1 + 
 
 def gelu(x):
     """F.gelu on a CuPy tensor: one kernel forward, one backward, nothing kept but the input."""
-    from .tensor import Tensor
+    from ..tensor import Tensor
     fwd = _kernel("gelu_fwd", lambda cp: cp.ElementwiseKernel("T x", "T y", GELU_FORWARD, "tt_gelu_fwd",
                                                               preamble=ACCUMULATE_PREAMBLE))
     bwd = _kernel("gelu_bwd", lambda cp: cp.ElementwiseKernel("T x, T g", "T dx", GELU_BACKWARD, "tt_gelu_bwd",
@@ -197,7 +197,7 @@ def gelu_vectorized_supported(a):
 def gelu_vectorized(x):
     """F.gelu on a CuPy tensor by the vectorised kernels (``gelu_vectorized_supported(x.data)``)."""
     import cupy as cp
-    from .tensor import Tensor
+    from ..tensor import Tensor
     kind = element_kind(x.dtype)
     fwd, bwd = _kernel(f"gelu_vec_{kind}", lambda cp: (lambda m: (m.get_function("tt_gelu_vec_fwd"),
                                                                    m.get_function("tt_gelu_vec_bwd")))(
@@ -305,7 +305,7 @@ def layer_norm_supported(x, weight, bias):
 def layer_norm(x, weight, bias, eps):
     """F.layer_norm on CuPy tensors (weight and bias given, checked by the caller)."""
     import cupy as cp
-    from .tensor import Tensor
+    from ..tensor import Tensor
     fwd, bwd, dwdb = _layer_norm_module(x.dtype)
     D = x.shape[-1]
     d = cp.ascontiguousarray(x.data).reshape(-1, D)

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import config
+from .. import config
 
 MIN_ELEMENTS = 1 << 18        # below about a megabyte the thread hand-off costs more than it saves
 BLAS_MIN_WORK = 1 << 21       # multiply-adds below which a matrix product stays in one call

@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 
-from . import backend
+from .. import backend
 
 _OP_N, _OP_T = 0, 1
 _CUDA_R_32F, _CUDA_R_64F = 0, 1

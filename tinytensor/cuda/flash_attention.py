@@ -29,7 +29,8 @@ import math
 
 import numpy as np
 
-from . import amp, backend, cuda_kernels
+from .. import amp, backend
+from . import kernels as cuda_kernels
 
 BLOCK_Q = 64        # query rows per block (forward and dq pass)
 BLOCK_K = 32        # keys per tile held in shared memory
@@ -407,7 +408,7 @@ def _strides(a):
 
 def attention(q, k, v, causal):
     """scaled_dot_product_attention by the flash kernels (``applies`` said yes): a Tensor (..., T, D)."""
-    from .tensor import Tensor
+    from ..tensor import Tensor
     cp = backend.cupy_module()
     shape = q.shape
     q4, k4, v4 = (_four_d(t.data) for t in (q, k, v))
