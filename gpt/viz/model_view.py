@@ -61,14 +61,15 @@ def _weights(q, k, causal):
 
 @contextlib.contextmanager
 def attention_recorded(maps):
-    """While inside, every attention call appends its weights of batch row 0, (H, T, S), to ``maps``."""
-    original = F.scaled_dot_product_attention
-
-    def recording(q, k, v, causal=True, *args, **kw):
-        maps.append(_weights(q, k, causal)[0])
-        return original(q, k, v, causal, *args, **kw)
-
+    """While inside, every attention call appends its weights of batch row 0, (H, T, S), to ``maps``.
+    One at a time: a second request waits, and reads the op to restore only once it holds the lock."""
     with _lock:
+        original = F.scaled_dot_product_attention
+
+        def recording(q, k, v, causal=True, *args, **kw):
+            maps.append(_weights(q, k, causal)[0])
+            return original(q, k, v, causal, *args, **kw)
+
         F.scaled_dot_product_attention = recording
         try:
             yield maps

@@ -273,3 +273,37 @@ def test_finetune_viz_streams_every_row(tmp_path, monkeypatch, capsys):
     assert "live page: http://127.0.0.1:" in said and f"python -m gpt viz {out}" in said
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert [r["kind"] for r in seen] == [r["kind"] for r in rows] and len(rows) == 5
+
+
+def test_overlapping_recordings_put_the_real_attention_back(monkeypatch):
+    """Two model-page requests at once: the second waits for the first, and afterwards attention is the
+    engine's own again (it once kept a recording wrapper for the rest of the process)."""
+    import threading
+
+    from gpt.viz import model_view
+    real = F.scaled_dot_product_attention
+    waiting = threading.Event()
+
+    class SignallingLock:                       # tells when the second request has reached the lock
+        def __init__(self):
+            self.inner = threading.Lock()
+
+        def __enter__(self):
+            if self.inner.locked():
+                waiting.set()
+            self.inner.acquire()
+
+        def __exit__(self, *exc):
+            self.inner.release()
+
+    monkeypatch.setattr(model_view, "_lock", SignallingLock())
+    monkeypatch.setattr(F, "scaled_dot_product_attention", real)      # put back after the test, whatever happens
+    with model_view.attention_recorded([]):
+        def enter_and_leave():
+            with model_view.attention_recorded([]):
+                pass
+        second = threading.Thread(target=enter_and_leave)
+        second.start()
+        assert waiting.wait(10)
+    second.join(10)
+    assert F.scaled_dot_product_attention is real
