@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 #: group -> (paths: files, or folders whose .py files all count; the cap in code lines)
 BUDGET = {
     "engine core": (["tinytensor/tensor.py", "tinytensor/function.py", "tinytensor/grad_mode.py",
-                     "tinytensor/versions.py", "tinytensor/ops", "tinytensor/nn", "tinytensor/optim.py",
+                     "tinytensor/versions.py", "tinytensor/autograd.py", "tinytensor/ops", "tinytensor/nn", "tinytensor/optim.py",
                      "tinytensor/reference.py", "tinytensor/twins.py"], 2400),
     "gpt models and simple loop": (["gpt/models", "gpt/training/simple.py"], 700),
 }
