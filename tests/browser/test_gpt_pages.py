@@ -124,11 +124,16 @@ def test_model_page(open_page, two_runs):
         server.stop()
 
 
-@pytest.mark.parametrize("name", ["llama_untied", "qwen3_tied"])
+@pytest.mark.parametrize("name", ["gpt2", "llama_untied", "qwen3_tied"])
 def test_model_page_on_hugging_face_fixtures(open_page, tmp_path, name):
     import shutil
     folder = tmp_path / name
-    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "families" / name, folder)
+    if name == "gpt2":                      # GPT-2 in Hugging Face's layout, no tokenizer: ids are typed
+        import gpt
+        from gpt_helpers import small_model
+        gpt.save_gpt2(small_model(), str(folder))
+    else:
+        shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "families" / name, folder)
     server = build_server([str(folder)]).start()
     try:
         view = open_page(server.url + "model")
@@ -138,5 +143,6 @@ def test_model_page_on_hugging_face_fixtures(open_page, tmp_path, name):
         np.testing.assert_allclose(shown, [t["p"] for t in want["top"]], rtol=1e-3)
         assert view.locator("#layer option").count() == model.cfg.n_layers
         assert view.locator("#head option").count() == model.cfg.n_heads
+        assert ("has no tokenizer" in view.inner_text("body")) == (tok is None)
     finally:
         server.stop()
