@@ -127,13 +127,13 @@ def build_parser():
     p.add_argument("--vocab-size", type=int, required=True, help="ids in all: 256 + merges + specials")
     p.add_argument("--out", required=True, help="tokenizer file to write")
     p.add_argument("--pattern", default="gpt2", help="gpt2, gpt4, llama3, qwen2, or a regex that matches "
-                   "every character (default gpt2)")
+                   "every character (default: gpt2)")
     p.add_argument("--special", action="append", default=[], metavar="NAME",
-                   help="a special token, e.g. '<|endoftext|>' (repeatable)")
+                   help="a special token, e.g. '<|endoftext|>' (repeatable; default: none)")
     p.add_argument("--algorithm", choices=["incremental", "naive"], default="incremental",
                    help="incremental: updates pair counts after each merge (fast); naive: recounts every pair "
                    "for every merge, the loop to read first (bpe/train.py; same merges, slow on big texts) "
-                   "(default incremental)")
+                   "(default: incremental)")
     p.set_defaults(run=cmd_train)
 
     def tokenizer_args(p, text=True):
@@ -147,7 +147,7 @@ def build_parser():
 
     p = add_command("encode", "print the ids of a text")
     tokenizer_args(p)
-    p.add_argument("--allow-special", action="store_true", help="let special-token text become its id")
+    p.add_argument("--allow-special", action="store_true", help="let special-token text become its id (default: off, refused)")
     p.set_defaults(run=cmd_encode)
 
     p = add_command("decode", "print the text of ids")
@@ -159,7 +159,7 @@ def build_parser():
 
     p = add_command("show", "show token boundaries (and, with --steps, each merge)")
     tokenizer_args(p)
-    p.add_argument("--steps", action="store_true", help="print every merge of every chunk")
+    p.add_argument("--steps", action="store_true", help="print every merge of every chunk (default: off)")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="coloured tokens, or '|' between them (default: colour on a terminal)")
     p.set_defaults(run=cmd_show)

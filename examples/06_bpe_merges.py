@@ -71,7 +71,7 @@ def main():
         t = bpe.train(train_text, vocab_size=vocab_size)
         print(f"vocab {vocab_size:5d}: {bytes_per_token(t, held_out):.2f} bytes per token")
     top = collections.Counter(t.encode_ordinary(held_out)).most_common(8)
-    print("most used tokens at vocab 2000:", [token_text(t.token_bytes(i)) for i, _ in top])
+    print("most used tokens at vocab 2000:", "  ".join(f"'{token_text(t.token_bytes(i))}'" for i, _ in top))
     print("\nIn a browser: python -m gpt viz  (the tokenizer page: merges with their counts, encoding step by step)")
 
 

@@ -15,7 +15,7 @@ What to look at:
     an answer (words, then end-of-text) is picked up before its content.
   * Exact match per task kind, before and after, each beside its chance score (always giving the
     commonest training answer of the kind, near 0 for both): in half a minute this small model
-    learns to copy the right field about half the time and to reverse some lists. Yes/no questions
+    learns to reverse about half the lists and to copy the right field about a third of the time. Yes/no questions
     ("is this word in the list?", in `python -m gpt finetune instruct`) stay at their chance of one
     half at this size: telling which skills a model picked up is what the chance score is for.
 

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import shlex
 
 import numpy as np
 
@@ -341,7 +342,7 @@ def check_processes(meta, world, where):
     saved = saved_world(meta, where)
     if meta is not None and saved != world:
         raise TrainingError(f"{where} was trained by {_processes(saved)} and this is {_processes(world)}: "
-                            f"resume it with {_launch(saved)}. The batch shares and dropout streams of a run "
+                            f"resume it with {resume_command(saved, where)}{', without mpiexec' if saved == 1 else ''}. The batch shares and dropout streams of a run "
                             "belong to its number of processes: another number would not continue it exactly")
 
 
@@ -363,6 +364,7 @@ def _processes(n):
     return "one process" if n == 1 else f"{n} processes"
 
 
-def _launch(n):
-    return "python -m gpt train --resume, without mpiexec" if n == 1 else \
-        f"mpiexec -n {n} python -m gpt train --resume"
+def resume_command(world, out):
+    """The command that continues the run in folder ``out``, trained by ``world`` processes."""
+    launch = "python -m gpt train" if world == 1 else f"mpiexec -n {world} python -m gpt train"
+    return f"{launch} --resume --out {shlex.quote(out)}"

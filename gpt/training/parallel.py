@@ -150,6 +150,10 @@ class ParallelRun(pretrain.Run):
             run.zero = True
         return run
 
+    def resume_command(self):
+        """The command that continues this run: under mpiexec with this team's number of processes."""
+        return ckpt.resume_command(self.team.world, self.settings.out)
+
     def should_stop(self, stop):
         """Every rank calls it before each step: a request on any rank stops all of them here, at the same
         step (a rank without a request of its own takes the exit status of another's)."""

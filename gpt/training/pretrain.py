@@ -120,6 +120,10 @@ class Run:
                 "rng": random.get_state(), "tokenizer": ckpt.TOKENIZER, "history": self.history,
                 "grad_scaler": self.scaler.state_dict(), "elapsed": round(self.elapsed(), 2)}
 
+    def resume_command(self):
+        """The command that continues this run."""
+        return ckpt.resume_command(1, self.settings.out)
+
     # ----- the moves of the loop -----
     def should_stop(self, stop):
         """Whether to stop before the next step: a stop was requested (``stop``, a StopFlag)."""
@@ -480,8 +484,7 @@ def _closing_lines(out, run, status, wall):
     settings = run.settings
     figure = plot(run)
     if status == "interrupted":
-        out.write(f"interrupted: saved step {run.step} to {settings.out}; continue with: "
-                  f"python -m gpt train --resume --out {shlex.quote(settings.out)}\n")
+        out.write(f"interrupted: saved step {run.step} to {settings.out}; continue with: {run.resume_command()}\n")
     else:
         total = run.elapsed_before + wall
         session = f" ({format_seconds(wall)} in this session)" if run.resumed else ""

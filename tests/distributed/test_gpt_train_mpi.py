@@ -141,6 +141,8 @@ def test_killed_and_interrupted_jobs_resume_exactly(tmp_path, text):
     assert job.returncode == 130, f"exit {job.returncode}\n{stdout[-2000:]}\n{stderr[-2000:]}"
     saved = re.findall(r"interrupted: saved step (\d+)", stdout)
     assert len(saved) == 1 and stderr.count("stopping (SIGINT)") == 1, (stdout[-2000:], stderr[-2000:])
+    # the command it gives is the one that continues the run: with mpiexec, with its -n and its folder
+    assert f"continue with: mpiexec -n 2 python -m gpt train --resume --out {part}\n" in stdout, stdout[-2000:]
     assert json.loads((part / "checkpoint.json").read_text())["step"] == int(saved[0]) < 30
 
     status, stdout, stderr = run(2, "train", *flags, "--max-steps", 30, "--resume", "--out", part)

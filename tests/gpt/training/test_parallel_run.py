@@ -46,7 +46,8 @@ def test_a_gpu_run_needs_nccl_chosen_on_the_command_line():
 @pytest.mark.parametrize("saved, now", [(2, 1), (1, 2), (4, 2)])
 def test_a_checkpoint_resumes_only_on_its_number_of_processes(saved, now):
     meta = _meta(saved) if saved > 1 else {}
-    how = "python -m gpt train --resume, without mpiexec" if saved == 1 else f"mpiexec -n {saved} python -m gpt train"
+    how = "python -m gpt train --resume --out runs/x, without mpiexec" if saved == 1 else \
+        f"mpiexec -n {saved} python -m gpt train --resume --out runs/x"
     with pytest.raises(TrainingError, match=f"trained by .* resume it with {how}"):
         check_processes(meta, now, "runs/x")
     check_processes(meta, saved, "runs/x")
