@@ -69,6 +69,8 @@ def cmd_chat(ns):
         if not instruction.strip():
             continue
         input_text = _ask("input> ")
+        if input_text is not None and input_text.strip().lower() in QUIT:
+            break
         try:
             answer(model, tok, instruction.strip(), (input_text or "").strip(), **sampling)
         except KeyboardInterrupt:                   # Ctrl-C stops this answer, not the chat

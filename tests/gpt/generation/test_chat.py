@@ -122,3 +122,37 @@ def test_sample_prints_control_characters_escaped(tuned, capsys):
     out = capsys.readouterr().out
     assert out.startswith("ring\\x07the bell")
     assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) < 0xa0 for c in out), repr(out)
+
+
+def _responses(folder, rows, by_kind=None, chance=None):
+    folder.mkdir()
+    (folder / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if by_kind is not None:
+        (folder / "metrics.json").write_text(json.dumps({"exact_match_by_kind": by_kind,
+                                                         "chance_exact_match_by_kind": chance}))
+
+
+def _row(kind, instruction, correct=True):
+    return {"instruction": instruction, "input": "a,b", "output": "x", "kind": kind, "response": "x",
+            "correct": correct}
+
+
+def test_the_greeting_shows_one_answer_per_kind_learned_above_chance_first(tmp_path):
+    from gpt.generation.chat import answered_right
+    rows = [_row("yesno", "Is a in it?"), _row("yesno", "Is b in it?"), _row("yesno", "Is c in it?"),
+            _row("field", "Give field 1."), _row("reverse", "Reverse the list.", correct=False),
+            _row("reverse", "Reverse the list.")]
+    _responses(tmp_path / "sft", rows, by_kind={"yesno": 0.52, "field": 0.41, "reverse": 0.60},
+               chance={"yesno": 0.52, "field": 0.08, "reverse": 0.0})
+    shown = [r["instruction"] for r in answered_right(str(tmp_path / "sft"))]
+    assert shown == ["Reverse the list.", "Give field 1."]         # yes/no sits at chance: not shown
+    _responses(tmp_path / "plain", rows)                             # no metrics.json: one per kind, in order
+    shown = [r["instruction"] for r in answered_right(str(tmp_path / "plain"))]
+    assert shown == ["Is a in it?", "Give field 1.", "Reverse the list."]
+
+
+def test_exit_at_the_input_prompt_quits_too(tuned, capsys, monkeypatch):
+    _, sft = tuned
+    rc, out, _ = _chat(capsys, "--checkpoint", sft, stdin="Is it a word?\nexit\nIs it a word?\n\n",
+                       monkeypatch=monkeypatch)
+    assert rc == 0 and out == ""
