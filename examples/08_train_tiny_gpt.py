@@ -16,8 +16,8 @@ What to look at:
     over the whole vocabulary. Every nat below that is something learned.
   * Train and validation loss fall together at first; later the validation loss stalls while the
     training loss goes on down. Not memorising: all the steps are in epoch 1, so the model sees each
-    training window at most once. The validation text is the corpus's last tenth, other subjects than
-    the rest, and each loss is the mean of only 4 batches, so it wobbles.
+    training window at most once. The validation text is the corpus's last tenth, not a sample from
+    all of it, and each loss is the mean of only 4 batches, so it wobbles.
   * The sample: a minute of CPU buys common words, spaces and punctuation in plausible places, not sense.
 
 `python -m gpt train` is this loop plus what a long run needs (gpt/training/pretrain.py): a learning-rate
