@@ -22,6 +22,14 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """A flag the command does not know is reported by that command ("python -m bpe encode: ...")."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            chosen = self._subparsers._group_actions[0].choices.get(ns.command, self) if self._subparsers else self
+            chosen.error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns
+
 
 def load_tokenizer(args):
     if args.gpt2:

@@ -18,6 +18,22 @@ class Parser(argparse.ArgumentParser):
         end_job(f"{self.prog}: {message} (see --help)", 2)      # under mpiexec -n N: says it, ends every rank
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, but a flag no command knows is reported by the command it was given to
+        ("python -m gpt train: error: ..."), not by the top level."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command_parser(self, ns).error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns
+
+
+def command_parser(parser, ns):
+    """The innermost (sub)command parser that ``ns`` was parsed by, following each chosen subcommand."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(ns, action.dest, None) in action.choices:
+            return command_parser(action.choices[getattr(ns, action.dest)], ns)
+    return parser
+
 
 def add_debug_flag(parser, top=False):
     """``--debug`` on ``parser``; on a subcommand it is recorded only when given (the top level's default stays)."""

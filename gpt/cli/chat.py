@@ -49,6 +49,9 @@ def cmd_chat(ns):
     if ns.device not in ("cpu", "cuda"):
         raise TrainingError(f"--device must be cpu or cuda, got {ns.device!r}")
     check_device_available(ns.device)
+    if os.path.isfile(ns.checkpoint):
+        raise TrainingError(f"--checkpoint {ns.checkpoint} is a file: give the folder that holds the checkpoint "
+                            f"({os.path.dirname(ns.checkpoint) or '.'})")
     if not os.path.isdir(ns.checkpoint):
         raise TrainingError(f"--checkpoint {ns.checkpoint}: no such folder (make one with "
                             "`python -m gpt finetune instruct ... --out DIR`)")

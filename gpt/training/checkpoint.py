@@ -166,6 +166,9 @@ def read_meta(folder, repair=False, resume=False):
     ``resume=True`` also requires what continuing a training run needs (its settings, data, RNG state).
     """
     folder = os.fspath(folder)
+    if os.path.isfile(folder):
+        raise FileNotFoundError(f"{folder} is a file: give the folder that holds the checkpoint "
+                                f"({os.path.dirname(folder) or '.'})")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"no checkpoint folder {folder}")
     path = os.path.join(folder, META)

@@ -92,7 +92,7 @@ def test_help_says_what_every_flag_does_and_debug_shows_a_traceback(tmp_path, ca
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--algorithm" in text and "(default incremental)" in text and "--debug" in text
+    assert "--algorithm" in text and "(default: incremental)" in text and "--debug" in text
     import bpe.__main__ as cli
     monkeypatch.setattr(cli, "cmd_stats", lambda args: 1 / 0)
     path = tmp_path / "bytes.bpe"
@@ -104,3 +104,10 @@ def test_help_says_what_every_flag_does_and_debug_shows_a_traceback(tmp_path, ca
         assert cli.main(argv) == 1
         err = capsys.readouterr().err
         assert "unexpected ZeroDivisionError" in err and ("Traceback" in err) == traced, (argv, err)
+
+
+def test_a_mistyped_flag_names_the_command_it_was_given_to(capsys):
+    with pytest.raises(SystemExit) as ended:
+        main(["encode", "--bogus", "hi"])
+    assert ended.value.code == 2
+    assert capsys.readouterr().err == "python -m bpe encode: error: unrecognized arguments: --bogus (see --help)\n"

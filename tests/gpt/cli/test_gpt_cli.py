@@ -74,8 +74,14 @@ def test_cli_errors_are_one_line(tmp_path, trained):
     _one_line_error(run_cli("train", "--lr", "-1"), "--lr", "expected a number")
     _one_line_error(run_cli("train", "--batch-size", "0"), "--batch-size", "positive integer")
     _one_line_error(run_cli("train", "--preset", "huge"), "--preset")
-    _one_line_error(run_cli("train", "--bogus"), "unrecognized arguments")
+    _one_line_error(run_cli("train", "--bogus"), "python -m gpt train: error: unrecognized arguments: --bogus")
+    _one_line_error(run_cli("finetune", "classify", "--data", "d", "--init", "i", "--out", "o", "--bogus"),
+                    "python -m gpt finetune classify: error: unrecognized arguments: --bogus")
     _one_line_error(run_cli("sample", "--checkpoint", tmp_path / "none"), "no checkpoint folder")
+    _one_line_error(run_cli("sample", "--checkpoint", out / "model.safetensors"),
+                    f"{out / 'model.safetensors'} is a file: give the folder that holds the checkpoint ({out})")
+    _one_line_error(run_cli("chat", "--checkpoint", out / "model.safetensors", "hi"),
+                    "is a file: give the folder that holds the checkpoint")
     _one_line_error(run_cli("sample", "--gpt2", tmp_path), "encoder.json")
     _one_line_error(run_cli("train", "--data", data, "--out", tmp_path / "y", "--context-length", 4000,
                             "--vocab-size", 300), "windows")

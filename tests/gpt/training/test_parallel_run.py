@@ -248,7 +248,7 @@ def test_a_bad_flag_under_mpiexec_ends_the_job_from_any_rank(monkeypatch, capsys
     with pytest.raises(SystemExit) as ended:
         build_parser().parse_args(["train", "--bogus"])
     assert ended.value.code == 2
-    assert ended_job == [("python -m gpt: unrecognized arguments: --bogus (see --help)", 2)]
+    assert ended_job == [("python -m gpt train: unrecognized arguments: --bogus (see --help)", 2)]
 
 
 def test_an_error_before_mpi_starts_ends_the_job_through_the_launcher(monkeypatch, capsys):
