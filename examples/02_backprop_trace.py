@@ -67,6 +67,7 @@ def part3():
     W2 = tt.randn(64, 1, requires_grad=True)
     x = tt.randn(256, 2)
     loss = ((x @ W1).tanh() @ W2).mean()
+    print("loss = mean(tanh(x @ W1) @ W2), x (256, 2), W1 (2, 64), W2 (64, 1): two matmuls, a tanh, a mean")
     print("after forward :", tt.graph_stats(loss))
     print("   each op keeps its output, and what its backward needs (tanh keeps its output for 1 - t^2)")
     loss.backward()

@@ -118,9 +118,9 @@ def main():
         loss.backward()
         if step == 1:
             print("  after backward: ", tt.graph_stats(loss), "\n")
-        opt.step()
-        if step % max(steps // 8, 1) == 0 or step == steps:
+        if step % max(steps // 8, 1) == 0 or step == steps:   # loss and accuracy of the model this step used
             print(f"step {step:4d}  loss {loss.item():.4f}  accuracy {accuracy(model, x, y):.1%}")
+        opt.step()
 
     final = accuracy(model, x, y)
     print(f"\nfinal training accuracy: {final:.1%}")

@@ -17,8 +17,8 @@ from .args import Parser, add_debug_flag, nonneg_int, number, positive_int, posi
 from .report import run_command
 
 
-def _common(p, epochs, lr, batch_size, modes, default_mode):
-    p.add_argument("--data", required=True, help="the training data file")
+def _common(p, epochs, lr, batch_size, modes, default_mode, data_help):
+    p.add_argument("--data", required=True, help=data_help)
     p.add_argument("--init", required=True, metavar="DIR",
                    help="the pretrained model: a folder from `python -m gpt train`, or a GPT-2 folder "
                         "(model.safetensors [+ config.json] with encoder.json and vocab.bpe); never written to")
@@ -43,7 +43,7 @@ def _common(p, epochs, lr, batch_size, modes, default_mode):
                    help="LoRA alpha; scale = alpha / rank (default: 16.0)")
     p.add_argument("--max-length", type=positive_int, default=None,
                    help="cut sequences to this many tokens (default: the model's context length)")
-    add_viz_flag(p)
+    add_viz_flag(p, pretraining=False)
     add_debug_flag(p)
 
 
@@ -57,7 +57,9 @@ def register(subparsers):
     c = ft_sub.add_parser("classify", help="train a classifier on labelled text",
                           description="Replace the output head by a num_classes head read at the last real token, "
                                       "train, and report accuracy on a 70/10/20 train/val/test split.")
-    _common(c, epochs=5, lr=5e-4, batch_size=8, modes=("last", "all", "lora"), default_mode="last")
+    _common(c, epochs=5, lr=5e-4, batch_size=8, modes=("last", "all", "lora"), default_mode="last",
+            data_help="labelled texts: a TSV of label<TAB>text lines or a CSV with label and text columns "
+                      "(make one: python -m gpt make-data classify)")
     c.add_argument("--download", action="store_true",
                    help="first download the SMS Spam Collection (UCI, needs internet) to --data if it is missing "
                         "(default: off)")
@@ -70,7 +72,9 @@ def register(subparsers):
     i = ft_sub.add_parser("instruct", help="instruction fine-tuning on Alpaca-style JSON",
                           description="Fine-tune on a JSON list of {instruction, input, output} entries in the "
                                       "Alpaca prompt, then answer the held-out split into DIR/responses.jsonl.")
-    _common(i, epochs=3, lr=1e-3, batch_size=16, modes=("all", "last", "lora"), default_mode="all")
+    _common(i, epochs=3, lr=1e-3, batch_size=16, modes=("all", "last", "lora"), default_mode="all",
+            data_help="a JSON list of {instruction, input, output} entries, Alpaca's format "
+                      "(make one: python -m gpt make-data instruct)")
     i.add_argument("--mask-prompt", action="store_true",
                    help="compute the loss on the response tokens only (default: off, on every token)")
     i.add_argument("--max-new-tokens", type=positive_int, default=32, help="answer length limit (default: 32)")

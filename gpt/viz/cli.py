@@ -3,11 +3,13 @@ page. Importing this imports nothing else of the pages; they load only when aske
 import os
 
 
-def add_viz_flag(parser):
-    """``--viz``: serve the run's live page while training."""
+def add_viz_flag(parser, pretraining=True):
+    """``--viz``: serve the run's live page while training (pretraining's page also shows speed and samples)."""
+    shown = ("loss, learning rate, gradient norm, tokens/s and each evaluation's sample" if pretraining else
+             "each step's loss, learning rate and gradient norm, and each evaluation's losses")
     parser.add_argument("--viz", action="store_true",
-                        help="serve a live page on 127.0.0.1 (its address is printed): loss, learning rate, "
-                             "gradient norm, tokens/s and each evaluation's sample as they happen (default: off)")
+                        help=f"serve a live page on 127.0.0.1 (its address is printed): {shown} as they happen "
+                             "(default: off)")
 
 
 def add_parser(subparsers):
