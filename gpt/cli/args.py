@@ -92,13 +92,14 @@ def boolean(text):
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def add_sampling_flags(p, temperature, max_new_tokens, what="tokens to add"):
+def add_sampling_flags(p, temperature, max_new_tokens, what="tokens to add", top_k=None):
     """The flags of how to pick each next token, shared by ``sample`` and ``chat``."""
     p.add_argument("--max-new-tokens", type=nonneg_int, default=max_new_tokens,
                    help=f"{what} (default: {max_new_tokens})")
     p.add_argument("--temperature", type=number(0), default=temperature, help=f"0 is greedy (default: {temperature})")
-    p.add_argument("--top-k", type=positive_int, default=None,
-                   help="sample among the k likeliest tokens only (default: off, every token)")
+    p.add_argument("--top-k", type=positive_int, default=top_k,
+                   help="sample among the k likeliest tokens only (default: "
+                        f"{'off, every token' if top_k is None else top_k})")
     p.add_argument("--top-p", type=number(0, 1, low_open=True), default=None,
                    help="sample among the likeliest tokens whose probabilities sum to p (default: off)")
     p.add_argument("--seed", type=nonneg_int, default=None,

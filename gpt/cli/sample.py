@@ -4,6 +4,7 @@ import sys
 
 from ..errors import TrainingError
 from ..training.settings import check_device_available
+from ..training.pretrain import SAMPLE_TEMPERATURE, SAMPLE_TOP_K
 from .args import add_debug_flag, add_sampling_flags
 
 
@@ -19,7 +20,7 @@ def add_parser(sub):
                                                  "(config.json, model.safetensors or its shards, tokenizer.json)")
     p.add_argument("--prompt", action="append", help="text to continue (repeat for a batch; default: the "
                                                      "end-of-text token)")
-    add_sampling_flags(p, temperature=0.8, max_new_tokens=100)
+    add_sampling_flags(p, temperature=SAMPLE_TEMPERATURE, max_new_tokens=100, top_k=SAMPLE_TOP_K)   # as train samples
     p.add_argument("--no-eos-stop", action="store_true",
                    help="keep going after <|endoftext|> (--hf: the folder's end ids) (default: off, stop there)")
     p.add_argument("--no-cache", action="store_true",

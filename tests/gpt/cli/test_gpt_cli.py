@@ -316,3 +316,13 @@ def test_reference_ops_give_the_same_losses(tmp_path, trained):
         runs[name] = [float(line.split("train loss ")[1].split()[0]) for line in p.stdout.splitlines()
                       if "| train loss" in line]
     assert len(runs["fused"]) == 2 and runs["fused"] == pytest.approx(runs["reference"], abs=2e-4)
+
+
+def test_sample_draws_by_default_as_the_training_run_samples():
+    # what `python -m gpt train` showed at each evaluation is what `sample` gives with no flags (walk, #27)
+    from gpt.cli import build_parser
+    from gpt.training.pretrain import SAMPLE_TEMPERATURE, SAMPLE_TOP_K
+    ns = build_parser().parse_args(["sample", "--checkpoint", "runs/tiny"])
+    assert (ns.temperature, ns.top_k) == (SAMPLE_TEMPERATURE, SAMPLE_TOP_K)
+    chat = build_parser().parse_args(["chat", "--checkpoint", "runs/sft"])
+    assert (chat.temperature, chat.top_k) == (0.0, None)                   # chat stays greedy, as evaluated
