@@ -125,28 +125,24 @@ def _say(msg):
 
 
 def _cmd_finetune_classify(a):
-    from tinytensor.schedule import heap
-
     from ..finetune.pipeline import run_classify
     from ..finetune.settings import ClassifySettings
-    heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
-    page = live_page(a, a.out, _say)           # --viz: the live page (gpt/viz), else None
-    try:
-        run_classify(ClassifySettings.from_flags(a), _say, on_row=page and page.on_row)
-    finally:
-        finish_viz(page, a.out, _say)
-    return 0
+    return _finetune(a, run_classify, ClassifySettings)
 
 
 def _cmd_finetune_instruct(a):
-    from tinytensor.schedule import heap
-
     from ..finetune.pipeline import run_instruct
     from ..finetune.settings import InstructSettings
-    heap.tune()
-    page = live_page(a, a.out, _say)
+    return _finetune(a, run_instruct, InstructSettings)
+
+
+def _finetune(a, run, settings_class):
+    """Run a fine-tuning recipe on the settings built from the flags, with its live page under --viz."""
+    from tinytensor.schedule import heap
+    heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
+    page = live_page(a, a.out, _say)           # --viz: the live page (gpt/viz), else None
     try:
-        run_instruct(InstructSettings.from_flags(a), _say, on_row=page and page.on_row)
+        run(settings_class.from_flags(a), _say, on_row=page and page.on_row)
     finally:
         finish_viz(page, a.out, _say)
     return 0
