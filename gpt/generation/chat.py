@@ -9,6 +9,7 @@ import os
 import shlex
 import sys
 
+from .. import files
 from ..errors import TrainingError
 from .printable import PrintableStream, printable
 
@@ -83,26 +84,31 @@ def answered_right(folder, most=3, limit=1 << 20):
     against its chance score) first; a kind at or below chance is left out when another is above it, since
     a right answer there may be the commonest answer given every time. Then more instructions of the kinds
     shown, until ``most``. [] when there is no such file."""
-    text = _read_small(os.path.join(folder, RESPONSES), limit)
-    rows = []
-    for line in (text or "").splitlines():
+    path = os.path.join(folder, RESPONSES)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(limit)
+    except OSError:
+        return []
+    rows = []                                           # (kind, entry); a kind that is not a string is none
+    for line in text.splitlines():
         try:
             row = json.loads(line)
         except ValueError:
             continue
         if isinstance(row, dict) and row.get("correct") is True \
                 and all(isinstance(row.get(k, ""), str) for k in ("instruction", "input", "output")):
-            rows.append(row)
+            rows.append((row.get("kind") if isinstance(row.get("kind"), str) else None, row))
     lift = _lift_by_kind(folder)
     if any(v > 0 for v in lift.values()):
-        rows = [r for r in rows if lift.get(r.get("kind"), 0) > 0]
-    rows.sort(key=lambda r: -lift.get(r.get("kind"), 0))          # stable: file order within a kind
+        rows = [(kind, row) for kind, row in rows if lift.get(kind, 0) > 0]
+    rows.sort(key=lambda kind_row: -lift.get(kind_row[0], 0))      # stable: file order within a kind
     found, kinds, seen = [], set(), set()
     for first_pass in (True, False):
-        for row in rows:
+        for kind, row in rows:
             if len(found) == most:
                 return found
-            kind = row.get("kind") if isinstance(row.get("kind"), str) else row["instruction"]
+            kind = kind or row["instruction"]
             if row["instruction"] in seen or (first_pass and kind in kinds):
                 continue
             seen.add(row["instruction"])
@@ -111,22 +117,13 @@ def answered_right(folder, most=3, limit=1 << 20):
     return found
 
 
-def _read_small(path, limit):
-    """The first ``limit`` bytes of the text file ``path``; None when it cannot be read."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(limit)
-    except OSError:
-        return None
-
-
 def _lift_by_kind(folder):
     """kind -> exact match minus its chance score, from fine-tuning's metrics.json ({} when it says none)."""
     try:
-        metrics = json.loads(_read_small(os.path.join(folder, "metrics.json"), 1 << 20) or "{}")
+        metrics = json.loads(files.read_text(os.path.join(folder, "metrics.json"), files.MAX_JSON, "metrics.json"))
         scores, chance = metrics["exact_match_by_kind"], metrics["chance_exact_match_by_kind"]
         return {k: float(v) - float(chance[k]) for k, v in scores.items()}
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return {}
 
 

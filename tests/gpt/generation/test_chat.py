@@ -156,3 +156,10 @@ def test_exit_at_the_input_prompt_quits_too(tuned, capsys, monkeypatch):
     rc, out, _ = _chat(capsys, "--checkpoint", sft, stdin="Is it a word?\nexit\nIs it a word?\n\n",
                        monkeypatch=monkeypatch)
     assert rc == 0 and out == ""
+
+
+def test_the_greeting_reads_a_damaged_kind_as_no_kind(tmp_path):
+    from gpt.generation.chat import answered_right
+    rows = [dict(_row("reverse", "Reverse the list."), kind=[1]), _row("field", "Give field 1.")]
+    _responses(tmp_path / "sft", rows, by_kind={"field": 0.41}, chance={"field": 0.08})
+    assert [r["instruction"] for r in answered_right(str(tmp_path / "sft"))] == ["Give field 1."]
