@@ -26,8 +26,8 @@ class _Parser(argparse.ArgumentParser):
         """A flag the command does not know is reported by that command ("python -m bpe encode: ...")."""
         ns, extra = self.parse_known_args(args, namespace)
         if extra:
-            chosen = self._subparsers._group_actions[0].choices.get(ns.command, self) if self._subparsers else self
-            chosen.error(f"unrecognized arguments: {' '.join(extra)}")
+            commands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+            commands.get(getattr(ns, "command", None), self).error(f"unrecognized arguments: {' '.join(extra)}")
         return ns
 
 
@@ -155,7 +155,8 @@ def build_parser():
 
     p = add_command("encode", "print the ids of a text")
     tokenizer_args(p)
-    p.add_argument("--allow-special", action="store_true", help="let special-token text become its id (default: off, refused)")
+    p.add_argument("--allow-special", action="store_true",
+                   help="let special-token text become its id (default: off, refused)")
     p.set_defaults(run=cmd_encode)
 
     p = add_command("decode", "print the text of ids")

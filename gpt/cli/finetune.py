@@ -139,7 +139,7 @@ def _cmd_finetune_instruct(a):
 def _finetune(a, run, settings_class):
     """Run a fine-tuning recipe on the settings built from the flags, with its live page under --viz."""
     from tinytensor.schedule import heap
-    heap.tune()                                # training's temporaries reuse freed memory (tinytensor/heap.py)
+    heap.tune()                                # training's temporaries reuse freed memory (tinytensor/schedule/heap.py)
     page = live_page(a, a.out, _say)           # --viz: the live page (gpt/viz), else None
     try:
         run(settings_class.from_flags(a), _say, on_row=page and page.on_row)

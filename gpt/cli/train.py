@@ -16,7 +16,8 @@ def add_parser(sub):
     p = sub.add_parser("train", help="pretrain a GPT on a text file (default: tiny GPT on CPython's help text)",
                        description="Pretrain a GPT. With no flags: the tiny preset on CPython's help topics, "
                                    "a BPE tokenizer trained first and saved beside the checkpoint. Ctrl-C, "
-                                   "SIGTERM, SIGHUP or a closed output pipe saves a checkpoint and stops (exit 130, 143, 129, 141).")
+                                   "SIGTERM, SIGHUP or a closed output pipe saves a checkpoint and stops "
+                                   "(exit 130, 143, 129, 141).")
     d = TrainSettings()
 
     def flag(group, name, text, shown=None, **kw):

@@ -344,8 +344,9 @@ def check_processes(meta, world, where):
     ``world``: the batch shares and dropout streams of a run belong to its number. None: a new run."""
     saved = saved_world(meta, where)
     if meta is not None and saved != world:
+        how = resume_command(saved, where) + (", without mpiexec" if saved == 1 else "")
         raise TrainingError(f"{where} was trained by {_processes(saved)} and this is {_processes(world)}: "
-                            f"resume it with {resume_command(saved, where)}{', without mpiexec' if saved == 1 else ''}. The batch shares and dropout streams of a run "
+                            f"resume it with {how}. The batch shares and dropout streams of a run "
                             "belong to its number of processes: another number would not continue it exactly")
 
 

@@ -55,7 +55,7 @@ def result_array(shape, dtype, xp):
 
 class Schedule:
     """One call of the op: every choice between CPU and GPU, threads, blocks and layouts, made once here;
-    ``forward()`` and ``backward(g)`` apply the math above piece by piece (a piece: some key/value heads
+    ``forward()`` and ``backward(g)`` apply the math of ops/attention.py (``math_``) piece by piece (a piece: some key/value heads
     with their groups of query heads). q is (..., H_kv, G, T, D), k and v (..., H_kv, 1, S, D): ``grouped``."""
 
     def __init__(self, math_, q, k, v, causal, dropout_p):
@@ -104,7 +104,7 @@ class Schedule:
 
         def values(lo, hi, keys):
             self.math._weighted_values(mm, p[..., lo:hi, :keys], keep[..., lo:hi, :keys] if keep is not None else None,
-                             pd[..., lo:hi, :keys], v[..., :keys, :], out[..., lo:hi, :])
+                                       pd[..., lo:hi, :keys], v[..., :keys, :], out[..., lo:hi, :])
         for lo, hi, keys in self.blocks:
             self.math._scores(mm, qs[..., lo:hi, :], k_t[..., :keys], p[..., lo:hi, :keys])
             if not self.fused:                                  # while the block is in cache
@@ -133,7 +133,7 @@ class Schedule:
         for lo, hi, keys in self.blocks:                # by query rows: dp, ds, dq
             dsb = ds[..., lo:hi, :keys]
             self.math._grad_weights(mm, g[..., lo:hi, :], v_t[..., :keys],
-                          keep[..., lo:hi, :keys] if keep is not None else None, dsb)
+                                    keep[..., lo:hi, :keys] if keep is not None else None, dsb)
             if not self.fused:
                 self.math._softmax_backward_(dsb, p[..., lo:hi, :keys], g[..., lo:hi, :], out[..., lo:hi, :])
                 self.math._grad_queries(mm, dsb, k[..., :keys, :], self.scale, dq[..., lo:hi, :])
@@ -150,5 +150,5 @@ class Schedule:
         start = 0
         for lo, _, keys in self.blocks:                 # by key columns: keys start:keys are seen by queries lo:
             self.math._grad_keys_values(mm, pd[..., lo:, start:keys], ds[..., lo:, start:keys], g[..., lo:, :],
-                              qs[..., lo:, :], dk[..., start:keys, :], dv[..., start:keys, :])
+                                        qs[..., lo:, :], dk[..., start:keys, :], dv[..., start:keys, :])
             start = keys
